@@ -1,0 +1,96 @@
+"""Login environments a cell runs in: what a NixOS user's shell hands to a program, in order.
+
+The *order* of environment entries is part of the experiment: nix-ld 1.x rewrites
+``NIX_LD_LIBRARY_PATH=`` in place, and what breaks depends on which entry comes next.
+Each profile fixes the order; the ``env`` axis of a matrix picks profiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HOME = "/home/user"
+
+# What a NixOS 23.11 login shell exports (user "user", channels as root installs them).
+NIXOS_BASE: tuple[tuple[str, str], ...] = (
+    ("HOME", HOME),
+    ("LANG", "C.UTF-8"),
+    ("LOCALE_ARCHIVE", "/run/current-system/sw/lib/locale/locale-archive"),
+    ("LOGNAME", "user"),
+    ("NIX_PATH", "nixpkgs=/nix/var/nix/profiles/per-user/root/channels/nixos"
+                 ":nixos-config=/etc/nixos/configuration.nix:/nix/var/nix/profiles/per-user/root/channels"),
+    ("NIX_PROFILES", f"/run/current-system/sw /nix/var/nix/profiles/default /etc/profiles/per-user/user "
+                     f"{HOME}/.local/state/nix/profile /nix/profile {HOME}/.nix-profile"),
+    ("NIX_USER_PROFILE_DIR", "/nix/var/nix/profiles/per-user/user"),
+    ("PATH", f"/run/wrappers/bin:{HOME}/.nix-profile/bin:/nix/profile/bin:{HOME}/.local/state/nix/profile/bin"
+             ":/etc/profiles/per-user/user/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin"),
+    ("SHELL", "/run/current-system/sw/bin/bash"),
+    ("TMPDIR", "/tmp"),
+    ("TZDIR", "/etc/zoneinfo"),
+    ("USER", "user"),
+    ("XDG_CONFIG_DIRS", f"{HOME}/.nix-profile/etc/xdg:/etc/profiles/per-user/user/etc/xdg"
+                        ":/nix/var/nix/profiles/default/etc/xdg:/run/current-system/sw/etc/xdg"),
+)
+
+# What a Debian container (docker run debian) hands to its command.
+FHS_BASE: tuple[tuple[str, str], ...] = (
+    ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    ("HOME", HOME),
+    ("TMPDIR", "/tmp"),
+)
+
+# What `cargo run` adds: cargo puts its target dirs on LD_LIBRARY_PATH.
+CARGO_LD_LIBRARY_PATH = f"{HOME}/project/target/debug/deps:{HOME}/project/target/debug"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    nix_ld_position: str  # "end": NIX_LD* last; "before-nix-path": NIX_LD_LIBRARY_PATH right before NIX_PATH
+    sort: bool = False  # every entry sorted by key, as Rust's Command::env builds envp
+    cargo_run: bool = False  # LD_LIBRARY_PATH set, as under `cargo run`
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("nixos-login", "a NixOS login shell; programs.nix-ld's variables come last", "end"),
+        Profile("nix-path-next", "a NixOS login shell where NIX_PATH follows NIX_LD_LIBRARY_PATH",
+                "before-nix-path"),
+        Profile("sorted", "every entry sorted by key, the order Rust's Command::env passes", "end", sort=True),
+        Profile("cargo-run", "a NixOS login shell under `cargo run`: LD_LIBRARY_PATH is set", "end",
+                cargo_run=True),
+    )
+}
+
+
+def login_environment(profile: str, *, fhs: bool = False, nix_ld: tuple[tuple[str, str], ...] = (),
+                      extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+    """The ordered environment of a cell.
+
+    ``nix_ld``: the variables programs.nix-ld sets (NIX_LD, NIX_LD_LIBRARY_PATH), placed as the
+    profile says. ``extra``: what a strategy adds (e.g. LD_LIBRARY_PATH), replacing earlier values.
+    """
+    spec = PROFILES[profile]
+    entries = list(FHS_BASE if fhs else NIXOS_BASE)
+    if spec.nix_ld_position == "before-nix-path" and nix_ld:
+        at = next(i for i, (k, _) in enumerate(entries) if k == "NIX_PATH")
+        entries[at:at] = list(nix_ld)
+    else:
+        entries.extend(nix_ld)
+    additions = list(extra)
+    if spec.cargo_run:
+        additions.insert(0, ("LD_LIBRARY_PATH", CARGO_LD_LIBRARY_PATH))
+    for key, value in additions:
+        existing = [i for i, (k, _) in enumerate(entries) if k == key]
+        if existing and key == "LD_LIBRARY_PATH":
+            i = existing[0]
+            entries[i] = (key, f"{value}:{entries[i][1]}")
+        elif existing:
+            entries[existing[0]] = (key, value)
+        else:
+            entries.append((key, value))
+    if spec.sort:
+        entries.sort(key=lambda kv: kv[0].encode())
+    return tuple(entries)

@@ -1,0 +1,393 @@
+"""Load a matrix YAML, validate it against what ldmatrix knows, expand its axes into Cells.
+
+Every error names the file, the line, the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import yamlsource
+from harness.environments import PROFILES
+from harness.errors import MatrixError
+from harness.model import Cell, Expectation, Outcome, Strategy
+
+TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "exclude", "expect")
+BINARY_KEYS = ("reproducer", "built_in", "child", "note")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env")
+MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
+RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
+RUNNERS = ("sandbox", "docker", "nixos-vm")
+_CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9][0-9.]*)$")
+
+
+@dataclass(frozen=True)
+class BinarySpec:
+    name: str
+    reproducer: str
+    built_in: str  # Debian suite of the build root
+    child: str | None = None  # for launchers: the binary they start
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One key of a ``when``/``exclude`` entry: any-of values, ``not``, or version comparisons."""
+
+    key: str
+    values: tuple[str, ...] = ()
+    negate: bool = False
+    comparisons: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def matches(self, value: str | None, facts: Mapping[str, Any]) -> bool:
+        if self.key == "uses":
+            atoms = {s.value for s in facts["strategy_atoms"]}
+            hit = any(v in atoms for v in self.values)
+        elif self.comparisons:
+            version = parse_version(value) if value is not None else None
+            hit = version is not None and all(_compare(version, op, ref) for op, ref in self.comparisons)
+        else:
+            hit = value in self.values
+        return hit != self.negate
+
+
+@dataclass(frozen=True)
+class Rule:
+    matchers: tuple[Matcher, ...]
+    outcome: Outcome
+    source: str
+    bug: str | None = None
+    fixed_outcome: Outcome = Outcome.OK
+    note: str | None = None
+
+    def matches(self, facts: Mapping[str, Any]) -> bool:
+        return all(m.matches(facts.get(m.key), facts) for m in self.matchers)
+
+
+@dataclass(frozen=True)
+class Matrix:
+    path: Path
+    name: str
+    description: str
+    runner: str
+    timeout: float
+    binaries: Mapping[str, BinarySpec]
+    cells: tuple[Cell, ...]
+    rules: tuple[Rule, ...]
+
+    def expectation(self, cell: Cell) -> Expectation:
+        facts = cell_facts(cell, self.binaries)
+        for rule in self.rules:
+            if rule.matches(facts):
+                return Expectation(rule.outcome, rule.source, rule.bug, rule.fixed_outcome)
+        raise AssertionError(f"validated matrix has no rule for {cell.id}")  # load() rules this out
+
+    def select(self, pattern: str | None) -> tuple[Cell, ...]:
+        """Cells whose id contains every space-separated word of ``pattern`` (``-k``)."""
+        if not pattern:
+            return self.cells
+        words = pattern.split()
+        return tuple(c for c in self.cells if all(w in c.id for w in words))
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    parts = text.split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+
+def _compare(version: tuple[int, ...], op: str, ref: tuple[int, ...]) -> bool:
+    return {
+        "<": version < ref, "<=": version <= ref, ">": version > ref,
+        ">=": version >= ref, "==": version == ref, "!=": version != ref,
+    }[op]
+
+
+def parse_strategy(text: str) -> tuple[Strategy, ...] | str:
+    """``patchelf+LD_LIBRARY_PATH`` -> the strategies, or a message saying what is wrong."""
+    atoms = [a.strip() for a in str(text).split("+")]
+    known = {s.value: s for s in Strategy}
+    unknown = [a for a in atoms if a not in known]
+    if unknown:
+        return f"unknown strategy {unknown[0]!r}"
+    strategies = tuple(known[a] for a in atoms)
+    if len(set(strategies)) != len(strategies):
+        return "a strategy appears twice"
+    if Strategy.CONTAINER in strategies and len(strategies) > 1:
+        return "container runs the binary in its own FHS root and combines with nothing"
+    if Strategy.NONE in strategies and len(strategies) > 1:
+        return "none combines with nothing"
+    return strategies
+
+
+def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]:
+    spec = binaries[cell.binary]
+    return {
+        "binary": cell.binary,
+        "strategy": cell.strategy_name,
+        "strategy_atoms": cell.strategy,
+        "glibc": cell.glibc,
+        "nix_ld": cell.nix_ld,
+        "env": cell.env,
+        "reproducer": spec.reproducer,
+        "built_in": spec.built_in,
+    }
+
+
+class _Loader:
+    def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any]):
+        self.path, self.file = path, display
+        self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
+        self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
+        self.reproducers = reproducers
+
+    def error(self, where: Any, key: str, message: str, allowed: Iterable[str] | None = None, line: int | None = None):
+        if line is None:
+            line = where.line_of(key) if hasattr(where, "line_of") else getattr(where, "line", None)
+        return MatrixError(self.file, line, key, message, list(allowed) if allowed is not None else None)
+
+    def check_keys(self, mapping: Any, allowed: tuple[str, ...], context: str) -> None:
+        if not isinstance(mapping, dict):
+            raise MatrixError(self.file, getattr(mapping, "line", None), context, "must be a mapping")
+        for key in mapping:
+            if key not in allowed:
+                raise self.error(mapping, str(key), f"unknown key in {context}", allowed)
+
+    def as_list(self, parent: Any, key: str) -> list[Any]:
+        value = parent[key]
+        if isinstance(value, list):
+            return value
+        if isinstance(value, dict):
+            raise self.error(parent, key, "must be a value or a list of values")
+        return [value]
+
+    # --- sections -------------------------------------------------------------------------
+    def binaries(self, doc: Any) -> dict[str, BinarySpec]:
+        if "binaries" not in doc:
+            raise MatrixError(self.file, doc.line, "binaries", "is required")
+        section = doc["binaries"]
+        self.check_keys(section, tuple(section) if isinstance(section, dict) else (), "binaries")
+        specs: dict[str, BinarySpec] = {}
+        for name, entry in section.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", str(name)):
+                raise self.error(section, str(name), "a binary name is lower case letters, digits, '.' and '-'")
+            self.check_keys(entry, BINARY_KEYS, f"binaries.{name}")
+            for required in ("reproducer", "built_in"):
+                if required not in entry:
+                    raise MatrixError(self.file, entry.line, f"binaries.{name}.{required}", "is required")
+            reproducer = str(entry["reproducer"])
+            if reproducer not in self.reproducers:
+                raise self.error(entry, "reproducer", f"unknown reproducer {reproducer!r}", sorted(self.reproducers))
+            suite = str(entry["built_in"])
+            if suite not in self.suite_glibc:
+                raise self.error(entry, "built_in", f"unknown Debian suite {suite!r}", sorted(self.suite_glibc))
+            child = entry.get("child")
+            needs_child = bool(getattr(self.reproducers[reproducer], "needs_child", False))
+            if needs_child and child is None:
+                raise MatrixError(self.file, entry.line, f"binaries.{name}.child",
+                                  f"reproducer {reproducer!r} starts a child: name one of the binaries")
+            if child is not None and not needs_child:
+                raise self.error(entry, "child", f"reproducer {reproducer!r} starts no child")
+            specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child))
+        for name, spec in specs.items():
+            if spec.child is not None and spec.child not in specs:
+                entry = section[name]
+                raise self.error(entry, "child", f"unknown binary {spec.child!r}", sorted(specs))
+            if spec.child is not None and specs[spec.child].child is not None:
+                raise self.error(section[name], "child", "a child cannot itself be a launcher")
+        return specs
+
+    def axes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> dict[str, list[Any]]:
+        section = doc.get("axes")
+        if section is None:
+            raise MatrixError(self.file, doc.line, "axes", "is required", list(AXIS_KEYS))
+        self.check_keys(section, AXIS_KEYS, "axes")
+        axes: dict[str, list[Any]] = {}
+        checks = {
+            "binary": (sorted(binaries), "unknown binary"),
+            "glibc": (sorted(self.glibc_suites, key=parse_version), "unknown glibc"),
+            "env": (sorted(PROFILES), "unknown environment profile"),
+        }
+        for key in AXIS_KEYS:
+            if key not in section:
+                continue
+            values = self.as_list(section, key)
+            if not values:
+                raise self.error(section, key, "must not be empty")
+            seen: set[str] = set()
+            parsed: list[Any] = []
+            for i, raw in enumerate(values):
+                text = str(raw)
+                line = values.line_of(i) if hasattr(values, "line_of") else section.line_of(key)
+                if text in seen:
+                    raise self.error(section, key, f"{text!r} is listed twice", line=line)
+                seen.add(text)
+                if key == "strategy":
+                    strategies = parse_strategy(text)
+                    if isinstance(strategies, str):
+                        raise self.error(section, key, strategies, [s.value for s in Strategy], line=line)
+                    parsed.append(strategies)
+                elif key == "nix_ld":
+                    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-_]*", text):
+                        raise self.error(section, key, f"bad nix-ld version label {text!r}", line=line)
+                    parsed.append(text)
+                else:
+                    allowed, what = checks[key]
+                    if text not in allowed:
+                        raise self.error(section, key, f"{what} {text!r}", allowed, line=line)
+                    parsed.append(text)
+            axes[key] = parsed
+        for required in ("strategy", "glibc"):
+            if required not in axes:
+                raise MatrixError(self.file, section.line, f"axes.{required}", "is required")
+        if any(Strategy.NIX_LD in s for s in axes["strategy"]) and "nix_ld" not in axes:
+            raise MatrixError(self.file, section.line, "axes.nix_ld",
+                              "a nix-ld strategy needs the nix-ld versions to test, e.g. nix_ld: ['1.2.2', '2.0.6']")
+        axes.setdefault("binary", list(binaries))
+        axes.setdefault("env", ["nixos-login"])
+        return axes
+
+    def matchers(self, entry: Any, context: str, binaries: Mapping[str, BinarySpec]) -> tuple[Matcher, ...]:
+        self.check_keys(entry, MATCH_KEYS, context)
+        out = []
+        for key in entry:
+            raw = entry[key]
+            negate = False
+            if isinstance(raw, dict):
+                self.check_keys(raw, ("not",), f"{context}.{key}")
+                negate, raw = True, raw["not"]
+            values = [str(v) for v in (raw if isinstance(raw, list) else [raw])]
+            comparisons = [(_CMP.match(v)) for v in values]
+            if key in ("glibc", "nix_ld") and any(comparisons):
+                if not all(comparisons):
+                    raise self.error(entry, key, "mix comparisons (<2.38) and plain values in separate rules")
+                cmps = tuple((m.group(1), parse_version(m.group(2)) or ()) for m in comparisons if m)
+                out.append(Matcher(key, negate=negate, comparisons=cmps))
+                continue
+            allowed = self.allowed_values(key, binaries)
+            if allowed is not None:
+                for v in values:
+                    if v not in allowed:
+                        raise self.error(entry, key, f"unknown value {v!r}", allowed)
+            out.append(Matcher(key, tuple(values), negate))
+        return tuple(out)
+
+    def allowed_values(self, key: str, binaries: Mapping[str, BinarySpec]) -> list[str] | None:
+        return {
+            "binary": sorted(binaries),
+            "glibc": sorted(self.glibc_suites, key=parse_version),
+            "env": sorted(PROFILES),
+            "uses": [s.value for s in Strategy],
+            "reproducer": sorted(self.reproducers),
+            "built_in": sorted(self.suite_glibc),
+        }.get(key)
+
+    def expand(self, axes: Mapping[str, list[Any]], binaries: Mapping[str, BinarySpec]) -> list[Cell]:
+        cells: dict[str, Cell] = {}
+        for binary, strategy, glibc, env in itertools.product(
+            axes["binary"], axes["strategy"], axes["glibc"], axes["env"]
+        ):
+            if Strategy.CONTAINER in strategy:
+                glibc = self.suite_glibc[binaries[binary].built_in]  # the build suite's own glibc
+            for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
+                cell = Cell(binary, strategy, glibc, nix_ld, env)
+                cells.setdefault(cell.id, cell)
+        return list(cells.values())
+
+    def excludes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> list[tuple[tuple[Matcher, ...], int]]:
+        section = doc.get("exclude", [])
+        if not isinstance(section, list):
+            raise self.error(doc, "exclude", "must be a list of conditions")
+        return [(self.matchers(e, f"exclude[{i}]", binaries), section.line_of(i)) for i, e in enumerate(section)]
+
+    def rules(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> list[Rule]:
+        section = doc.get("expect")
+        if not isinstance(section, list) or not section:
+            raise MatrixError(self.file, getattr(section, "line", doc.line), "expect",
+                              "is required: a list of rules {when: ..., outcome: ...}, first match wins")
+        rules = []
+        outcomes = [o.value for o in Outcome]
+        for i, entry in enumerate(section):
+            context = f"expect[{i}]"
+            self.check_keys(entry, RULE_KEYS, context)
+            if "outcome" not in entry:
+                raise MatrixError(self.file, entry.line, f"{context}.outcome", "is required", outcomes)
+            outcome = str(entry["outcome"])
+            if outcome not in outcomes:
+                raise self.error(entry, "outcome", f"unknown outcome {outcome!r}", outcomes)
+            fixed = str(entry.get("fixed_outcome", "ok"))
+            if fixed not in outcomes:
+                raise self.error(entry, "fixed_outcome", f"unknown outcome {fixed!r}", outcomes)
+            bug = entry.get("bug")
+            if bug is not None and not re.match(r"https?://\S+$", str(bug)):
+                raise self.error(entry, "bug", "must be the URL of the upstream report")
+            if "fixed_outcome" in entry and bug is None:
+                raise self.error(entry, "fixed_outcome", "only a known bug (bug: URL) has a fixed outcome")
+            when = entry.get("when", {})
+            matchers = self.matchers(when, f"{context}.when", binaries) if when else ()
+            rules.append(Rule(matchers, Outcome(outcome), f"{self.file}:{section.line_of(i)}",
+                              None if bug is None else str(bug), Outcome(fixed), entry.get("note")))
+        return rules
+
+
+def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
+         reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = ()) -> Matrix:
+    """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis."""
+    path = Path(path)
+    display = _display(path)
+    if glibc_suites is None:
+        from harness.provision import SUITES as glibc_suites  # noqa: N811
+    if reproducers is None:
+        from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
+    loader = _Loader(path, display, glibc_suites, reproducers)
+    doc = yamlsource.load(path, display)
+    loader.check_keys(doc, TOP_KEYS, "the matrix")
+    binaries = loader.binaries(doc)
+    axes = loader.axes(doc, binaries)
+    if "nix_ld" in axes:
+        axes["nix_ld"] += [label for label in extra_nix_ld if label not in axes["nix_ld"]]
+    cells = loader.expand(axes, binaries)
+    excludes = loader.excludes(doc, binaries)
+    for matchers, line in excludes:
+        kept = [c for c in cells if not all(m.matches(cell_facts(c, binaries).get(m.key), cell_facts(c, binaries))
+                                            for m in matchers)]
+        if len(kept) == len(cells):
+            raise MatrixError(display, line, "exclude", "excludes no cell: a typo in a value?")
+        cells = kept
+    if not cells:
+        raise MatrixError(display, doc.line, "axes", "every cell is excluded")
+    rules = loader.rules(doc, binaries)
+    used: set[int] = set()
+    for cell in cells:
+        facts = cell_facts(cell, binaries)
+        for i, rule in enumerate(rules):
+            if rule.matches(facts):
+                used.add(i)
+                break
+        else:
+            raise MatrixError(display, doc.line_of("expect"), "expect",
+                              f"no rule decides cell {cell.id}: add a last rule with no 'when'")
+    for i, rule in enumerate(rules):
+        if i not in used:
+            line = int(rule.source.rsplit(":", 1)[1])
+            raise MatrixError(display, line, f"expect[{i}]",
+                              "matches no cell (or only cells an earlier rule already decides)")
+    runner = str(doc.get("runner", "sandbox"))
+    if runner not in RUNNERS:
+        raise loader.error(doc, "runner", f"unknown runner {runner!r}", RUNNERS)
+    try:
+        timeout = float(doc.get("timeout", 20))
+    except (TypeError, ValueError):
+        raise loader.error(doc, "timeout", "must be a number of seconds") from None
+    return Matrix(path, str(doc.get("name", path.stem)), str(doc.get("description", "")).strip(), runner,
+                  timeout, binaries, tuple(cells), tuple(rules))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,230 @@
+"""The vocabulary of ldmatrix: closed sets as enums, everything else as frozen dataclasses.
+
+Every other module speaks in these types; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class Strategy(enum.StrEnum):
+    """A fix strategy: how a foreign binary is made to run on NixOS (or not)."""
+
+    NONE = "none"
+    PATCHELF = "patchelf"
+    NIX_LD = "nix-ld"
+    LD_LIBRARY_PATH = "LD_LIBRARY_PATH"
+    CONTAINER = "container"
+
+
+class Outcome(enum.StrEnum):
+    """What a cell's run shows. ``ok`` means the reproducer's own check passed."""
+
+    OK = "ok"
+    MISSING_INTERPRETER = "missing-interpreter"
+    MISSING_LIBRARY = "missing-library"
+    GLIBC_TOO_OLD = "glibc-too-old"
+    ENV_CORRUPTED = "env-corrupted"
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+class RootKind(enum.StrEnum):
+    NIXOS = "nixos"  # /nix/store + /bin/sh, no /lib, /lib64, /usr/lib
+    FHS = "fhs"  # a Debian root file system (the build root of a suite)
+
+
+class Language(enum.StrEnum):
+    C = "c"
+    RUST = "rust"
+
+
+@dataclass(frozen=True)
+class StorePath:
+    """One path in /nix/store, unpacked on the host at ``host_path``."""
+
+    name: str  # "glibc", "libxcrypt", "gcc-lib", "busybox", "nix-ld"
+    version: str  # the Debian version (or the nix-ld label)
+    digest: str  # 32 chars of Nix base-32
+    host_path: Path
+
+    @property
+    def basename(self) -> str:
+        return f"{self.digest}-{self.name}-{self.version}"
+
+    @property
+    def store_path(self) -> str:
+        return f"/nix/store/{self.basename}"
+
+    @property
+    def lib_dir(self) -> str:
+        return f"{self.store_path}/lib"
+
+
+@dataclass(frozen=True)
+class GlibcSet:
+    """The store paths that stand for one glibc release, as a NixOS system would have them."""
+
+    glibc_version: str  # "2.36"
+    suite: str  # Debian suite it was taken from, "bookworm"
+    glibc: StorePath
+    libxcrypt: StorePath
+    gcc_lib: StorePath
+    shell: StorePath  # a static busybox: /bin/sh of the NixOS-like root
+
+    @property
+    def loader(self) -> str:
+        return f"{self.glibc.lib_dir}/ld-linux-x86-64.so.2"
+
+    @property
+    def store_paths(self) -> tuple[StorePath, ...]:
+        return (self.glibc, self.libxcrypt, self.gcc_lib, self.shell)
+
+
+@dataclass(frozen=True)
+class BuildRoot:
+    """A Debian root file system with gcc and rustc, for one suite."""
+
+    suite: str
+    path: Path
+    glibc_version: str
+    digest: str  # content id of what it was built from (suite + package list + lock)
+
+
+@dataclass(frozen=True)
+class BuiltBinary:
+    """A reproducer compiled inside a build root."""
+
+    reproducer: str  # "hello", "spawn-env", ...
+    suite: str
+    path: Path  # on the host
+    sha256: str
+    build_log: Path
+    interpreter: str  # PT_INTERP as built, "/lib64/ld-linux-x86-64.so.2"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link ``path`` -> ``target`` inside a root."""
+
+    path: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path made visible at ``target`` inside the root."""
+
+    host: Path
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class RootSpec:
+    """The base root a cell runs in. Runners turn this into a bwrap tree or a docker image."""
+
+    kind: RootKind
+    digest: str
+    fhs_root: Path | None = None  # FHS: the whole root file system
+    store_paths: tuple[StorePath, ...] = ()  # NIXOS: what /nix/store holds
+    links: tuple[Link, ...] = ()  # NIXOS: e.g. /bin/sh -> busybox
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the matrix axes."""
+
+    binary: str  # the matrix's name for the binary, "c-hello"
+    strategy: tuple[Strategy, ...]  # composed left to right, e.g. (PATCHELF, LD_LIBRARY_PATH)
+    glibc: str  # "2.36"
+    nix_ld: str | None = None  # nix-ld version label, only for nix-ld cells
+    env: str = "nixos-login"  # login environment profile
+
+    @property
+    def strategy_name(self) -> str:
+        return "+".join(s.value for s in self.strategy)
+
+    @property
+    def axes(self) -> dict[str, str]:
+        out = {"binary": self.binary, "strategy": self.strategy_name, "glibc": self.glibc, "env": self.env}
+        if self.nix_ld is not None:
+            out["nix_ld"] = self.nix_ld
+        return out
+
+    @property
+    def id(self) -> str:
+        parts = [self.binary, self.strategy_name]
+        if self.nix_ld is not None:
+            parts[-1] = f"{self.strategy_name}-{self.nix_ld}"
+        parts.append(f"glibc-{self.glibc}")
+        if self.env != "nixos-login":
+            parts.append(self.env)
+        return ".".join(parts)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: Outcome
+    source: str  # "matrices/seed.yaml:42" — the rule that decided it
+    bug: str | None = None  # URL of a known upstream bug: xfail(strict=True) until it is fixed
+    fixed_outcome: Outcome = Outcome.OK  # what the cell gives once the bug is fixed
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str  # says what to supply
+
+
+@dataclass(frozen=True)
+class PreparedCell:
+    """Everything a runner needs to run one cell; runners add nothing of their own."""
+
+    cell: Cell
+    root: RootSpec
+    mounts: tuple[Mount, ...]
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]  # ordered: order matters for nix-ld 1.x
+    cwd: str
+    timeout: float
+    workdir: Path  # host dir of this cell: logs, the binaries, the expect files
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one run of a command gave: the contract every runner keeps."""
+
+    rc: int  # negative: killed by that signal
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    evidence: str  # the line that proves it
+
+
+@dataclass(frozen=True)
+class CellResult:
+    cell_id: str
+    outcome: Outcome | None  # None when skipped
+    evidence: str
+    expected: Outcome | None
+    bug: str | None
+    skip_reason: str | None
+    rc: int | None
+    duration: float
+    runner: str
+    argv: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    stdout: str = ""
+    stderr: str = ""
+    axes: dict[str, str] = field(default_factory=dict)  # binary, strategy, glibc, nix_ld, env
+    extra: dict[str, str] = field(default_factory=dict)

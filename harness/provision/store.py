@@ -1,0 +1,156 @@
+"""Unpack locked .debs into Nix-like store paths: <digest>-<name>-<version>/ with a flat lib/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness.cache import Cache
+from harness.errors import ProvisionError
+from harness.model import GlibcSet, StorePath
+from harness.progress import Progress
+
+from . import nixbase32
+from .fetch import download_deb
+from .lockfile import LOCK_PATH, Lock, LockedDeb, load_lock
+from .suites import CONFIG, SuitesConfig
+
+LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+BIN_DIRS = ("bin", "usr/bin")
+LOADER = "ld-linux-x86-64.so.2"
+
+
+def store_version(debian_version: str) -> str:
+    """A Debian version as Nix allows it in a store path name: no epoch, '-' for anything else."""
+    version = debian_version.split(":", 1)[1] if ":" in debian_version else debian_version
+    return re.sub(r"[^A-Za-z0-9+\-._?=]", "-", version)
+
+
+def store_digest(name: str, deb: LockedDeb) -> str:
+    return nixbase32.digest(name, deb.version, deb.sha256)
+
+
+def unpack(deb_file: Path, dest: Path) -> None:
+    try:
+        proc = subprocess.run(["dpkg-deb", "-x", str(deb_file), str(dest)], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ProvisionError("dpkg-deb not found; install it: apt-get install -y dpkg") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ProvisionError(f"dpkg-deb -x {deb_file.name}: {last}")
+
+
+def _flatten_dir(tree: Path, sources: tuple[str, ...], out: Path, what: str) -> None:
+    """Move every entry of the ``sources`` dirs of ``tree`` into ``out``; keep symlinks valid.
+
+    A symlink that points at another flattened entry (``ld-linux-x86-64.so.2 -> ld-2.31.so``, or an
+    absolute ``/lib/x86_64-linux-gnu/…``) is rewritten to the sibling's name in ``out``.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    src_dirs = [tree / s for s in sources if (tree / s).is_dir() and not (tree / s).is_symlink()]
+    moved: dict[str, str] = {}  # path in the package (no leading /) -> name in out
+    for src in src_dirs:
+        for entry in sorted(src.iterdir()):
+            if (out / entry.name).exists() or (out / entry.name).is_symlink():
+                raise ProvisionError(f"{what}: {entry.name} is in more than one of {', '.join(sources)}")
+            moved[str(entry.relative_to(tree))] = entry.name
+            os.rename(entry, out / entry.name)
+    for src in src_dirs:
+        rel_dir = str(src.relative_to(tree))
+        for name in [n for p, n in moved.items() if os.path.dirname(p) == rel_dir]:
+            link = out / name
+            if not link.is_symlink():
+                continue
+            target = os.readlink(link)
+            resolved = os.path.normpath(target.lstrip("/") if target.startswith("/")
+                                        else os.path.join(rel_dir, target))
+            # merged-/usr: /lib/x86_64-linux-gnu and /usr/lib/x86_64-linux-gnu are the same dir
+            candidates = {resolved, resolved.removeprefix("usr/"), "usr/" + resolved}
+            hit = next((moved[c] for c in candidates if c in moved), None)
+            if hit is not None:
+                if target != hit:
+                    link.unlink()
+                    link.symlink_to(hit)
+            elif not link.exists():
+                raise ProvisionError(f"{what}: symlink lib/{name} -> {target} points outside the package")
+
+
+def layout_lib(tree: Path, out: Path, what: str) -> None:
+    """lib/ of a store path from an unpacked library package."""
+    _flatten_dir(tree, LIB_DIRS, out / "lib", what)
+    if not any((out / "lib").iterdir()):
+        raise ProvisionError(f"{what}: no files in {' or '.join(LIB_DIRS)}")
+
+
+def layout_glibc(tree: Path, out: Path, what: str) -> None:
+    layout_lib(tree, out, what)
+    loader = out / "lib" / LOADER
+    if not loader.is_symlink() and not loader.exists():
+        # not seen in bullseye…sid; the loader also sits in (usr/)lib64 in every libc6
+        for cand in ("lib64", "usr/lib64"):
+            src = tree / cand / LOADER
+            if src.is_symlink() or src.exists():
+                real = src.resolve()
+                if real.is_relative_to(tree):
+                    shutil.copy2(real, loader)
+                break
+    if not loader.exists():
+        raise ProvisionError(f"{what}: lib/{LOADER} missing after unpacking")
+
+
+def layout_busybox(tree: Path, out: Path, what: str) -> None:
+    src = next((tree / d / "busybox" for d in BIN_DIRS if (tree / d / "busybox").is_file()), None)
+    if src is None:
+        raise ProvisionError(f"{what}: no bin/busybox in the package")
+    (out / "bin").mkdir(parents=True)
+    os.rename(src, out / "bin" / "busybox")
+    (out / "bin" / "sh").symlink_to("busybox")
+
+
+LAYOUTS = {"glibc": layout_glibc, "busybox": layout_busybox}
+
+
+def make_store_path(name: str, deb: LockedDeb, cache: Cache, progress: Progress) -> StorePath:
+    """The store path for ``deb``: reused when present, otherwise built in a temp dir and renamed."""
+    sp = StorePath(name, store_version(deb.version), store_digest(name, deb), cache.store / "")
+    final = cache.store / sp.basename
+    sp = StorePath(sp.name, sp.version, sp.digest, final)
+    if final.is_dir():  # only ever created by the rename below: complete
+        return sp
+    deb_file = download_deb(deb, cache, progress)
+    progress.step(f"unpacking {deb.describe()} -> {sp.basename}")
+    work = Path(tempfile.mkdtemp(dir=cache.store, prefix=f".tmp-{sp.basename}-"))
+    try:
+        tree, out = work / "deb", work / "out"
+        tree.mkdir()
+        out.mkdir()
+        unpack(deb_file, tree)
+        LAYOUTS.get(name, layout_lib)(tree, out, f"{deb.describe()} ({deb_file.name})")
+        out.chmod(0o755)
+        try:
+            os.rename(out, final)
+        except OSError:
+            if not final.is_dir():  # not a concurrent run that won the race
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sp
+
+
+def provision_glibc(glibc_version: str, cache: Cache, progress: Progress, *,
+                    lock: Lock | None = None, lock_path: Path = LOCK_PATH,
+                    config: SuitesConfig = CONFIG) -> GlibcSet:
+    """Store paths of glibc, libxcrypt, gcc-lib and a static busybox for one glibc release."""
+    suite = config.suite_for(glibc_version)
+    lock = lock or load_lock(lock_path, config)
+    by_name = {store: lock.deb(suite, pkg) for pkg, store in config.packages.items()}
+    paths = {name: make_store_path(name, deb, cache, progress) for name, deb in sorted(by_name.items())}
+    shell = make_store_path(config.shell_name, lock.deb(config.shell_suite, config.shell_package), cache, progress)
+    return GlibcSet(
+        glibc_version=glibc_version, suite=suite,
+        glibc=paths["glibc"], libxcrypt=paths["libxcrypt"], gcc_lib=paths["gcc-lib"], shell=shell,
+    )

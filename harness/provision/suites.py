@@ -1,0 +1,64 @@
+"""The suites map (harness/data/suites.json): which Debian suite stands for which glibc."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ProvisionError
+
+SUITES_PATH = Path(__file__).resolve().parent.parent / "data" / "suites.json"
+
+
+@dataclass(frozen=True)
+class SuitesConfig:
+    architecture: str
+    glibc: dict[str, str]  # "2.36" -> "bookworm"
+    packages: dict[str, str]  # Debian package -> store path name ("libc6" -> "glibc")
+    shell_package: str  # "busybox-static"
+    shell_name: str  # "busybox"
+    shell_suite: str  # "bookworm"
+    buildroot_include: tuple[str, ...]
+    buildroot_variant: str
+
+    @property
+    def suites(self) -> tuple[str, ...]:
+        return tuple(self.glibc.values())
+
+    def wanted(self) -> dict[str, tuple[str, ...]]:
+        """suite -> the Debian packages the lock must pin for it."""
+        out: dict[str, list[str]] = {suite: sorted(self.packages) for suite in self.suites}
+        out.setdefault(self.shell_suite, []).append(self.shell_package)
+        return {suite: tuple(sorted(set(pkgs))) for suite, pkgs in sorted(out.items())}
+
+    def suite_for(self, glibc_version: str) -> str:
+        try:
+            return self.glibc[glibc_version]
+        except KeyError:
+            raise ProvisionError(
+                f"{SUITES_PATH.name}: glibc: unknown version {glibc_version!r} "
+                f"(allowed: {', '.join(self.glibc)})"
+            ) from None
+
+
+def load_suites(path: Path = SUITES_PATH) -> SuitesConfig:
+    try:
+        raw = json.loads(path.read_text())
+        shell = raw["shell"]
+        return SuitesConfig(
+            architecture=raw["architecture"],
+            glibc=dict(raw["glibc"]),
+            packages=dict(raw["packages"]),
+            shell_package=shell["package"],
+            shell_name=shell["store_name"],
+            shell_suite=shell["suite"],
+            buildroot_include=tuple(raw["buildroot"]["include"]),
+            buildroot_variant=raw["buildroot"]["variant"],
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ProvisionError(f"{path}: cannot read the suites map: {err!r}") from None
+
+
+CONFIG = load_suites()
+SUITES: dict[str, str] = dict(CONFIG.glibc)

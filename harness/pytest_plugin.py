@@ -1,0 +1,153 @@
+"""pytest plugin: one test per matrix cell, asserting its outcome.
+
+A test module asks for the ``ldmatrix_result`` fixture; ``pytest_generate_tests`` turns it into
+one test per cell of ``--ldmatrix MATRIX``, with the cell id as the test id. Known upstream bugs
+are ``xfail(strict=True)`` with their reference: the test fails with ``KnownBugReproduced`` while
+the bug shows (xfailed), and an XPASS — the bug is gone — fails the run so the matrix is updated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import matrix as matrix_mod
+from harness import report
+from harness.errors import LdmatrixError
+from harness.model import Cell, CellResult
+from harness.nix_ld_provider import labels, specs_from_env
+from harness.progress import StderrProgress
+
+
+class KnownBugReproduced(AssertionError):
+    """The cell shows the known upstream bug its matrix names."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ldmatrix")
+    group.addoption("--ldmatrix", metavar="MATRIX", help="the matrix YAML whose cells become tests")
+    group.addoption("--ldmatrix-runner", default=None, help="sandbox (default), docker or nixos-vm")
+    group.addoption("--nix-ld", action="append", default=[], metavar="VERSION=PATH", dest="ldmatrix_nix_ld",
+                    help="a real nix-ld to test as VERSION (repeatable); also $LDMATRIX_NIX_LD")
+    group.addoption("--ldmatrix-out", default=".ldmatrix/results", help="where results.jsonl goes")
+
+
+def _matrix(config: pytest.Config) -> matrix_mod.Matrix | None:
+    path = config.getoption("--ldmatrix")
+    if not path:
+        return None
+    cached = getattr(config, "_ldmatrix_matrix", None)
+    if cached is None:
+        try:
+            cached = matrix_mod.load(Path(path), extra_nix_ld=labels(_nix_ld_specs(config)))
+        except LdmatrixError as err:
+            raise pytest.UsageError(str(err)) from None
+        config._ldmatrix_matrix = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _nix_ld_specs(config: pytest.Config) -> list[str]:
+    return list(config.getoption("ldmatrix_nix_ld")) + specs_from_env()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "ldmatrix_cell" not in metafunc.fixturenames:
+        return
+    matrix = _matrix(metafunc.config)
+    if matrix is None:
+        metafunc.parametrize("ldmatrix_cell", [pytest.param(None, marks=pytest.mark.skip(
+            reason="no matrix: pass --ldmatrix matrices/seed.yaml (tox -e matrix does)"))], ids=["no-matrix"])
+        return
+    params = []
+    for cell in matrix.cells:
+        expectation = matrix.expectation(cell)
+        marks = []
+        if expectation.bug:
+            marks.append(pytest.mark.xfail(strict=True, raises=KnownBugReproduced,
+                                           reason=f"known upstream bug {expectation.bug}"))
+        params.append(pytest.param(cell, id=cell.id, marks=marks))
+    metafunc.parametrize("ldmatrix_cell", params)
+
+
+class _Session:
+    """Provisioned once per pytest session; runs cells on demand and logs each result."""
+
+    def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
+        from harness.session import ResultLog, RunOptions, provision_all
+        from harness.runners import get_runner
+
+        self.matrix = matrix
+        self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"),
+                                  out=Path(config.getoption("--ldmatrix-out")),
+                                  nix_ld=_nix_ld_specs(config))
+        self.runner = get_runner(self.options.runner or matrix.runner)
+        self.unavailable = self.runner.unavailable()
+        self.results: list[CellResult] = []
+        self.artefacts = None
+        if self.unavailable is None:
+            self.artefacts = provision_all(matrix, matrix.cells, self.options, StderrProgress())
+        self.log = ResultLog(self.options.out / matrix.name / "results.jsonl", matrix, self.runner.name)
+
+    def run(self, cell: Cell) -> CellResult:
+        from harness.session import result_record, run_one
+
+        if self.unavailable is not None:
+            pytest.skip(f"runner {self.runner.name} unavailable: {self.unavailable}")
+        result = run_one(self.matrix, cell, self.artefacts, self.runner, self.options.out / self.matrix.name)
+        self.log.write(result_record(result))
+        self.results.append(result)
+        return result
+
+    def close(self) -> None:
+        self.log.close()
+        self.runner.close()
+
+
+@pytest.fixture(scope="session")
+def ldmatrix_session(request: pytest.FixtureRequest):
+    matrix = _matrix(request.config)
+    if matrix is None:
+        pytest.skip("no matrix: pass --ldmatrix MATRIX")
+    try:
+        session = _Session(request.config, matrix)
+    except LdmatrixError as err:
+        pytest.fail(f"provisioning failed: {err}", pytrace=False)
+    request.config._ldmatrix_session = session  # type: ignore[attr-defined]
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def ldmatrix_result(ldmatrix_cell: Cell, ldmatrix_session: _Session) -> CellResult:
+    result = ldmatrix_session.run(ldmatrix_cell)
+    if result.skip_reason:
+        pytest.skip(result.skip_reason)
+    return result
+
+
+def assert_expected(result: CellResult) -> None:
+    """The cell's outcome is what its matrix expects; a known bug raises KnownBugReproduced."""
+    got = result.outcome.value if result.outcome else "skipped"
+    detail = f"{result.cell_id}: {got} (evidence: {result.evidence}); see: ldmatrix show {result.cell_id}"
+    if result.bug and result.outcome == result.expected:
+        raise KnownBugReproduced(f"{detail}; upstream bug {result.bug}")
+    if result.bug:
+        # Anything else than the bug: passing means the bug is gone (strict XPASS fails the run).
+        assert result.outcome is not None and result.outcome.value == "ok", (
+            f"expected the known bug's {result.expected.value if result.expected else '?'} or ok; got {detail}")
+        return
+    assert result.outcome == result.expected, (
+        f"expected {result.expected.value if result.expected else '?'}, got {detail}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    session = getattr(config, "_ldmatrix_session", None)
+    if session is None or not session.results:
+        return
+    order = {c.id: i for i, c in enumerate(session.matrix.cells)}
+    results = sorted(session.results, key=lambda r: order.get(r.cell_id, 0))
+    terminalreporter.section(f"ldmatrix grid: {session.matrix.name}")
+    terminalreporter.write_line(report.grid(results))
+    terminalreporter.write_line(report.legend())
+    terminalreporter.write_line(report.summary(results))

@@ -1,0 +1,126 @@
+"""Results a person wants to look at: the grid, the failures with their proving lines, a baseline diff."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from harness.model import CellResult, Outcome
+
+MARK_MATCH, MARK_BUG, MARK_MISMATCH, MARK_SKIP = " ", "~", "!", "-"
+
+
+def mark(result: CellResult) -> str:
+    if result.outcome is None:
+        return MARK_SKIP
+    if result.outcome == result.expected:
+        return MARK_BUG if result.bug else MARK_MATCH
+    return MARK_MISMATCH
+
+
+def row_and_column(result: CellResult) -> tuple[str, str]:
+    """Rows are binary x strategy (x nix-ld, x environment); columns are glibc versions."""
+    axes = result.axes
+    strategy = axes.get("strategy", "?")
+    if axes.get("nix_ld"):
+        strategy += f" {axes['nix_ld']}"
+    row = f"{axes.get('binary', result.cell_id)}  {strategy}"
+    if axes.get("env", "nixos-login") != "nixos-login":
+        row += f"  [{axes['env']}]"
+    return row, axes.get("glibc", "?")
+
+
+def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
+    results = list(results)
+    rows: dict[str, dict[str, CellResult]] = {}
+    columns: set[str] = set()
+    for r in results:
+        row, column = row_and_column(r)
+        rows.setdefault(row, {})[column] = r
+        columns.add(column)
+    cols = sorted(columns, key=lambda v: tuple(int(x) for x in v.split(".")))
+
+    def text(r: CellResult | None) -> str:
+        if r is None:
+            return ""
+        m = mark(r)
+        if m == MARK_SKIP:
+            return "skip"
+        outcome = r.outcome.value if r.outcome else "?"
+        if m == MARK_BUG:
+            return f"{outcome} ~bug"
+        if m == MARK_MISMATCH:
+            return f"!{outcome} (want {r.expected.value if r.expected else '?'})"
+        return outcome
+
+    header = ["binary  strategy"] + [f"glibc {c}" for c in cols]
+    body = [[row] + [text(cells.get(c)) for c in cols] for row, cells in rows.items()]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") or " " for cell in line) + " |" for line in body]
+    else:
+        widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines.append("  ".join("-" * w for w in widths))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    return "\n".join(lines)
+
+
+def legend() -> str:
+    return ("cells: the outcome when it is the expected one; '~bug' a known upstream bug reproduced; "
+            "'!outcome (want ...)' NOT as expected; 'skip' not run (reasons below)")
+
+
+def summary(results: Iterable[CellResult]) -> str:
+    results = list(results)
+    counts = {"as expected": 0, "known bug": 0, "unexpected": 0, "skipped": 0}
+    for r in results:
+        counts[{MARK_MATCH: "as expected", MARK_BUG: "known bug", MARK_MISMATCH: "unexpected",
+                MARK_SKIP: "skipped"}[mark(r)]] += 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+def failures(results: Iterable[CellResult], results_file: Path | None = None) -> str:
+    lines = []
+    for r in results:
+        if r.outcome is not None and r.outcome != r.expected:
+            lines.append(f"{r.cell_id}: got {r.outcome.value}, expected {r.expected.value if r.expected else '?'}")
+            lines.append(f"    {r.evidence}")
+            lines.append(f"    ldmatrix show {r.cell_id}" + (f" --results {results_file}" if results_file else ""))
+    return "\n".join(lines)
+
+
+def skipped_reasons(results: Iterable[CellResult]) -> str:
+    reasons: dict[str, int] = {}
+    for r in results:
+        if r.skip_reason:
+            reasons[r.skip_reason] = reasons.get(r.skip_reason, 0) + 1
+    return "\n".join(f"skipped {n}: {reason}" for reason, n in reasons.items())
+
+
+def load_results(path: Path) -> list[CellResult]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "cell_id" not in record:
+            continue  # the header line
+        record["outcome"] = Outcome(record["outcome"]) if record["outcome"] else None
+        record["expected"] = Outcome(record["expected"]) if record["expected"] else None
+        record["argv"] = tuple(record.get("argv", ()))
+        record["env"] = tuple(tuple(kv) for kv in record.get("env", ()))
+        out.append(CellResult(**record))
+    return out
+
+
+def diff(old: Iterable[CellResult], new: Iterable[CellResult]) -> str:
+    """Cells whose outcome changed between two runs: the regression guard for a glibc or nix-ld bump."""
+    before = {r.cell_id: r for r in old}
+    lines = []
+    for r in new:
+        prev = before.get(r.cell_id)
+        old_outcome = prev.outcome.value if prev and prev.outcome else ("skipped" if prev else "absent")
+        new_outcome = r.outcome.value if r.outcome else "skipped"
+        if old_outcome != new_outcome:
+            lines.append(f"{r.cell_id}: {old_outcome} -> {new_outcome}    {r.evidence}")
+    return "\n".join(lines) if lines else "no cell changed its outcome"

@@ -1,0 +1,233 @@
+"""The reproducers (c-repro/, rust-repro/) and how to build them inside a Debian build root.
+
+A build runs the compiler under bubblewrap: the build root's top-level directories read-only,
+a fresh tmpfs at /tmp, the reproducer's project directory read-only at /src, a host directory
+at /out, no network, a clean environment. Results are cached under
+``cache.builds/<name>-<suite>-<digest>/`` (the binary and ``build.log``); the digest covers the
+sources, the compiler command and the build root, so a change to any of them rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cache import REPO_ROOT, Cache
+from harness.elf import read_interpreter
+from harness.errors import LdmatrixError
+from harness.model import BuildRoot, BuiltBinary, Language
+from harness.progress import Progress
+
+RECIPE_VERSION = "1"  # bump to invalidate every cached build
+PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
+C_FLAGS = ("-O2", "-Wall", "-Wextra")
+RUST_FLAGS = ("--edition", "2018", "-C", "opt-level=2")
+BUILD_PATH = "/usr/bin:/bin"
+BUILD_TIMEOUT = 600.0
+LOG_NAME = "build.log"
+# Top-level entries of a build root that the sandbox provides itself (or leaves out).
+SANDBOX_OWNED = frozenset({"dev", "proc", "sys", "tmp", "run", "src", "out"})
+
+
+@dataclass(frozen=True)
+class ReproducerSpec:
+    """One reproducer: what to compile and what it needs to run."""
+
+    name: str  # "needs-libcrypt"
+    language: Language
+    sources: tuple[str, ...]  # relative to the project dir; the first is the one compiled
+    link_flags: tuple[str, ...] = ()
+    needs_child: bool = False  # a parent that runs a child given on its command line (envprint)
+    min_glibc: str | None = None  # the build root must have at least this glibc
+    description: str = ""
+
+    @property
+    def project_dir(self) -> Path:
+        return REPO_ROOT / PROJECT_DIRS[self.language]
+
+    @property
+    def source_paths(self) -> tuple[Path, ...]:
+        return tuple(self.project_dir / source for source in self.sources)
+
+    def compile_command(self) -> tuple[str, ...]:
+        """The compiler argv as run inside the sandbox (sources at /src, output at /out)."""
+        main = f"/src/{self.sources[0]}"
+        out = f"/out/{self.name}"
+        if self.language is Language.C:
+            return ("gcc", *C_FLAGS, "-o", out, main, *self.link_flags)
+        return ("rustc", *RUST_FLAGS, "-o", out, main, *self.link_flags)
+
+
+def _c(name: str, source: str, description: str, **kw: object) -> ReproducerSpec:
+    return ReproducerSpec(name, Language.C, (source,), description=description, **kw)  # type: ignore[arg-type]
+
+
+def _rust(name: str, source: str, description: str) -> ReproducerSpec:
+    return ReproducerSpec(
+        name, Language.RUST, (f"src/bin/{source}", "src/launcher.rs"), needs_child=True, description=description
+    )
+
+
+REPRODUCERS: dict[str, ReproducerSpec] = {
+    spec.name: spec
+    for spec in (
+        _c("hello", "hello.c", "links only libc"),
+        _c("needs-libcrypt", "needs_libcrypt.c", "needs libcrypt.so.1 (like python-build-standalone 3.11)",
+           link_flags=("-lcrypt",)),
+        _c("needs-glibc-2.38", "needs_glibc_2_38.c", "uses strlcpy, so needs GLIBC_2.38", min_glibc="2.38"),
+        _c("envprint", "envprint.c", "prints PATH entries; checks its environment against --expect"),
+        _rust("spawn-env", "spawn_env.rs", "Rust parent calling Command::env (sorted envp)"),
+        _rust("spawn-inherit", "spawn_inherit.rs", "Rust parent inheriting its environment"),
+    )
+}
+
+
+def spec(name: str) -> ReproducerSpec:
+    try:
+        return REPRODUCERS[name]
+    except KeyError:
+        raise LdmatrixError(f"unknown reproducer {name!r} (allowed: {', '.join(REPRODUCERS)})") from None
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def build_digest(spec: ReproducerSpec, root: BuildRoot) -> str:
+    """32 hex chars over the recipe, the sources' content, the compiler command and the build root."""
+    h = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        h.update(f"{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    add("recipe", RECIPE_VERSION.encode())
+    add("name", spec.name.encode())
+    add("command", "\0".join(spec.compile_command()).encode())
+    add("path", BUILD_PATH.encode())
+    add("root", f"{root.suite}\0{root.digest}".encode())
+    for source, path in zip(spec.sources, spec.source_paths):
+        try:
+            add(f"source:{source}", path.read_bytes())
+        except OSError as err:
+            raise LdmatrixError(f"{path}: cannot read reproducer source: {err.strerror or err}") from err
+    return h.hexdigest()[:32]
+
+
+def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...]) -> list[str]:
+    """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise LdmatrixError("bubblewrap not found: apt-get install -y bubblewrap")
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+    if not root.is_dir():
+        raise LdmatrixError(f"build root {root} does not exist; provision it again")
+    # Bind the root's top-level entries one by one, so that / stays bwrap's own tmpfs and /src,
+    # /out can be created without writing into the shared build root.
+    for entry in sorted(root.iterdir()):
+        if entry.name in SANDBOX_OWNED:
+            continue
+        if entry.is_symlink():
+            argv += ["--symlink", os.readlink(entry), f"/{entry.name}"]
+        elif entry.is_dir():
+            argv += ["--ro-bind", str(entry), f"/{entry.name}"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out", "--chdir", "/tmp"]
+    argv += ["--clearenv", "--setenv", "PATH", BUILD_PATH, "--setenv", "HOME", "/tmp",
+             "--setenv", "TMPDIR", "/tmp", "--setenv", "LC_ALL", "C"]
+    return [*argv, "--", *command]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _built(spec: ReproducerSpec, root: BuildRoot, directory: Path) -> BuiltBinary:
+    binary = directory / spec.name
+    interpreter = read_interpreter(binary)
+    if interpreter is None:
+        raise LdmatrixError(f"{binary}: has no PT_INTERP; expected a dynamically linked executable")
+    return BuiltBinary(
+        reproducer=spec.name,
+        suite=root.suite,
+        path=binary,
+        sha256=_sha256(binary),
+        build_log=directory / LOG_NAME,
+        interpreter=interpreter,
+    )
+
+
+def build_dir(name: str, root: BuildRoot, cache: Cache) -> Path:
+    """Where the build of ``name`` in ``root`` is (or will be) cached."""
+    s = spec(name)
+    return cache.builds / f"{s.name}-{root.suite}-{build_digest(s, root)}"
+
+
+def build(name: str, root: BuildRoot, cache: Cache, progress: Progress) -> BuiltBinary:
+    """Compile reproducer ``name`` inside ``root`` (or reuse the cached build)."""
+    s = spec(name)
+    if s.min_glibc and _version_tuple(root.glibc_version) < _version_tuple(s.min_glibc):
+        raise LdmatrixError(
+            f"{s.name} needs a build root with glibc >= {s.min_glibc}; "
+            f"{root.suite} has {root.glibc_version} (use trixie or newer)"
+        )
+    final = build_dir(name, root, cache)
+    if (final / s.name).is_file():
+        progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
+        return _built(s, root, final)
+
+    progress.step(f"building {s.name} in {root.suite} (glibc {root.glibc_version})")
+    started = time.monotonic()
+    temp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=cache.builds))
+    renamed = False
+    try:
+        command = s.compile_command()
+        argv = bwrap_argv(root.path, s.project_dir, temp, command)
+        log = temp / LOG_NAME
+        with log.open("w", encoding="utf-8") as out:
+            out.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
+            out.write(f"# sandbox: {' '.join(argv)}\n")
+            out.write(f"$ {' '.join(command)}\n")
+            out.flush()
+            try:
+                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    timeout=BUILD_TIMEOUT).returncode
+            except subprocess.TimeoutExpired:
+                rc = None
+            out.write(f"# exit status: {'timeout' if rc is None else rc}\n")
+        if rc != 0 or not (temp / s.name).is_file():
+            failed_log = cache.builds / f"{final.name}.failed.log"
+            os.replace(log, failed_log)
+            why = f"timed out after {BUILD_TIMEOUT:.0f}s" if rc is None else f"exit status {rc}"
+            raise LdmatrixError(f"building {s.name} in {root.suite} failed ({why}); log: {failed_log}")
+        try:
+            os.rename(temp, final)
+            renamed = True
+        except OSError:
+            if not (final / s.name).is_file():  # not a concurrent build that won the race
+                raise
+    finally:
+        if not renamed:
+            shutil.rmtree(temp, ignore_errors=True)
+    progress.step(f"built {s.name} for {root.suite} in {time.monotonic() - started:.1f}s")
+    return _built(s, root, final)
+
+
+def build_all(root: BuildRoot, cache: Cache, progress: Progress, names: list[str] | None = None) -> dict[str, BuiltBinary]:
+    """Build every reproducer the root can build (``names`` or all whose min_glibc the root meets)."""
+    if names is None:
+        names = [
+            n for n, s in REPRODUCERS.items()
+            if not s.min_glibc or _version_tuple(root.glibc_version) >= _version_tuple(s.min_glibc)
+        ]
+    return {n: build(n, root, cache, progress) for n in names}

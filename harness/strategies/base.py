@@ -1,0 +1,33 @@
+"""What a strategy may change about a cell, and the context it decides from.
+
+A strategy is a function ``apply(plan, ctx)``. Strategies compose left to right
+(``patchelf+LD_LIBRARY_PATH``); each only adds to the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.model import BuildRoot, GlibcSet, Link, Mount, StorePath
+
+
+@dataclass(frozen=True)
+class StrategyContext:
+    glibc: GlibcSet
+    build_root: BuildRoot  # the build root of the binary under test (its FHS root)
+    nix_ld: StorePath | None  # the nix-ld under test, when the cell names one and it is supplied
+    nix_ld_label: str | None
+
+
+@dataclass
+class Plan:
+    """Mutable while strategies run; frozen into a PreparedCell afterwards."""
+
+    interpreter: str | None = None  # patchelf --set-interpreter for the binary under test
+    runpath: list[str] = field(default_factory=list)  # patchelf --set-rpath
+    env: list[tuple[str, str]] = field(default_factory=list)  # added to the login environment
+    nix_ld_env: list[tuple[str, str]] = field(default_factory=list)  # NIX_LD, NIX_LD_LIBRARY_PATH
+    links: list[Link] = field(default_factory=list)  # extra links in the root (/lib64/...)
+    mounts: list[Mount] = field(default_factory=list)
+    store_paths: list[StorePath] = field(default_factory=list)  # extra store paths (nix-ld)
+    fhs: bool = False  # run in the build suite's FHS root instead of the NixOS-like root

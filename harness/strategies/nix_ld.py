@@ -1,0 +1,36 @@
+"""``nix-ld``: lay out what ``programs.nix-ld.enable = true`` lays out on NixOS, with a real nix-ld.
+
+- ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (NixOS: a systemd-tmpfiles link)
+- ``/run/current-system/sw/share/nix-ld/lib/ld.so`` -> the system glibc's loader, next to links
+  to the libraries of ``programs.nix-ld.libraries`` (NixOS's default list includes stdenv.cc.cc,
+  our gcc-lib)
+- ``NIX_LD`` and ``NIX_LD_LIBRARY_PATH`` in the login environment.
+
+One difference, stated: the store glibc here is Debian's, whose loader does not search its own
+directory the way Nix's glibc does, so its libraries are linked into the nix-ld lib dir too.
+"""
+
+from __future__ import annotations
+
+from harness.model import Link
+from harness.strategies.base import Plan, StrategyContext
+
+NIX_LD_LIB = "/run/current-system/sw/share/nix-ld/lib"
+LOADER_LINK = "/lib64/ld-linux-x86-64.so.2"
+
+
+class NixLdMissing(Exception):
+    """No nix-ld was supplied for the version this cell names."""
+
+
+def apply(plan: Plan, ctx: StrategyContext) -> None:
+    if ctx.nix_ld is None:
+        raise NixLdMissing(ctx.nix_ld_label)
+    plan.store_paths.append(ctx.nix_ld)
+    plan.links.append(Link(LOADER_LINK, f"{ctx.nix_ld.store_path}/libexec/nix-ld"))
+    plan.links.append(Link(f"{NIX_LD_LIB}/ld.so", ctx.glibc.loader))
+    for store_path in (ctx.glibc.glibc, ctx.glibc.gcc_lib):
+        for lib in sorted((store_path.host_path / "lib").iterdir()):
+            if ".so" in lib.name and lib.name != "ld-linux-x86-64.so.2":
+                plan.links.append(Link(f"{NIX_LD_LIB}/{lib.name}", f"{store_path.lib_dir}/{lib.name}"))
+    plan.nix_ld_env += [("NIX_LD", f"{NIX_LD_LIB}/ld.so"), ("NIX_LD_LIBRARY_PATH", NIX_LD_LIB)]

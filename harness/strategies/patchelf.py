@@ -1,0 +1,14 @@
+"""``patchelf``: point the interpreter and RUNPATH into the store, as autoPatchelfHook would.
+
+RUNPATH gets the store glibc and gcc-lib (what stdenv's compiler gives every Nix-built binary),
+not libxcrypt: a library outside those stays missing, as in the seed.
+"""
+
+from __future__ import annotations
+
+from harness.strategies.base import Plan, StrategyContext
+
+
+def apply(plan: Plan, ctx: StrategyContext) -> None:
+    plan.interpreter = ctx.glibc.loader
+    plan.runpath += [ctx.glibc.glibc.lib_dir, ctx.glibc.gcc_lib.lib_dir]
