@@ -55,7 +55,9 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
         return outcome
 
     header = ["binary  strategy"] + [f"glibc {c}" for c in cols]
-    body = [[row] + [text(cells.get(c)) for c in cols] for row, cells in rows.items()]
+    shown = {row: cells for row, cells in rows.items() if any(r.outcome is not None for r in cells.values())}
+    body = [[row] + [text(cells.get(c)) for c in cols] for row, cells in shown.items()]
+    hidden = len(rows) - len(shown)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") or " " for cell in line) + " |" for line in body]
@@ -64,6 +66,8 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]
+    if hidden:
+        lines.append(f"(and {hidden} rows whose every cell was skipped; the reasons follow)")
     return "\n".join(lines)
 
 

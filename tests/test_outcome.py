@@ -1,0 +1,76 @@
+"""Classification from recorded outputs (tests/data/recorded, real sandbox runs) and crafted edge cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.model import CommandResult, Outcome
+from harness.outcome import classify
+
+RECORDED = Path(__file__).parent / "data" / "recorded"
+
+
+def _recorded(cell_dir: Path) -> tuple[CommandResult, str]:
+    meta = json.loads((cell_dir / "meta.json").read_text())
+    result = CommandResult(meta["rc"], (cell_dir / "stdout").read_text(), (cell_dir / "stderr").read_text(), 0.01)
+    return result, meta["outcome"]
+
+
+@pytest.mark.parametrize("cell_dir", sorted(RECORDED.iterdir()), ids=lambda p: p.name)
+def test_recorded_runs_classify_as_they_did(cell_dir: Path) -> None:
+    result, outcome = _recorded(cell_dir)
+    verdict = classify(result)
+    assert verdict.outcome.value == outcome
+    assert verdict.evidence and verdict.evidence in result.stdout + result.stderr
+
+
+def test_glibc_too_old_names_the_symbol_version() -> None:
+    result, _ = _recorded(RECORDED / "c-needs-glibc-2.38.patchelf.glibc-2.31")
+    assert "GLIBC_2." in classify(result).evidence
+
+
+def test_exit_zero_without_the_check_line_is_not_ok() -> None:
+    verdict = classify(CommandResult(0, "hello\n", "", 0.01))
+    assert verdict.outcome is Outcome.ERROR
+    assert "LDMATRIX-CHECK: ok" in verdict.evidence
+
+
+def test_check_line_with_nonzero_exit_is_not_ok() -> None:
+    assert classify(CommandResult(3, "LDMATRIX-CHECK: ok\n", "", 0.01)).outcome is Outcome.ERROR
+
+
+def test_failed_check_is_the_evidence() -> None:
+    verdict = classify(CommandResult(1, "x\nLDMATRIX-CHECK: fail strlcpy returned 3\n", "", 0.01))
+    assert verdict == verdict.__class__(Outcome.ERROR, "LDMATRIX-CHECK: fail strlcpy returned 3")
+
+
+def test_env_corruption_evidence_is_the_childs_line() -> None:
+    stdout = ('PATH=/bogus:/x\nPATH=/run/current-system/sw/bin\nenvprint: unexpected entry "PATH=/bogus:/x"\n'
+              'LDMATRIX-CHECK: env-corrupted: unexpected entry "PATH=/bogus:/x"\n')
+    verdict = classify(CommandResult(1, stdout, "", 0.01))
+    assert verdict.outcome is Outcome.ENV_CORRUPTED
+    assert verdict.evidence.endswith('"PATH=/bogus:/x"')
+
+
+@pytest.mark.parametrize("rc", [-11, 139])
+def test_signal_is_a_crash(rc: int) -> None:
+    verdict = classify(CommandResult(rc, "", "", 0.01))
+    assert verdict.outcome is Outcome.CRASH
+    assert "SIGSEGV" in verdict.evidence
+
+
+def test_timeout_wins() -> None:
+    verdict = classify(CommandResult(-9, "LDMATRIX-CHECK: ok\n", "", 20.0, timed_out=True))
+    assert verdict.outcome is Outcome.TIMEOUT
+
+
+@pytest.mark.parametrize("line", [
+    "bash: ./python3.12: cannot execute: required file not found",
+    "bwrap: execvp /home/user/bin/x: No such file or directory",
+    "spawn-env: failed to spawn /home/user/bin/c-envprint: No such file or directory (os error 2)",
+])
+def test_missing_interpreter_lines(line: str) -> None:
+    assert classify(CommandResult(127, "", line + "\n", 0.01)).outcome is Outcome.MISSING_INTERPRETER
