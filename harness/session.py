@@ -77,7 +77,7 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Pat
     expectation = matrix.expectation(cell)
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
-    workdir = out / "cells" / safe_id(cell.id)
+    workdir = (out / "cells" / safe_id(cell.id)).absolute()
     prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
     base = dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner.name,
                 axes=cell.axes)

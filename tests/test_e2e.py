@@ -1,0 +1,104 @@
+"""End to end through the CLI: real provisioning, real builds, real bubblewrap runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap: apt-get install -y bubblewrap"),
+]
+
+
+def ldmatrix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**_env(), "PYTHONPATH": str(REPO)}, timeout=1800)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
+    work = tmp_path_factory.mktemp("seed")
+    proc = ldmatrix("run", str(REPO / "matrices" / "seed.yaml"), "--out", "results",
+                    "-k", "glibc-2.3", cwd=work)  # glibc 2.31 and 2.36 columns
+    results = {}
+    for line in (work / "results" / "seed" / "results.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "cell_id" in record:
+            results[record["cell_id"]] = record
+    return proc, results, work
+
+
+def test_run_succeeds_and_prints_the_grid(seed_run) -> None:
+    proc, results, _ = seed_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "glibc 2.31" in proc.stdout and "glibc 2.36" in proc.stdout
+    assert "0 unexpected" in proc.stdout
+    assert re.search(r"^\[\s*1/\d+\] ", proc.stderr, re.M)  # progress, one line per finished cell
+
+
+@pytest.mark.parametrize("cell_id, outcome, proof", [
+    ("c-hello.none.glibc-2.36", "missing-interpreter", "No such file or directory"),
+    ("c-hello.patchelf.glibc-2.36", "ok", "LDMATRIX-CHECK: ok"),
+    ("c-needs-libcrypt.patchelf.glibc-2.36", "missing-library", "libcrypt.so.1: cannot open shared object file"),
+    ("c-needs-libcrypt.patchelf+LD_LIBRARY_PATH.glibc-2.36", "ok", "LDMATRIX-CHECK: ok"),
+    ("c-needs-glibc-2.38.patchelf.glibc-2.31", "glibc-too-old", "not found"),
+    ("c-needs-glibc-2.38.patchelf.glibc-2.36", "glibc-too-old", "GLIBC_2.38' not found"),
+    ("c-needs-libcrypt.container.glibc-2.31", "ok", "LDMATRIX-CHECK: ok"),
+    ("rust-spawn-env.none.glibc-2.36", "missing-interpreter", "failed to spawn"),
+    ("rust-spawn-env.patchelf.glibc-2.36", "ok", "LDMATRIX-CHECK: ok"),
+])
+def test_seed_facts_from_real_runs(seed_run, cell_id: str, outcome: str, proof: str) -> None:
+    _, results, _ = seed_run
+    record = results[cell_id]
+    assert record["outcome"] == outcome
+    assert proof in record["evidence"]
+
+
+def test_nix_ld_cells_are_skipped_with_what_to_supply(seed_run) -> None:
+    _, results, _ = seed_run
+    record = results["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"]
+    assert record["outcome"] is None
+    assert "--nix-ld 1.2.2=" in record["skip_reason"]
+
+
+def test_show_prints_command_environment_and_output(seed_run) -> None:
+    _, _, work = seed_run
+    proc = ldmatrix("show", "c-needs-libcrypt.patchelf.glibc-2.36", "--results", "results/seed/results.jsonl",
+                    cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "missing-library" in proc.stdout
+    assert "NIX_PATH=nixpkgs=" in proc.stdout
+    assert "libcrypt.so.1" in proc.stdout
+
+
+def test_the_nixos_root_has_no_loader(seed_run) -> None:
+    """The none cell's binary asks for /lib64/ld-linux-x86-64.so.2, which the NixOS-like root lacks."""
+    _, results, _ = seed_run
+    command = Path(results["c-hello.none.glibc-2.36"]["extra"]["workdir"], "command").read_text()
+    assert "/lib64" not in command and "/nix/store" in command
+
+
+def test_typo_gives_one_line_with_line_number(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "matrices" / "seed.yaml").read_text().replace("strategy: [none, patchelf,",
+                                                                         "strategy: [none, patchelff,"))
+    proc = ldmatrix("run", str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "bad.yaml:" in lines[0] and "patchelff" in lines[0] and "allowed:" in lines[0]
