@@ -22,10 +22,19 @@ from harness.provision import nixbase32
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]*$")
 
 
+_STORE_NAME = re.compile(r"^[0-9a-z]{32}-nix-ld(?:-rs)?-([0-9][A-Za-z0-9.\-_]*)$")
+
+
 def parse_spec(text: str) -> tuple[str, Path]:
+    """``VERSION=PATH``, or a store path ``/nix/store/<hash>-nix-ld-VERSION`` that names its version."""
     label, sep, path = text.partition("=")
+    if not sep:
+        named = _STORE_NAME.match(Path(text).name)
+        if named:
+            return named.group(1), Path(text)
     if not sep or not _LABEL.match(label) or not path:
-        raise LdmatrixError(f"--nix-ld {text!r}: expected VERSION=PATH, e.g. --nix-ld 1.2.2=/path/to/nix-ld")
+        raise LdmatrixError(f"--nix-ld {text!r}: expected VERSION=PATH (e.g. --nix-ld 1.2.2=/path/to/nix-ld) "
+                            "or a store path /nix/store/<hash>-nix-ld-VERSION")
     return label, Path(path).expanduser()
 
 
