@@ -1,7 +1,7 @@
 """Tests for harness/reproducers.py, harness/elf.py and the reproducers themselves.
 
 The fast tests need nothing but Python. The slow ones build every reproducer in the Debian
-build roots under /tmp/exp (skipped when absent) and run the binaries on this host.
+the real build roots (provisioned and cached as a run would) and run the binaries on this host.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import NullProgress
 from harness.reproducers import REPRODUCERS, build, build_digest
 
-EXPERIMENT_ROOTS = {
-    "bullseye": (Path("/tmp/exp/bullseye-root"), "2.31"),
-    "trixie": (Path("/tmp/exp/trixie-root"), "2.41"),
-}
+BUILD_SUITES = ("bullseye", "trixie")
 CHECK = "LDMATRIX-CHECK:"
 
 
@@ -169,33 +166,28 @@ def build_cache(tmp_path_factory: pytest.TempPathFactory) -> Cache:
     return Cache(tmp_path_factory.mktemp("ldmatrix-cache"))
 
 
-def experiment_root(suite: str) -> BuildRoot:
-    path, glibc = EXPERIMENT_ROOTS[suite]
-    if not (path / "usr" / "bin" / "gcc").exists():
-        pytest.skip(f"no {suite} build root at {path} (create one with mmdebstrap, gcc, libcrypt-dev, rustc)")
+def provisioned_root(suite: str) -> BuildRoot:
+    """The real build root of ``suite``, provisioned (and cached) as a run would."""
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap not found: apt-get install -y bubblewrap")
-    return BuildRoot(suite=suite, path=path, glibc_version=glibc, digest=f"exp-{suite}")
+    from harness.provision import build_root
+
+    return build_root(suite, Cache.default(), NullProgress())
 
 
 @pytest.fixture(scope="module")
 def built(build_cache: Cache) -> dict[tuple[str, str], BuiltBinary]:
-    """Every reproducer each available /tmp/exp root can build, keyed by (name, suite)."""
+    """Every reproducer each build root can build, keyed by (name, suite)."""
     result: dict[tuple[str, str], BuiltBinary] = {}
-    for suite in EXPERIMENT_ROOTS:
-        path, _ = EXPERIMENT_ROOTS[suite]
-        if not (path / "usr" / "bin" / "gcc").exists() or shutil.which("bwrap") is None:
-            continue
-        for name, binary in reproducers.build_all(experiment_root(suite), build_cache, NullProgress()).items():
+    for suite in BUILD_SUITES:
+        for name, binary in reproducers.build_all(provisioned_root(suite), build_cache, NullProgress()).items():
             result[name, suite] = binary
-    if not result:
-        pytest.skip("no build root under /tmp/exp, or no bubblewrap")
     return result
 
 
 def binary(built: dict[tuple[str, str], BuiltBinary], name: str, suite: str) -> BuiltBinary:
     if (name, suite) not in built:
-        pytest.skip(f"no {suite} build root under /tmp/exp")
+        pytest.skip(f"{name} cannot be built in {suite}")
     return built[name, suite]
 
 
@@ -204,7 +196,7 @@ def run(argv: list[str | Path], env: dict[str, str] | None = None, cwd: Path | N
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", list(EXPERIMENT_ROOTS))
+@pytest.mark.parametrize("suite", list(BUILD_SUITES))
 def test_build_fills_built_binary_and_reuses_cache(built: dict, build_cache: Cache, suite: str) -> None:
     b = binary(built, "hello", suite)
     assert b.path.is_file() and b.path.name == "hello" and b.suite == suite
@@ -212,12 +204,12 @@ def test_build_fills_built_binary_and_reuses_cache(built: dict, build_cache: Cac
     assert len(b.sha256) == 64
     log = b.build_log.read_text()
     assert "$ gcc -O2" in log and "# exit status: 0" in log
-    again = build("hello", experiment_root(suite), build_cache, NullProgress())
+    again = build("hello", provisioned_root(suite), build_cache, NullProgress())
     assert again == b
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", list(EXPERIMENT_ROOTS))
+@pytest.mark.parametrize("suite", list(BUILD_SUITES))
 @pytest.mark.parametrize("name", ["hello", "needs-libcrypt"])
 def test_c_reproducers_pass_on_host(built: dict, suite: str, name: str) -> None:
     result = run([binary(built, name, suite).path])
@@ -360,7 +352,7 @@ def test_envprint_keeps_findings_on_one_line(built: dict, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_build_failure_names_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = experiment_root("bullseye")
+    root = provisioned_root("bullseye")
     shutil.copytree(REPO_ROOT / "c-repro", tmp_path / "c-repro")
     (tmp_path / "c-repro" / "hello.c").write_text("int main(void) { return syntax error; }\n")
     monkeypatch.setattr(reproducers, "REPO_ROOT", tmp_path)
