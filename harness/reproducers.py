@@ -23,6 +23,7 @@ from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
+from harness.runners.sandbox import fhs_root_args
 
 RECIPE_VERSION = "1"  # bump to invalidate every cached build
 PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
@@ -31,8 +32,6 @@ RUST_FLAGS = ("--edition", "2018", "-C", "opt-level=2")
 BUILD_PATH = "/usr/bin:/bin"
 BUILD_TIMEOUT = 600.0
 LOG_NAME = "build.log"
-# Top-level entries of a build root that the sandbox provides itself (or leaves out).
-SANDBOX_OWNED = frozenset({"dev", "proc", "sys", "tmp", "run", "src", "out"})
 
 
 @dataclass(frozen=True)
@@ -128,15 +127,8 @@ def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...]) -> li
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
     if not root.is_dir():
         raise LdmatrixError(f"build root {root} does not exist; provision it again")
-    # Bind the root's top-level entries one by one, so that / stays bwrap's own tmpfs and /src,
-    # /out can be created without writing into the shared build root.
-    for entry in sorted(root.iterdir()):
-        if entry.name in SANDBOX_OWNED:
-            continue
-        if entry.is_symlink():
-            argv += ["--symlink", os.readlink(entry), f"/{entry.name}"]
-        elif entry.is_dir():
-            argv += ["--ro-bind", str(entry), f"/{entry.name}"]
+    # / stays bwrap's own tmpfs, so /src and /out can be created without writing into the root.
+    argv += fhs_root_args(root)
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out", "--chdir", "/tmp"]
     argv += ["--clearenv", "--setenv", "PATH", BUILD_PATH, "--setenv", "HOME", "/tmp",

@@ -13,23 +13,34 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
 
 _SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
 
 
+def fhs_root_args(fhs_root: Path) -> list[str]:
+    """Bind a root file system's top-level directories read-only over bwrap's tmpfs /.
+
+    The shared root is never written, and /home, /tmp and the like stay fresh and writable.
+    """
+    args: list[str] = []
+    for entry in sorted(fhs_root.iterdir()):
+        if entry.name in _SKIP_TOP:
+            continue
+        if entry.is_symlink():
+            args += ["--symlink", os.readlink(entry), f"/{entry.name}"]
+        elif entry.is_dir():
+            args += ["--ro-bind", str(entry), f"/{entry.name}"]
+    return args
+
+
 def _root_args(root: RootSpec) -> list[str]:
     args = ["--tmpfs", "/"]
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
-        for entry in sorted(root.fhs_root.iterdir()):
-            if entry.name in _SKIP_TOP:
-                continue
-            if entry.is_symlink():
-                args += ["--symlink", os.readlink(entry), f"/{entry.name}"]
-            elif entry.is_dir():
-                args += ["--ro-bind", str(entry), f"/{entry.name}"]
+        args += fhs_root_args(root.fhs_root)
     else:
         args += ["--dir", "/nix/store"]
         for path in root.store_paths:
