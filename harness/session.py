@@ -127,6 +127,7 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
     reason = runner.unavailable()
     out = options.out / matrix.name
     if reason is not None:
+        runner.close()
         return [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}") for c in cells]
     art = provision_all(matrix, cells, options, progress)
     log = ResultLog(out / "results.jsonl", matrix, runner.name)
