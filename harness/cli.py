@@ -156,6 +156,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("old", type=Path)
     d.add_argument("new", type=Path)
     d.set_defaults(func=cmd_diff)
+
+    from harness.images import add_images_subcommand
+
+    add_images_subcommand(sub)
     return p
 
 

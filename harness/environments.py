@@ -22,6 +22,7 @@ NIXOS_BASE: tuple[tuple[str, str], ...] = (
     ("NIX_PROFILES", f"/run/current-system/sw /nix/var/nix/profiles/default /etc/profiles/per-user/user "
                      f"{HOME}/.local/state/nix/profile /nix/profile {HOME}/.nix-profile"),
     ("NIX_USER_PROFILE_DIR", "/nix/var/nix/profiles/per-user/user"),
+    ("PWD", HOME),  # cells start in $HOME; bubblewrap and env(1) would set it anyway
     ("PATH", f"/run/wrappers/bin:{HOME}/.nix-profile/bin:/nix/profile/bin:{HOME}/.local/state/nix/profile/bin"
              ":/etc/profiles/per-user/user/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin"),
     ("SHELL", "/run/current-system/sw/bin/bash"),
@@ -36,6 +37,7 @@ NIXOS_BASE: tuple[tuple[str, str], ...] = (
 FHS_BASE: tuple[tuple[str, str], ...] = (
     ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
     ("HOME", HOME),
+    ("PWD", HOME),
     ("TMPDIR", "/tmp"),
 )
 

@@ -23,6 +23,7 @@ _MISSING_INTERPRETER = (
     re.compile(r"failed to spawn .*No such file or directory"),  # our Rust launchers
     re.compile(r"cannot execute: required file not found"),  # bash
     re.compile(r"exec .*: no such file or directory", re.IGNORECASE),  # container runtimes
+    re.compile(r"^(?:\S*/)?env: (?:can't execute )?'[^']*': No such file or directory"),  # env -i (docker runner)
 )
 
 

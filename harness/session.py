@@ -61,10 +61,13 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for suite in suites:
         progress.step(f"build root {suite}")
         roots[suite] = provision.build_root(suite, options.cache, progress)
+    build = reproducers.build
+    if (options.runner or matrix.runner) == "docker":  # compiled inside the gcc image of the suite
+        from harness.docker_build import build_in_container as build
     binaries = {}
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
-        binaries[(name, suite)] = reproducers.build(name, roots[suite], options.cache, progress)
+        binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
     specs = options.nix_ld or []
     return Artefacts(glibc_sets, roots, binaries, providers(specs, options.cache))
 
@@ -132,16 +135,17 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
     art = provision_all(matrix, cells, options, progress)
     log = ResultLog(out / "results.jsonl", matrix, runner.name)
     results: list[CellResult] = []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            futures = {pool.submit(run_one, matrix, c, art, runner, out): c for c in cells}
-            for future in concurrent.futures.as_completed(futures):
-                result = future.result()
-                log.write(result_record(result))
-                results.append(result)
-                if on_result:
-                    on_result(result)
+        futures = {pool.submit(run_one, matrix, c, art, runner, out): c for c in cells}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            log.write(result_record(result))
+            results.append(result)
+            if on_result:
+                on_result(result)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
         log.close()
         runner.close()
     order = {c.id: i for i, c in enumerate(cells)}

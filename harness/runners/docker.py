@@ -8,7 +8,8 @@ Two things Docker does that the sandbox does not, and what is done about them:
 - Docker rewrites the environment: PATH is moved first, HOSTNAME inserted second. nix-ld 1.x's
   bug depends on envp order, so the command is wrapped in the root's own ``env -i K=V ... argv``
   (busybox in the NixOS-like root, /usr/bin/env in an FHS root), which hands the program exactly
-  ``prepared.env`` in order, as bubblewrap does. ``env`` execs the program: no process in between.
+  ``prepared.env`` in order, plus PWD as bubblewrap sets it (its --chdir sets PWD: in place if
+  present, else appended last), so both runners hand over the same envp. ``env`` execs the program: no process in between.
 - Without an init the program would be pid 1, which the kernel shields from default-action
   signals; ``init=True`` (docker-init) makes it pid 2, like under bubblewrap, and reports a
   signal death as 128+n, which is what bwrap returns too.
@@ -51,11 +52,18 @@ def env_wrapper(root: RootSpec) -> tuple[str, ...]:
     return (f"{shell.store_path}/bin/busybox", "env")
 
 
+def with_pwd(env: tuple[tuple[str, str], ...], cwd: str) -> tuple[tuple[str, str], ...]:
+    """The envp bubblewrap hands over: ``--chdir`` sets PWD, in place if present, else appended last."""
+    if any(key == "PWD" for key, _ in env):
+        return tuple((key, cwd if key == "PWD" else value) for key, value in env)
+    return (*env, ("PWD", cwd))
+
+
 def exact_env_argv(root: RootSpec, argv: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> list[str]:
     return [*env_wrapper(root), "-i", *(f"{key}={value}" for key, value in env), *argv]
 
 
-def _docker_mounts(mounts: tuple[Mount, ...]) -> list:
+def docker_mounts(mounts: tuple[Mount, ...]) -> list:
     from docker.types import Mount as DockerMount
 
     return [DockerMount(m.target, str(m.host), type="bind", read_only=not m.writable) for m in mounts]
@@ -69,7 +77,7 @@ def _create(spec: ContainerSpec):
         working_dir=spec.cwd,
         hostname=HOSTNAME,
         network_mode="none",
-        mounts=_docker_mounts(spec.mounts),
+        mounts=docker_mounts(spec.mounts),
         tmpfs={"/tmp": TMPFS_OPTIONS},
         read_only=True,
         mem_limit=MEM_LIMIT,
@@ -98,18 +106,21 @@ def _logs(container) -> tuple[str, str]:
     try:
         out = container.logs(stdout=True, stderr=False).decode(errors="replace")
         err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-    except docker.errors.NotFound:
+    except (docker.errors.NotFound, docker.errors.APIError):  # 404 gone, 409 dead or being removed
         return "", "ldmatrix: the container was removed before it finished (run interrupted)\n"
     return out, err
 
 
-def _remove(container) -> None:
+def remove_container(container) -> None:
     import docker.errors
 
     try:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as err:
+        if err.status_code != 409:  # 409: a removal already in progress (close() from another thread)
+            raise
 
 
 def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> CommandResult:
@@ -134,7 +145,7 @@ def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> Comman
         out, err_text = _logs(container)
         return CommandResult(rc, out, err_text, duration, timed_out)
     finally:
-        _remove(container)
+        remove_container(container)
         if on_remove:
             on_remove(container)
 
@@ -152,7 +163,7 @@ class DockerRunner:
     def container_spec(self, prepared: PreparedCell) -> ContainerSpec:
         return ContainerSpec(
             image=images.ensure_image(prepared.root),
-            argv=tuple(exact_env_argv(prepared.root, prepared.argv, prepared.env)),
+            argv=tuple(exact_env_argv(prepared.root, prepared.argv, with_pwd(prepared.env, prepared.cwd))),
             env=prepared.env,
             cwd=prepared.cwd,
             mounts=prepared.mounts,
@@ -180,4 +191,4 @@ class DockerRunner:
             live = list(self._live.values())
             self._live.clear()
         for container in live:
-            _remove(container)
+            remove_container(container)

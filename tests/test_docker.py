@@ -1,0 +1,244 @@
+"""The docker runner and its images: fast tests need only Python; ``docker`` ones a running engine.
+
+Every docker test ends by checking that no container labelled ldmatrix is left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import docker_engine, images
+from harness.model import GlibcSet, Link, PreparedCell, RootKind, RootSpec, StorePath
+from harness.outcome import classify
+from harness.runners import docker as docker_runner
+from harness.runners.sandbox import SandboxRunner
+from harness.testinfra_backend import bare_root
+
+# --------------------------------------------------------------------------- fast
+
+
+def fake_store_path(tmp: Path, name: str, digest: str) -> StorePath:
+    host = tmp / f"{digest}-{name}-1"
+    (host / "lib").mkdir(parents=True)
+    (host / "lib" / f"lib{name}.so").write_bytes(b"\x7fELF")
+    (host / "lib" / f"lib{name}.so.1").symlink_to(f"lib{name}.so")
+    return StorePath(name, "1", digest, host)
+
+
+def fake_nixos_root(tmp: Path) -> RootSpec:
+    busybox = fake_store_path(tmp, "busybox", "b" * 32)
+    glibc = fake_store_path(tmp, "glibc", "g" * 32)
+    return RootSpec(kind=RootKind.NIXOS, digest="d" * 16, store_paths=(glibc, busybox),
+                    links=(Link("/bin/sh", f"{busybox.store_path}/bin/busybox"),))
+
+
+def tar_members(root: RootSpec) -> dict[str, tarfile.TarInfo]:
+    buffer = io.BytesIO()
+    images.write_root_tar(root, buffer)
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_nixos_image_tar_has_the_store_and_sh_and_no_lib(tmp_path: Path) -> None:
+    root = fake_nixos_root(tmp_path)
+    members = tar_members(root)
+    assert members["bin/sh"].issym() and members["bin/sh"].linkname == f"/nix/store/{'b' * 32}-busybox-1/bin/busybox"
+    so = members[f"nix/store/{'g' * 32}-glibc-1/lib/libglibc.so.1"]
+    assert so.issym() and so.linkname == "libglibc.so", "symbolic links must stay links"
+    assert members["tmp"].mode == 0o1777 and members["home"].isdir() and members["run"].isdir()
+    assert not {"lib", "lib64", "usr", "usr/lib"} & set(members)
+    assert all(m.uid == 0 for m in members.values())
+
+
+def test_fhs_image_tar_leaves_out_what_the_container_provides(tmp_path: Path) -> None:
+    fhs = tmp_path / "bookworm-abc"
+    for name in ("usr/bin", "etc", "proc/1", "dev/pts", "home/someone", "tmp/junk"):
+        (fhs / name).mkdir(parents=True)
+    (fhs / "lib64").symlink_to("usr/lib64")
+    members = tar_members(RootSpec(kind=RootKind.FHS, digest="x", fhs_root=fhs))
+    assert members["lib64"].issym() and members["lib64"].linkname == "usr/lib64"
+    assert "usr/bin" in members and "etc" in members and members["home"].isdir()
+    assert not [n for n in members if n.startswith(("proc", "dev", "home/", "tmp/"))]
+
+
+def test_image_names_are_content_tags(tmp_path: Path) -> None:
+    root = fake_nixos_root(tmp_path)
+    assert images.repository(root) == "ldmatrix/nixos-root"
+    assert images.image_tag(root) == images.image_tag(dataclasses.replace(root))
+    assert images.image_tag(root) != images.image_tag(dataclasses.replace(root, digest="e" * 16))
+    fhs = RootSpec(kind=RootKind.FHS, digest="x", fhs_root=tmp_path / "trixie-lmxm4av6")
+    assert images.repository(fhs) == "ldmatrix/fhs-trixie"
+
+
+def test_env_is_set_exactly_and_in_order_by_the_roots_env(tmp_path: Path) -> None:
+    root = fake_nixos_root(tmp_path)
+    argv = docker_runner.exact_env_argv(root, ("/home/user/bin/x", "a"), (("B", "1"), ("A", "2=3")))
+    assert argv == [f"/nix/store/{'b' * 32}-busybox-1/bin/busybox", "env", "-i", "B=1", "A=2=3", "/home/user/bin/x", "a"]
+    fhs = RootSpec(kind=RootKind.FHS, digest="x", fhs_root=tmp_path)
+    assert docker_runner.exact_env_argv(fhs, ("/x",), ())[:2] == ["/usr/bin/env", "-i"]
+
+
+def test_pwd_is_set_as_bubblewrap_sets_it() -> None:
+    assert docker_runner.with_pwd((("A", "1"),), "/w") == (("A", "1"), ("PWD", "/w"))
+    assert docker_runner.with_pwd((("PWD", "/x"), ("A", "1")), "/w") == (("PWD", "/w"), ("A", "1"))
+
+
+def test_no_engine_and_permission_denied_are_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(Exception) as err:
+        docker_engine._connect()
+    text = str(err.value)
+    assert text == ("cannot reach the Docker engine at unix:///nonexistent/docker.sock: "
+                    "start it (systemctl start docker) or set DOCKER_HOST")
+    denied = docker_engine.explain(PermissionError(13, "Permission denied"))
+    assert "\n" not in denied and "docker group" in denied and "run as root" in denied
+
+
+def test_pins_name_a_suite_and_an_image() -> None:
+    pins = images.load_pins()
+    assert pins and all(p.image.startswith("gcc:") for p in pins.values())
+    for pin in pins.values():
+        if pin.digest is None:
+            with pytest.raises(images.ImageError, match="ldmatrix images pin"):
+                pin.pinned_ref
+        else:
+            assert pin.digest.startswith("sha256:") and pin.pinned_ref.startswith("gcc@sha256:")
+
+
+# --------------------------------------------------------------------------- docker
+
+REASON = docker_engine.unavailable()
+needs_docker = [pytest.mark.docker, pytest.mark.slow,
+                pytest.mark.skipif(REASON is not None, reason=f"no Docker engine: {REASON}")]
+
+
+def leftover_containers() -> list[str]:
+    found = docker_engine.client().containers.list(all=True, filters={"label": docker_engine.LABEL})
+    return [c.name for c in found]
+
+
+@pytest.fixture(scope="module")
+def glibc() -> GlibcSet:
+    from harness import provision
+    from harness.cache import Cache
+    from harness.progress import NullProgress
+
+    return provision.provision_glibc("2.36", Cache.default(), NullProgress())
+
+
+@pytest.fixture
+def cell(glibc: GlibcSet, tmp_path: Path):
+    """A bare NixOS-like root cell; ``cell(argv, timeout)`` gives one running ``argv``."""
+    from harness.prepare import nixos_root
+
+    base = bare_root(nixos_root(glibc), tmp_path)
+    busybox = f"{glibc.shell.store_path}/bin/busybox"
+
+    def make(*argv: str, timeout: float = 20.0) -> PreparedCell:
+        words = tuple(busybox if word == "busybox" else word for word in argv)
+        return dataclasses.replace(base, argv=words, timeout=timeout)
+
+    yield make
+    assert leftover_containers() == []
+
+
+def docker_test(fn):
+    for mark in needs_docker:
+        fn = mark(fn)
+    return fn
+
+
+@docker_test
+def test_second_ensure_imports_nothing(glibc: GlibcSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.prepare import nixos_root
+
+    root = nixos_root(glibc)
+    ref = images.ensure_image(root)
+    monkeypatch.setattr(images, "tar_chunks", lambda root: pytest.fail("imported again"))
+    assert images.ensure_image(root) == ref
+    assert ref in [i.ref for i in images.list_images()]
+    labels = images.find_image(ref).labels
+    assert labels["ldmatrix"] == "1" and labels["ldmatrix.kind"] == "nixos"
+
+
+@docker_test
+def test_stdout_and_stderr_stay_apart_and_rc_is_kept(cell) -> None:
+    result = docker_runner.DockerRunner().run(cell("busybox", "sh", "-c", "echo out; echo err >&2; exit 3"))
+    assert (result.rc, result.stdout, result.stderr, result.timed_out) == (3, "out\n", "err\n", False)
+
+
+@docker_test
+def test_envp_is_exactly_the_cells_in_order(cell) -> None:
+    prepared = cell("busybox", "cat", "/proc/self/environ")
+    prepared = dataclasses.replace(prepared, env=(("ZZ", "1"), ("NIX_LD_LIBRARY_PATH", "/x"), ("NIX_PATH", "n"),
+                                                  ("PATH", "/p"), ("AA", "2")))
+    docker_env = docker_runner.DockerRunner().run(prepared).stdout
+    sandbox_env = SandboxRunner().run(prepared).stdout
+    assert docker_env.split("\0")[:-1] == ["ZZ=1", "NIX_LD_LIBRARY_PATH=/x", "NIX_PATH=n", "PATH=/p", "AA=2",
+                                              "PWD=/home/user"]
+    assert docker_env == sandbox_env
+
+
+@docker_test
+@pytest.mark.parametrize("argv", [
+    ("busybox", "sh", "-c", "kill -SEGV $$"),
+    ("busybox", "sh", "-c", "kill -ABRT $$"),
+    ("/home/user/bin/missing",),
+    ("busybox", "sh", "-c", "echo LDMATRIX-CHECK: ok"),
+    ("busybox", "sh", "-c", "echo 'LDMATRIX-CHECK: fail no' ; exit 1"),
+], ids=["segv", "abrt", "missing", "ok", "fail"])
+def test_classification_equals_the_sandboxs(cell, argv: tuple[str, ...]) -> None:
+    prepared = cell(*argv)
+    docker = docker_runner.DockerRunner().run(prepared)
+    sandbox = SandboxRunner().run(prepared)
+    assert classify(docker).outcome == classify(sandbox).outcome, (docker, sandbox)
+    if argv[0] != "/home/user/bin/missing":  # exec failure: bwrap exits 1, env (like a shell) 127
+        assert docker.rc == sandbox.rc
+
+
+@docker_test
+def test_timeout_kills_and_removes(cell) -> None:
+    result = docker_runner.DockerRunner().run(cell("busybox", "sleep", "60", timeout=1.0))
+    assert result.timed_out and result.duration < 30
+    assert classify(result).outcome.value == "timeout"
+
+
+@docker_test
+def test_start_failure_is_rc_127_with_the_engines_line(cell) -> None:
+    spec = dataclasses.replace(docker_runner.DockerRunner().container_spec(cell("x")), argv=("/no/such/program",))
+    result = docker_runner.run_container(spec)
+    assert result.rc == 127 and "no such file or directory" in result.stderr.lower()
+    assert classify(result).outcome.value == "missing-interpreter", result.stderr
+
+
+@docker_test
+def test_ctrl_c_while_waiting_still_removes(cell, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(container, timeout):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(docker_runner, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        docker_runner.DockerRunner().run(cell("busybox", "sleep", "60"))
+
+
+@docker_test
+def test_close_mid_run_removes_the_running_container(cell) -> None:
+    runner = docker_runner.DockerRunner()
+    results = []
+    thread = threading.Thread(target=lambda: results.append(runner.run(cell("busybox", "sleep", "60"))))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not runner._live and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert runner._live, "the container never started"
+    runner.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and results and results[0].rc != 0
