@@ -227,4 +227,5 @@ class CellResult:
     stdout: str = ""
     stderr: str = ""
     axes: dict[str, str] = field(default_factory=dict)  # binary, strategy, glibc, nix_ld, env
+    fixed_outcome: Outcome | None = None  # with a known bug: what the cell gives once it is fixed
     extra: dict[str, str] = field(default_factory=dict)

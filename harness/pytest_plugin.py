@@ -15,7 +15,7 @@ import pytest
 from harness import matrix as matrix_mod
 from harness import report
 from harness.errors import LdmatrixError
-from harness.model import Cell, CellResult
+from harness.model import Cell, CellResult, Outcome
 from harness.nix_ld_provider import labels, specs_from_env
 from harness.progress import StderrProgress
 
@@ -133,9 +133,11 @@ def assert_expected(result: CellResult) -> None:
     if result.bug and result.outcome == result.expected:
         raise KnownBugReproduced(f"{detail}; upstream bug {result.bug}")
     if result.bug:
-        # Anything else than the bug: passing means the bug is gone (strict XPASS fails the run).
-        assert result.outcome is not None and result.outcome.value == "ok", (
-            f"expected the known bug's {result.expected.value if result.expected else '?'} or ok; got {detail}")
+        # Not the bug: the fixed outcome passes, so the strict xfail turns into a failing XPASS.
+        fixed = result.fixed_outcome or Outcome.OK
+        assert result.outcome == fixed, (
+            f"expected the known bug's {result.expected.value if result.expected else '?'} or {fixed.value}; "
+            f"got {detail}")
         return
     assert result.outcome == result.expected, (
         f"expected {result.expected.value if result.expected else '?'}, got {detail}")

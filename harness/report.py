@@ -111,6 +111,8 @@ def load_results(path: Path) -> list[CellResult]:
             continue  # the header line
         record["outcome"] = Outcome(record["outcome"]) if record["outcome"] else None
         record["expected"] = Outcome(record["expected"]) if record["expected"] else None
+        fixed = record.get("fixed_outcome")
+        record["fixed_outcome"] = Outcome(fixed) if fixed else None
         record["argv"] = tuple(record.get("argv", ()))
         record["env"] = tuple(tuple(kv) for kv in record.get("env", ()))
         out.append(CellResult(**record))

@@ -83,7 +83,7 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Pat
     workdir = (out / "cells" / safe_id(cell.id)).absolute()
     prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
     base = dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner.name,
-                axes=cell.axes)
+                axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
     if isinstance(prepared, Skip):
         return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
     result = runner.run(prepared)
