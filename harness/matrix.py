@@ -351,9 +351,9 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         axes["nix_ld"] += [label for label in extra_nix_ld if label not in axes["nix_ld"]]
     cells = loader.expand(axes, binaries)
     excludes = loader.excludes(doc, binaries)
+    facts = {c.id: cell_facts(c, binaries) for c in cells}
     for matchers, line in excludes:
-        kept = [c for c in cells if not all(m.matches(cell_facts(c, binaries).get(m.key), cell_facts(c, binaries))
-                                            for m in matchers)]
+        kept = [c for c in cells if not all(m.matches(facts[c.id].get(m.key), facts[c.id]) for m in matchers)]
         if len(kept) == len(cells):
             raise MatrixError(display, line, "exclude", "excludes no cell: a typo in a value?")
         cells = kept
@@ -362,9 +362,8 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     rules = loader.rules(doc, binaries)
     used: set[int] = set()
     for cell in cells:
-        facts = cell_facts(cell, binaries)
         for i, rule in enumerate(rules):
-            if rule.matches(facts):
+            if rule.matches(facts[cell.id]):
                 used.add(i)
                 break
         else:
