@@ -70,6 +70,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("ldmatrix_cell", params)
 
 
+class _TerminalProgress:
+    """Provisioning steps on pytest's terminal, past output capture: long work shows progress."""
+
+    def __init__(self, config: pytest.Config):
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+        self.fallback = StderrProgress()
+
+    def step(self, message: str) -> None:
+        if self.reporter is None or self.capture is None:
+            self.fallback.step(message)
+            return
+        with self.capture.global_and_fixture_disabled():
+            self.reporter.write_line(f"[ldmatrix] {message}")
+
+
 class _Session:
     """Provisioned once per pytest session; runs cells on demand and logs each result."""
 
@@ -86,7 +102,7 @@ class _Session:
         self.results: list[CellResult] = []
         self.artefacts = None
         if self.unavailable is None:
-            self.artefacts = provision_all(matrix, matrix.cells, self.options, StderrProgress())
+            self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
         self.log = ResultLog(self.options.out / matrix.name / "results.jsonl", matrix, self.runner.name)
 
     def run(self, cell: Cell) -> CellResult:
