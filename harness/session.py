@@ -127,19 +127,20 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
     progress = progress or NullProgress()
     cells = matrix.select(options.select)
     runner = get_runner(options.runner or matrix.runner)
-    reason = runner.unavailable()
     out = options.out / matrix.name
-    if reason is not None:
-        runner.close()
-        return [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}") for c in cells]
-    art = provision_all(matrix, cells, options, progress)
+    reason = runner.unavailable()
+    art = provision_all(matrix, cells, options, progress) if reason is None else None
     log = ResultLog(out / "results.jsonl", matrix, runner.name)
     results: list[CellResult] = []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
     try:
-        futures = {pool.submit(run_one, matrix, c, art, runner, out): c for c in cells}
-        for future in concurrent.futures.as_completed(futures):
-            result = future.result()
+        if reason is not None:
+            done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
+                              for c in cells]
+        else:
+            futures = [pool.submit(run_one, matrix, c, art, runner, out) for c in cells]
+            done = (f.result() for f in concurrent.futures.as_completed(futures))
+        for result in done:
             log.write(result_record(result))
             results.append(result)
             if on_result:
