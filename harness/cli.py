@@ -57,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(text)
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
+    if args.html:
+        args.html.write_text(report.html(results, f"ldmatrix: {matrix.name}"))
     if args.baseline:
         print("changes against the baseline:")
         print(report.diff(report.load_results(args.baseline), results))
@@ -134,6 +136,7 @@ def parser() -> argparse.ArgumentParser:
                      help="a real nix-ld to test as VERSION (repeatable); also $LDMATRIX_NIX_LD")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     run.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
+    run.add_argument("--html", type=Path, help="also write the grid as a standalone HTML page")
     run.add_argument("--baseline", type=Path, help="a results.jsonl to compare against")
     run.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
     run.set_defaults(func=cmd_run)

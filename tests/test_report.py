@@ -84,3 +84,10 @@ def test_other_outcome_under_a_known_bug_is_a_real_failure() -> None:
 def test_mismatch_names_the_cell_and_evidence() -> None:
     with pytest.raises(AssertionError, match="ldmatrix show c-hello.patchelf.glibc-2.36"):
         assert_expected(result(HELLO_PATCHED, Outcome.MISSING_LIBRARY, Outcome.OK))
+
+
+def test_html_page_colours_and_tooltips() -> None:
+    page = report.html([result(HELLO_PATCHED, Outcome.MISSING_LIBRARY, Outcome.OK, evidence="libcrypt.so.1 <x>")],
+                       "t")
+    assert "<table>" in page and "#f4cccc" in page  # a mismatch is red
+    assert "libcrypt.so.1 &lt;x&gt;" in page and "ldmatrix show c-hello.patchelf.glibc-2.36" in page
