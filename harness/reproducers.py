@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,7 @@ RUST_FLAGS = ("--edition", "2018", "-C", "opt-level=2")
 BUILD_PATH = "/usr/bin:/bin"
 BUILD_TIMEOUT = 600.0
 LOG_NAME = "build.log"
+EMBEDDED_SO = "/tmp/ldmatrix-execstack.so"  # the path dlopen_execstack.c's .incbin names
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class ReproducerSpec:
     needs_child: bool = False  # a parent that runs a child given on its command line (envprint)
     min_glibc: str | None = None  # the build root must have at least this glibc
     description: str = ""
+    # A second source built first as a shared object with these flags to EMBEDDED_SO, which the
+    # main source embeds (.incbin): one file to install, carrying the library it dlopen()s.
+    embedded_so_flags: tuple[str, ...] = ()
 
     @property
     def project_dir(self) -> Path:
@@ -58,6 +63,11 @@ class ReproducerSpec:
         """The compiler argv as run inside the sandbox (sources at /src, output at /out)."""
         main = f"/src/{self.sources[0]}"
         out = f"/out/{self.name}"
+        if self.language is Language.C and self.embedded_so_flags:
+            library = ("gcc", *C_FLAGS, "-shared", "-fPIC", *self.embedded_so_flags, "-o", EMBEDDED_SO,
+                       f"/src/{self.sources[1]}")
+            program = ("gcc", *C_FLAGS, "-o", out, main, *self.link_flags)
+            return ("sh", "-ec", f"{shlex.join(library)}\n{shlex.join(program)}")
         if self.language is Language.C:
             return ("gcc", *C_FLAGS, "-o", out, main, *self.link_flags)
         return ("rustc", *RUST_FLAGS, "-o", out, main, *self.link_flags)
@@ -81,6 +91,9 @@ REPRODUCERS: dict[str, ReproducerSpec] = {
            link_flags=("-lcrypt",)),
         _c("needs-glibc-2.38", "needs_glibc_2_38.c", "uses strlcpy, so needs GLIBC_2.38", min_glibc="2.38"),
         _c("envprint", "envprint.c", "prints PATH entries; checks its environment against --expect"),
+        ReproducerSpec("dlopen-execstack", Language.C, ("dlopen_execstack.c", "execstack_lib.c"),
+                       link_flags=("-ldl",), embedded_so_flags=("-Wl,-z,execstack",),
+                       description="dlopen()s a library that asks for an executable stack (refused from 2.41)"),
         _rust("spawn-env", "spawn_env.rs", "Rust parent calling Command::env (sorted envp)"),
         _rust("spawn-inherit", "spawn_inherit.rs", "Rust parent inheriting its environment"),
     )

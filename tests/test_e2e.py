@@ -102,3 +102,17 @@ def test_typo_gives_one_line_with_line_number(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert "bad.yaml:" in lines[0] and "patchelff" in lines[0] and "allowed:" in lines[0]
+
+
+def test_glibc_bump_facts(tmp_path: Path) -> None:
+    """From the glibc matrix: a trixie binary on an older store glibc, and dlopen of an execstack plugin."""
+    proc = ldmatrix("run", str(REPO / "matrices" / "glibc.yaml"), "--out", "results", "-k", "LD_LIBRARY_PATH",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {r["cell_id"]: r for r in map(json.loads, (tmp_path / "results/glibc/results.jsonl").open())
+               if "cell_id" in r}
+    hello = results["c-hello-trixie.patchelf+LD_LIBRARY_PATH.glibc-2.31"]
+    assert hello["outcome"] == "glibc-too-old" and "GLIBC_2.34" in hello["evidence"]
+    assert results["c-dlopen-execstack.patchelf+LD_LIBRARY_PATH.glibc-2.36"]["outcome"] == "ok"
+    refused = results["c-dlopen-execstack.patchelf+LD_LIBRARY_PATH.glibc-2.41"]
+    assert refused["outcome"] == "error" and "cannot enable executable stack" in refused["evidence"]

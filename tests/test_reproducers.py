@@ -47,7 +47,8 @@ def check_line(stdout: str) -> str:
 
 def test_catalogue_names_and_keys() -> None:
     assert list(REPRODUCERS) == [
-        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "spawn-env", "spawn-inherit",
+        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "dlopen-execstack", "spawn-env",
+        "spawn-inherit",
     ]
     for name, spec in REPRODUCERS.items():
         assert spec.name == name
@@ -364,3 +365,11 @@ def test_build_failure_names_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyP
     log = Path(message.rsplit("log: ", 1)[1])
     assert "error" in log.read_text() and "$ gcc" in log.read_text()
     assert [p.name for p in cache.builds.iterdir()] == [log.name]
+
+
+def test_embedded_library_is_built_first_with_an_executable_stack() -> None:
+    command = REPRODUCERS["dlopen-execstack"].compile_command()
+    assert command[:2] == ("sh", "-ec")
+    library, program = command[2].splitlines()
+    assert "-Wl,-z,execstack" in library and "/src/execstack_lib.c" in library
+    assert program.endswith("-ldl") and "/src/dlopen_execstack.c" in program
