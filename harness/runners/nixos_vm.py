@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -35,7 +36,6 @@ from harness.model import CommandResult, PreparedCell
 from harness.nixgen import RESULTS_FILE, NixpkgsPin, generate_test, load_pins, parse_results
 
 KVM_CREATE_VM = 0xAE01
-DEFAULT_SUBSTITUTER = "https://cache.nixos.org"
 BOOT_ALLOWANCE = 1800.0  # seconds for fetching the closure and booting, on top of the cells' timeouts
 NOT_RUN_RC = 125  # the rc of a cell the VM did not run (classified as error, with the reason on stderr)
 _NEEDS = "needs nix and /dev/kvm: run on a NixOS or Nix machine with KVM and network access to a binary cache"
@@ -57,6 +57,20 @@ def kvm_problem(device: str = "/dev/kvm") -> str | None:
     finally:
         os.close(fd)
     return None
+
+
+def nix_substituter() -> str | None:
+    """The first binary cache nix itself is configured with (its built-in default unless changed)."""
+    nix = shutil.which("nix")
+    if nix is None:
+        return None
+    try:
+        proc = subprocess.run([nix, "--extra-experimental-features", "nix-command", "show-config", "--json"],
+                              capture_output=True, text=True, timeout=30)
+        values = json.loads(proc.stdout)["substituters"]["value"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    return values[0] if values else None
 
 
 def cache_problem(substituter: str, timeout: float = 5.0) -> str | None:
@@ -84,7 +98,7 @@ class NixosVmRunner:
         if self.release is not None and self.release not in self.pins:
             raise LdmatrixError(f"nixos-vm: unknown NixOS release {self.release!r} "
                                 f"(allowed: {', '.join(self.pins)})")
-        self.substituter = substituter or os.environ.get("LDMATRIX_NIX_SUBSTITUTER") or DEFAULT_SUBSTITUTER
+        self.substituter = substituter or os.environ.get("LDMATRIX_NIX_SUBSTITUTER") or None
         self.kvm_device = kvm_device
         self.check_network = check_network
         self.nix_build = shutil.which("nix-build")
@@ -106,7 +120,10 @@ class NixosVmRunner:
         if kvm is not None:
             return f"{_NEEDS}; here {kvm}"
         if self.check_network:
-            cache = cache_problem(self.substituter)
+            substituter = self.substituter or nix_substituter()
+            if substituter is None:
+                return f"{_NEEDS}; here nix names no binary cache (set LDMATRIX_NIX_SUBSTITUTER)"
+            cache = cache_problem(substituter)
             if cache is not None:
                 return f"{_NEEDS}; here {cache} (set LDMATRIX_NIX_SUBSTITUTER for another cache)"
         return None
