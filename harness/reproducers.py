@@ -16,8 +16,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from harness.cache import REPO_ROOT, Cache
 from harness.elf import read_interpreter
@@ -178,8 +180,30 @@ def build_dir(name: str, root: BuildRoot, cache: Cache) -> Path:
     return cache.builds / f"{s.name}-{root.suite}-{build_digest(s, root)}"
 
 
-def build(name: str, root: BuildRoot, cache: Cache, progress: Progress) -> BuiltBinary:
-    """Compile reproducer ``name`` inside ``root`` (or reuse the cached build)."""
+Compiler = Callable[[ReproducerSpec, BuildRoot, Path, TextIO], "int | None"]
+
+
+def compile_in_sandbox(s: ReproducerSpec, root: BuildRoot, out_dir: Path, log: TextIO) -> int | None:
+    """Run the compile command in ``root`` under bubblewrap; its output goes to ``log``. None: timeout."""
+    command = s.compile_command()
+    argv = bwrap_argv(root.path, s.project_dir, out_dir, command)
+    log.write(f"# sandbox: {' '.join(argv)}\n")
+    log.write(f"$ {' '.join(command)}\n")
+    log.flush()
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                              timeout=BUILD_TIMEOUT).returncode
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def build(name: str, root: BuildRoot, cache: Cache, progress: Progress, *,
+          compiler: Compiler = compile_in_sandbox, variant: str = "") -> BuiltBinary:
+    """Compile reproducer ``name`` for ``root`` (or reuse the cached build).
+
+    ``compiler`` runs the compile command (bubblewrap by default; the docker runner passes its
+    own); ``variant`` keeps its builds apart in the cache (``<name>-<suite>-<digest><variant>``).
+    """
     s = spec(name)
     if s.min_glibc and _version_tuple(root.glibc_version) < _version_tuple(s.min_glibc):
         raise LdmatrixError(
@@ -187,6 +211,7 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress) -> Built
             f"{root.suite} has {root.glibc_version} (use trixie or newer)"
         )
     final = build_dir(name, root, cache)
+    final = final.with_name(final.name + variant)
     if (final / s.name).is_file():
         progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
         return _built(s, root, final)
@@ -196,19 +221,10 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress) -> Built
     temp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=cache.builds))
     renamed = False
     try:
-        command = s.compile_command()
-        argv = bwrap_argv(root.path, s.project_dir, temp, command)
         log = temp / LOG_NAME
         with log.open("w", encoding="utf-8") as out:
             out.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
-            out.write(f"# sandbox: {' '.join(argv)}\n")
-            out.write(f"$ {' '.join(command)}\n")
-            out.flush()
-            try:
-                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    timeout=BUILD_TIMEOUT).returncode
-            except subprocess.TimeoutExpired:
-                rc = None
+            rc = compiler(s, root, temp, out)
             out.write(f"# exit status: {'timeout' if rc is None else rc}\n")
         if rc != 0 or not (temp / s.name).is_file():
             failed_log = cache.builds / f"{final.name}.failed.log"
