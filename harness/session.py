@@ -77,13 +77,11 @@ def safe_id(cell_id: str) -> str:
 
 
 def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Path) -> CellResult:
-    expectation = matrix.expectation(cell)
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
     workdir = (out / "cells" / safe_id(cell.id)).absolute()
     prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
-    base = dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner.name,
-                axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
+    base = _result_base(matrix, cell, runner.name)
     if isinstance(prepared, Skip):
         return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
     result = runner.run(prepared)
@@ -153,9 +151,13 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
     return sorted(results, key=lambda r: order[r.cell_id])
 
 
-def _skipped(matrix: Matrix, cell: Cell, runner: str, reason: str) -> CellResult:
+def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
+    """What every CellResult of ``cell`` carries, run or skipped: its id, axes and expectation."""
     expectation = matrix.expectation(cell)
-    return CellResult(cell_id=cell.id, outcome=None, evidence="", expected=expectation.outcome,
-                      bug=expectation.bug, skip_reason=reason, rc=None, duration=0.0, runner=runner,
-                      axes=cell.axes)
+    return dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner,
+                axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
 
+
+def _skipped(matrix: Matrix, cell: Cell, runner: str, reason: str) -> CellResult:
+    return CellResult(outcome=None, evidence="", skip_reason=reason, rc=None, duration=0.0,
+                      **_result_base(matrix, cell, runner))
