@@ -13,6 +13,8 @@
  *
  * Output (stdout), in this order:
  *   PATH=<value>                               one line per PATH entry
+ *   envprint: loader-managed entry "<entry>"   one line per key the loader manages
+ *                                              (what nix-ld left or restored for the program)
  *   envprint: unexpected entry "<entry>"       in the environment, not expected
  *   envprint: missing entry "<entry>"          expected, not in the environment
  *   envprint: duplicate key "<key>" in entry "<entry>"
@@ -179,13 +181,17 @@ int main(int argc, char *argv[], char *envp[])
             return fail("usage: envprint [--expect FILE]; got argument", argv[i]);
     }
 
-    /* 1. The seed's output: every PATH entry, in environment order. */
+    /* 1. The seed's output: every PATH entry, in environment order; then what the
+     *    loader manages, which is not checked but shown. */
     for (size_t i = 0; envp[i] != NULL; i++) {
         if (key_is(envp[i], "PATH")) {
             print_escaped(envp[i], strlen(envp[i]));
             putchar('\n');
         }
     }
+    for (size_t i = 0; envp[i] != NULL; i++)
+        if (is_loader_managed(envp[i]))
+            print_finding("envprint: ", "loader-managed entry", envp[i]);
 
     /* 2. With --expect: the environment and the file, compared as multisets. */
     if (expect_path != NULL) {

@@ -15,7 +15,6 @@ from harness import matrix as matrix_mod
 from harness import report
 from harness.errors import LdmatrixError
 from harness.model import CellResult
-from harness.nix_ld_provider import labels, specs_from_env
 from harness.progress import StderrProgress
 
 DEFAULT_OUT = Path(".ldmatrix/results")
@@ -40,13 +39,18 @@ class CellProgress:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.session import RunOptions, execute
 
-    nix_ld = list(args.nix_ld) + specs_from_env()
-    matrix = matrix_mod.load(args.matrix, extra_nix_ld=labels(nix_ld))
-    options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=nix_ld)
+    from harness import nixld
+    from harness.cache import Cache
+
+    progress = StderrProgress(quiet=args.quiet)
+    cache = Cache.default()
+    supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
+    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels)
+    options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=supply,
+                         cache=cache)
     cells = matrix.select(args.k)
     if not cells:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
-    progress = StderrProgress(quiet=args.quiet)
     progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
     results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     results_file = options.out / matrix.name / "results.jsonl"
@@ -123,6 +127,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_nix_ld_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nix-ld", action="append", default=[], metavar="SPEC",
+                   help="a real nix-ld (repeatable; also $LDMATRIX_NIX_LD): VERSION=PATH of a build, "
+                        "src:ARCHIVE-OR-TREE, or src:REPO#REV of a git repository or bundle (built here)")
+    p.add_argument("--nix-ld-archives", action="append", default=[], type=Path, metavar="DIR",
+                   help="a directory of nix-ld release archives for the matrix's pinned versions "
+                        "(repeatable; also $LDMATRIX_NIX_LD_ARCHIVES)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ldmatrix", description="Does a binary built outside Nix run on NixOS?")
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,8 +145,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", choices=matrix_mod.RUNNERS, help="default: the matrix's own (sandbox)")
     run.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word")
     run.add_argument("-j", "--jobs", type=int, default=2)
-    run.add_argument("--nix-ld", action="append", default=[], metavar="VERSION=PATH",
-                     help="a real nix-ld to test as VERSION (repeatable); also $LDMATRIX_NIX_LD")
+    add_nix_ld_options(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     run.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
     run.add_argument("--html", type=Path, help="also write the grid as a standalone HTML page")

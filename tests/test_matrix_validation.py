@@ -173,3 +173,51 @@ def test_seed_has_the_seed_facts() -> None:
     assert cells["rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36"] is Outcome.OK
+
+
+SOURCES = """\
+nix_ld_sources:
+  "1.2.2": {url: "https://example.org/nix-ld-1.2.2.tar.gz", hash: "sha256-+z9t7BLugZO1WhyYEq6FI38TMh2EwfgfAv3RDFSjwtc="}
+expect:"""
+
+
+def test_nix_ld_sources_are_pinned_by_tree_hash(tmp_path: Path) -> None:
+    m = matrix.load(write(tmp_path, GOOD.replace("expect:", SOURCES)))
+    pin = m.nix_ld_sources["1.2.2"]
+    assert pin.nar_hash.startswith("sha256-") and pin.where.endswith(":11")
+    assert "nix-ld-1.2.2.tar.gz" in pin.archive_names()
+
+
+@pytest.mark.parametrize("change, key, message", [
+    (("sha256-+z9t7BLugZO1WhyYEq6FI38TMh2EwfgfAv3RDFSjwtc=", "deadbeef"), "hash", "NAR hash of the unpacked tree"),
+    (("https://example.org/", "ftp://example.org/"), "url", "not an http(s) URL"),
+    (('"1.2.2": {', '"latest": {'), "latest", "not a nix-ld version"),
+    ((', hash: "sha256-+z9t7BLugZO1WhyYEq6FI38TMh2EwfgfAv3RDFSjwtc="', ""), "nix_ld_sources.1.2.2.hash",
+     "is required"),
+])
+def test_bad_nix_ld_sources(tmp_path: Path, change: tuple[str, str], key: str, message: str) -> None:
+    err = error_of(tmp_path, GOOD.replace("expect:", SOURCES.replace(*change)))
+    assert err.key == key and message in str(err)
+
+
+def test_nix_ld_axis_labels_must_be_versions(tmp_path: Path) -> None:
+    err = error_of(tmp_path, GOOD.replace('nix_ld: ["1.2.2", "2.0.6"]', 'nix_ld: ["1.2.2", "latest"]'))
+    assert err.key == "nix_ld" and "is not a version" in str(err)
+
+
+def test_a_known_bug_is_fixed_into_what_the_later_rules_expect(tmp_path: Path) -> None:
+    text = GOOD.replace("  - outcome: ok", "  - when: {binary: rust-spawn-env}\n    outcome: crash\n  - outcome: ok")
+    m = matrix.load(write(tmp_path, text))
+    cell = next(c for c in m.cells if c.id == "rust-spawn-env.nix-ld-1.2.2.glibc-2.36")
+    expectation = m.expectation(cell)
+    assert (expectation.outcome, expectation.fixed_outcome) == (Outcome.ENV_CORRUPTED, Outcome.CRASH)
+
+
+def test_seed_nix_ld_facts_as_observed() -> None:
+    m = matrix.load(REPO / "matrices" / "seed.yaml")
+    cells = {c.id: m.expectation(c) for c in m.cells}
+    crash = cells["c-needs-libcrypt.nix-ld-2.0.5.glibc-2.31"]
+    assert (crash.outcome, crash.fixed_outcome) == (Outcome.CRASH, Outcome.MISSING_LIBRARY)
+    assert cells["c-hello.nix-ld-2.0.5.glibc-2.36"].outcome is Outcome.OK
+    assert cells["c-hello.nix-ld-1.2.2.glibc-2.43"].outcome is Outcome.OK
+    assert set(m.nix_ld_sources) == {"1.2.2", "1.2.3", "2.0.5", "2.0.6"}

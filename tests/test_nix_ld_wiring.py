@@ -1,7 +1,7 @@
 """The nix-ld strategy's wiring, tested with a STAND-IN interpreter (tests/fixtures/standin_interp.c).
 
 The stand-in is not nix-ld and imitates none of its bugs: it goes through the real provider path
-(``--nix-ld standin-fixture=PATH``), sits where the strategy links /lib64/ld-linux-x86-64.so.2,
+(``--nix-ld 0.0.0=PATH``: a version no nix-ld release has), sits where the strategy links /lib64/ld-linux-x86-64.so.2,
 and does only what a correct trampoline does. So these cells show that the layout (the /lib64
 link, NIX_LD, NIX_LD_LIBRARY_PATH) works, and that an env-corrupted cell can only come from a real,
 buggy nix-ld. Outcomes are compared directly, not with the matrix's expectations (written for
@@ -21,14 +21,19 @@ from harness.session import RunOptions, execute
 
 pytestmark = pytest.mark.slow
 
-LABEL = "standin-fixture"
+LABEL = "0.0.0"
 GLIBCS = ("2.31", "2.36", "2.41", "2.43")
 
 
 @pytest.fixture(scope="module")
 def results(standin_interp: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, CellResult]:
-    seed = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml", extra_nix_ld=[LABEL])
-    options = RunOptions(runner="sandbox", select=LABEL, jobs=4, nix_ld=[f"{LABEL}={standin_interp}"],
+    from harness import nixld
+    from harness.cache import Cache
+    from harness.progress import NullProgress
+
+    supply = nixld.supply([f"{LABEL}={standin_interp}"], [], Cache.default(), NullProgress())
+    seed = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml", extra_nix_ld=supply.labels)
+    options = RunOptions(runner="sandbox", select=f"-{LABEL}.glibc", jobs=4, nix_ld=supply,
                          out=tmp_path_factory.mktemp("results"))
     out = {r.cell_id: r for r in execute(seed, options)}
     assert out, "the stand-in label selected no cells"

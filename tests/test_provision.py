@@ -405,7 +405,7 @@ def test_provision_glibc_offline_from_cache(tmp_path: Path, monkeypatch) -> None
     bb = _put(cache, _build_deb(tmp_path, "busybox-static", {"bin/busybox": b"bb"}),
               "busybox-static", "1:1.35.0-4")
     config = SuitesConfig("amd64", {"9.99": "bookworm"}, dict(CONFIG.packages), "busybox-static",
-                          "busybox", "bookworm", (), "apt")
+                          "busybox", "bookworm", (), "apt", "sid", ())
     lock = Lock(tmp_path / "lock.json", "amd64", (SuiteLock("bookworm", "", (bb, libc, crypt, gcc)),))
     g = provision_glibc("9.99", cache, NullProgress(), lock=lock, config=config)
     assert g.suite == "bookworm" and g.glibc_version == "9.99"

@@ -21,10 +21,12 @@ from .suites import CONFIG, SuitesConfig
 FORMAT = "1"
 
 
-def root_digest(suite: str, config: SuitesConfig = CONFIG, mirror: str | None = None) -> str:
+def root_digest(suite: str, config: SuitesConfig = CONFIG, mirror: str | None = None,
+                include: tuple[str, ...] | None = None) -> str:
     """Content id of a build root: what it is built from (suite, variant, packages, mirror)."""
     spec = json.dumps({"format": FORMAT, "suite": suite, "variant": config.buildroot_variant,
-                       "include": sorted(config.buildroot_include), "mirror": mirror or ""},
+                       "include": sorted(config.buildroot_include if include is None else include),
+                       "mirror": mirror or ""},
                       sort_keys=True)
     return nixbase32.digest("buildroot", spec)
 
@@ -64,12 +66,18 @@ def _discard(path: Path) -> str:
     return ""
 
 
-def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesConfig = CONFIG) -> BuildRoot:
-    """The build root of ``suite``: reused when present, otherwise mmdebstrap'ed and renamed into place."""
+def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesConfig = CONFIG,
+               include: tuple[str, ...] | None = None) -> BuildRoot:
+    """The build root of ``suite``: reused when present, otherwise mmdebstrap'ed and renamed into place.
+
+    ``include``: the packages to install instead of the suites map's build-root list (the nix-ld
+    build root has its own); the root's digest covers them.
+    """
     if suite not in config.suites:
         raise ProvisionError(f"build root: unknown suite {suite!r} (allowed: {', '.join(config.suites)})")
+    include = config.buildroot_include if include is None else include
     mirror = os.environ.get(ENV_VAR, "").strip() or None
-    digest = root_digest(suite, config, mirror)
+    digest = root_digest(suite, config, mirror, include)
     name = f"{suite}-{digest}"
     final = cache.buildroots / name
     info = cache.buildroots / f"{name}.json"
@@ -85,7 +93,7 @@ def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesCo
     hint = _discard(tmp)
     if hint:
         raise ProvisionError(f"build root {suite}: stale temp dir{hint}")
-    argv = [exe, f"--variant={config.buildroot_variant}", f"--include={','.join(config.buildroot_include)}",
+    argv = [exe, f"--variant={config.buildroot_variant}", f"--include={','.join(include)}",
             "--format=directory",
             # an archive snapshot past its Valid-Until (sid's is a week) must not stop the build
             '--aptopt=Acquire::Check-Valid-Until "false"',
@@ -124,7 +132,7 @@ def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesCo
             raise
         _discard(tmp)  # a concurrent run finished first
     info.write_text(json.dumps({"suite": suite, "digest": digest, "libc6": glibc_full,
-                                "include": list(config.buildroot_include),
+                                "include": list(include),
                                 "seconds": round(time.monotonic() - start, 1)}, indent=2) + "\n")
     progress.step(f"build root {suite}: ready, libc6 {glibc_full} ({time.monotonic() - start:.0f} s)")
     return BuildRoot(suite=suite, path=final, glibc_version=debversion.upstream(glibc_full), digest=digest)

@@ -21,6 +21,8 @@ class SuitesConfig:
     shell_suite: str  # "bookworm"
     buildroot_include: tuple[str, ...]
     buildroot_variant: str
+    nix_ld_suite: str  # the build root nix-ld is built in: gcc and meson (1.x), rustc and cargo (2.x)
+    nix_ld_include: tuple[str, ...]
 
     @property
     def suites(self) -> tuple[str, ...]:
@@ -55,6 +57,8 @@ def load_suites(path: Path = SUITES_PATH) -> SuitesConfig:
             shell_suite=shell["suite"],
             buildroot_include=tuple(raw["buildroot"]["include"]),
             buildroot_variant=raw["buildroot"]["variant"],
+            nix_ld_suite=raw["nix_ld_build"]["suite"],
+            nix_ld_include=tuple(raw["nix_ld_build"]["include"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ProvisionError(f"{path}: cannot read the suites map: {err!r}") from None

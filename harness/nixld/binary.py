@@ -1,0 +1,53 @@
+"""A real nix-ld executable (supplied by path, or built from source) installed as a store path.
+
+The executable is checked to be what nix-ld is (a static ELF with no interpreter) and copied
+into the cache as ``<digest>-nix-ld-<label>/libexec/nix-ld``, the layout of the nixpkgs package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from harness.cache import Cache
+from harness.elf import read_interpreter
+from harness.errors import LdmatrixError
+from harness.model import StorePath
+from harness.provision import nixbase32
+
+
+def executable(path: Path) -> Path:
+    """``path`` itself, or ``path/libexec/nix-ld`` for a package; checked to be a static ELF."""
+    if path.is_dir():
+        path = path / "libexec" / "nix-ld"
+    if not path.is_file():
+        raise LdmatrixError(f"nix-ld not found at {path}: give the nix-ld package or its libexec/nix-ld")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"\x7fELF":
+            raise LdmatrixError(f"{path} is not an ELF executable; nix-ld is a static ELF program")
+    interpreter = read_interpreter(path)
+    if interpreter is not None:
+        raise LdmatrixError(f"{path} asks for the interpreter {interpreter}; nix-ld is statically linked, "
+                            "is this really nix-ld?")
+    return path
+
+
+def install(label: str, path: Path, cache: Cache) -> StorePath:
+    exe = executable(path)
+    sha = hashlib.sha256(exe.read_bytes()).hexdigest()
+    digest = nixbase32.digest("nix-ld", label, sha)
+    store = StorePath("nix-ld", label, digest, cache.store / f"{digest}-nix-ld-{label}")
+    target = store.host_path / "libexec" / "nix-ld"
+    if not target.exists():
+        tmp = cache.store / f".tmp-{digest}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "libexec").mkdir(parents=True)
+        shutil.copy2(exe, tmp / "libexec" / "nix-ld")
+        os.chmod(tmp / "libexec" / "nix-ld", 0o555)
+        try:
+            os.replace(tmp, store.host_path)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run won the race
+    return store

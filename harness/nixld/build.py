@@ -1,0 +1,172 @@
+"""Build nix-ld from a verified source tree inside the nix-ld build root, offline, cached.
+
+1.x: ``meson setup --buildtype=plain -Dnix-system=x86_64-linux`` and ``meson compile nix-ld``
+with ``CFLAGS=-O2`` (what nixpkgs' meson hook and its fortify hardening amount to).
+2.x: ``cargo build --release --offline --locked`` against the vendored crates, with
+``RUSTC_BOOTSTRAP=1`` (its .cargo/config.toml passes ``-Z plt=yes``) and ``NIX_SYSTEM``, as
+upstream's package.nix sets them.
+
+A build is cached under a key over the source's NAR hash, the recipe and the exact toolchain,
+so a second run builds nothing and a new compiler builds again. The network is never shared
+with a build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cache import Cache
+from harness.errors import LdmatrixError
+from harness.progress import Progress
+from harness.provision import nixbase32
+from harness.reproducers import bwrap_argv
+
+from .source import Generation, SourceTree
+from .toolchain import Toolchain, toolchain
+from .vendor import vendored
+
+RECIPE = "1"  # bump to rebuild every cached nix-ld
+NIX_SYSTEM = "x86_64-linux"
+BUILD_TIMEOUT = 900.0
+_PROGRESS_LINE = re.compile(r"^\s*(Compiling|Finished|\[\d+/\d+\])")
+
+COMMANDS: dict[Generation, str] = {
+    Generation.C: (f"meson setup --buildtype=plain -Dnix-system={NIX_SYSTEM} /tmp/build /src\n"
+                   "meson compile -C /tmp/build nix-ld\n"
+                   "cp /tmp/build/nix-ld /out/nix-ld"),
+    Generation.RUST: ("cargo build --release --offline --locked "
+                      "--config 'source.crates-io.replace-with=\"vendored\"' "
+                      "--config 'source.vendored.directory=\"/vendor\"'\n"
+                      "cp /tmp/target/release/nix-ld /out/nix-ld"),
+}
+ENVIRONMENT: dict[Generation, tuple[tuple[str, str], ...]] = {
+    Generation.C: (("CFLAGS", "-O2"),),
+    Generation.RUST: (("RUSTC_BOOTSTRAP", "1"), ("NIX_SYSTEM", NIX_SYSTEM), ("CARGO_TARGET_DIR", "/tmp/target"),
+                      ("CARGO_HOME", "/tmp/cargo-home")),
+}
+
+
+class BuildFailed(LdmatrixError):
+    """The source did not build; the message names the log and its last lines."""
+
+
+@dataclass(frozen=True)
+class NixLdBuild:
+    executable: Path
+    log: Path
+    version: str
+    nar_hash: str
+    toolchain: str  # "rustc 1.97.1+dfsg1-1, cargo …, gcc … (Debian sid build root …)"
+
+
+def build_key(nar_hash: str, generation: Generation, tc: Toolchain) -> str:
+    tools = ";".join(f"{p}={v}" for p, v in tc.of(generation))
+    return nixbase32.digest("nix-ld-build", RECIPE, nar_hash, COMMANDS[generation],
+                            repr(ENVIRONMENT[generation]), tc.root.digest, tools)
+
+
+def _build_dir(cache: Cache, key: str, version: str) -> Path:
+    return cache.dir("nix-ld") / "builds" / f"{key}-nix-ld-{version}"
+
+
+def cached(nar_hash: str, generation: Generation, version: str, tc: Toolchain, cache: Cache) -> NixLdBuild | None:
+    """The build of this source with this toolchain, if one was made before."""
+    home = _build_dir(cache, build_key(nar_hash, generation, tc), version)
+    if not (home / "nix-ld").is_file():
+        return None
+    return NixLdBuild(home / "nix-ld", home / "build.log", version, nar_hash, tc.describe(generation))
+
+
+def _last_lines(log: Path, n: int = 3) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
+             if line.strip() and not line.startswith(("# ", "$ "))]  # ours, not the build's
+    return " | ".join(lines[-n:]) or "no output"
+
+
+def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> int | None:
+    """Run ``argv``, its output to ``log`` and its notable lines to progress; None on timeout."""
+    with log.open("a") as out:
+        out.write(f"# sandbox: {' '.join(argv)}\n")
+        out.flush()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", start_new_session=True)
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(BUILD_TIMEOUT, kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if _PROGRESS_LINE.match(line):
+                    progress.step(f"{what}: {line.strip()}")
+            rc = proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+        finally:
+            timer.cancel()
+    return None if timed_out.is_set() else rc
+
+
+def build(tree: SourceTree, cache: Cache, progress: Progress, tc: Toolchain | None = None) -> NixLdBuild:
+    """nix-ld from ``tree``: the cached build, or a new one made offline in the nix-ld build root."""
+    tc = tc or toolchain(cache, progress)
+    found = cached(tree.nar_hash, tree.generation, tree.version, tc, cache)
+    if found is not None:
+        progress.step(f"nix-ld {tree.version}: reusing the build of {tree.nar_hash[:19]}… ({found.toolchain})")
+        return found
+    binds: tuple[tuple[Path, str, bool], ...] = ()
+    if tree.generation is Generation.RUST:
+        binds = ((vendored(tree, tc, cache, progress), "/vendor", False),)
+    key = build_key(tree.nar_hash, tree.generation, tc)
+    final = _build_dir(cache, key, tree.version)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    what = f"nix-ld {tree.version}"
+    progress.step(f"{what}: building {tree.origin} with {tc.describe(tree.generation)}")
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        log = tmp / "build.log"
+        log.write_text(f"# nix-ld {tree.version} from {tree.origin} ({tree.nar_hash}), generation "
+                       f"{int(tree.generation)}\n# toolchain: {tc.describe(tree.generation)}\n"
+                       f"$ {COMMANDS[tree.generation]}\n")
+        argv = bwrap_argv(tc.root.path, tree.path, tmp, ("sh", "-ec", COMMANDS[tree.generation]),
+                          binds=binds, env=ENVIRONMENT[tree.generation], chdir="/src")
+        rc = _run_logged(argv, log, progress, what)
+        if rc != 0 or not (tmp / "nix-ld").is_file():
+            failed = final.parent / f"{final.name}.failed.log"
+            os.replace(log, failed)
+            why = f"timed out after {BUILD_TIMEOUT:.0f} s" if rc is None else f"exit {rc}"
+            raise BuildFailed(f"building {what} ({tree.origin}) failed ({why}); log: {failed}; "
+                              f"last lines: {_last_lines(failed)}")
+        (tmp / "build.json").write_text(json.dumps({
+            "version": tree.version, "origin": tree.origin, "commit": tree.commit, "nar_hash": tree.nar_hash,
+            "generation": int(tree.generation), "toolchain": dict(tc.of(tree.generation)),
+            "build_root": {"suite": tc.root.suite, "digest": tc.root.digest},
+            "seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / "nix-ld").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    progress.step(f"{what}: built in {time.monotonic() - started:.1f} s")
+    return NixLdBuild(final / "nix-ld", final / "build.log", tree.version, tree.nar_hash,
+                      tc.describe(tree.generation))
