@@ -136,6 +136,51 @@ def add_nix_ld_options(p: argparse.ArgumentParser) -> None:
                         "(repeatable; also $LDMATRIX_NIX_LD_ARCHIVES)")
 
 
+def find_cell(matrix: matrix_mod.Matrix, cell_id: str):
+    import difflib
+
+    for cell in matrix.cells:
+        if cell.id == cell_id:
+            return cell
+    close = difflib.get_close_matches(cell_id, [c.id for c in matrix.cells], n=1)
+    hint = f"; did you mean {close[0]}?" if close else f"; `ldmatrix list {matrix.path}` lists them"
+    raise LdmatrixError(f"{matrix.path}: no cell {cell_id!r}{hint}")
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from harness.cache import Cache
+    from harness.nixld.bisect import bisect
+    from harness.runners import get_runner
+    from harness.session import RunOptions, provision_all, run_one
+
+    progress = StderrProgress(quiet=args.quiet)
+    matrix = matrix_mod.load(args.matrix)
+    cell = find_cell(matrix, args.cell)
+    if cell.nix_ld is None:
+        raise LdmatrixError(f"{cell.id} does not use nix-ld: bisect a cell whose strategy uses nix-ld")
+    runner = get_runner(args.runner or matrix.runner)
+    reason = runner.unavailable()
+    if reason is not None:
+        raise LdmatrixError(f"runner {runner.name} unavailable: {reason}")
+    options = RunOptions(runner=runner.name, out=args.out / "bisect", cache=Cache.default())
+    art = provision_all(matrix, (dataclasses.replace(cell, nix_ld=None),), options, progress)
+
+    def run_cell(c, nix_ld):
+        return run_one(matrix, c, dataclasses.replace(art, nix_ld=nix_ld), runner, options.out / matrix.name)
+
+    def show(step) -> None:
+        print(step.line(), flush=True)
+
+    try:
+        result = bisect(matrix, cell, args.repo, args.old, args.new, run_cell, options.cache, progress, show)
+    finally:
+        runner.close()
+    print(result.summary())
+    return 0 if result.first else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ldmatrix", description="Does a binary built outside Nix run on NixOS?")
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +216,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("old", type=Path)
     d.add_argument("new", type=Path)
     d.set_defaults(func=cmd_diff)
+
+    bis = sub.add_parser("bisect", help="the first nix-ld commit where a cell's outcome changes")
+    bis.add_argument("matrix", type=Path)
+    bis.add_argument("cell", help="a nix-ld cell of the matrix, e.g. c-hello.nix-ld-2.0.5.glibc-2.31")
+    bis.add_argument("--repo", type=Path, required=True, help="nix-ld's git repository or a bundle of it")
+    bis.add_argument("--old", required=True, help="the older revision (tag or commit)")
+    bis.add_argument("--new", required=True, help="the newer revision, whose outcome differs")
+    bis.add_argument("--runner", choices=matrix_mod.RUNNERS, help="default: the matrix's own (sandbox)")
+    bis.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (each step's cell)")
+    bis.add_argument("-q", "--quiet", action="store_true", help="no build progress")
+    bis.set_defaults(func=cmd_bisect)
 
     from harness.images import add_images_subcommand
 

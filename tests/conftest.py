@@ -44,3 +44,17 @@ def standin_interp(bullseye_root: BuildRoot, tmp_path_factory: pytest.TempPathFa
     assert proc.returncode == 0 and binary.is_file(), f"building the stand-in failed:\n{proc.stdout}{proc.stderr}"
     assert read_interpreter(binary) is None, "the stand-in must be a static ELF without PT_INTERP"
     return binary
+
+
+@pytest.fixture(scope="session")
+def nix_ld_archives() -> Path:
+    """A directory of upstream's nix-ld release archives and its git bundle ($LDMATRIX_NIX_LD_ARCHIVES,
+    which .ci/run sets; else ../shared/nix-ld beside the checkout)."""
+    from harness.cache import REPO_ROOT
+    from harness.nixld import archives_from_env
+
+    for candidate in [*archives_from_env(), REPO_ROOT.parent / "shared" / "nix-ld"]:
+        if (candidate / "nix-ld-1.2.2.tar.gz").is_file():
+            return candidate
+    pytest.skip("no nix-ld release archives: set LDMATRIX_NIX_LD_ARCHIVES to a directory holding "
+                "nix-ld-1.2.2.tar.gz ... nix-ld-2.0.6.tar.gz and nix-ld.bundle (.ci/run does)")

@@ -227,3 +227,39 @@ def test_a_label_nothing_can_serve_names_every_way_to_supply_one(cache: Cache) -
     assert "--nix-ld 1.9.9=/path/to/nix-ld" in reason and "nix build nixpkgs#nix-ld" in reason
     assert "src:" in reason and "--nix-ld-archives DIR" in reason
     assert not got.store_paths
+
+
+# --- one clear line each, from the command line ------------------------------------------------------
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    from harness import cli
+
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if not line.startswith("[ldmatrix")]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: tmp / "nope.tar.gz", "no such file or directory"),
+    (lambda tmp: tarball(c_tree(tmp / "t"), tmp / "x.tar.gz").write_bytes(b"\x1f\x8b garbage") and tmp / "x.tar.gz",
+     "not a readable archive"),
+    (lambda tmp: tarball((tmp / "hello-1.0").mkdir() or tmp / "hello-1.0", tmp / "hello-1.0.tar.gz"),
+     "not nix-ld source"),
+])
+def test_bad_sources_on_the_command_line_give_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], make, message: str) -> None:
+    monkeypatch.setenv("LDMATRIX_CACHE", str(tmp_path / "cache"))
+    path = make(tmp_path)
+    rc, lines = run_cli(["run", "matrices/seed.yaml", "--nix-ld", f"src:{path}"], capsys)
+    assert rc == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_damaged_archive_for_a_pinned_version_is_an_error_not_a_skip(tmp_path: Path, cache: Cache) -> None:
+    from harness.nixld.pins import PinnedSource
+
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    tarball(c_tree(tmp_path / "t"), archives / "nix-ld-1.2.2.tar.gz")
+    pin = PinnedSource("1.2.2", "https://example.invalid/1.2.2.tar.gz", "sha256-" + "A" * 43 + "=", "m.yaml:3")
+    with pytest.raises(SourceError, match="does not match the pinned"):
+        provide(["1.2.2"], Supply(archives=(archives,)), {"1.2.2": pin}, cache, NullProgress())

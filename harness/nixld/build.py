@@ -88,9 +88,11 @@ def cached(nar_hash: str, generation: Generation, version: str, tc: Toolchain, c
 
 
 def _last_lines(log: Path, n: int = 3) -> str:
+    """The build's last error lines (a build tool's epilogue after them says nothing), else its last lines."""
     lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
              if line.strip() and not line.startswith(("# ", "$ "))]  # ours, not the build's
-    return " | ".join(lines[-n:]) or "no output"
+    errors = [line for line in lines if re.search(r"\berror\b", line, re.IGNORECASE)]
+    return " | ".join(errors[-n:] if errors else lines[-n:]) or "no output"
 
 
 def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> int | None:

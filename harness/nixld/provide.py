@@ -96,11 +96,16 @@ def supply(items: Iterable[str], archives: Iterable[Path], cache: Cache, progres
         if label in out:
             raise LdmatrixError(f"--nix-ld {label} given twice ({out[label].request.text}, {req.text})")
         out[label] = Supplied(label, req, tree)
-    dirs = [*archives, *archives_from_env()]
-    for directory in dirs:
+    for directory in archives:
         if not directory.is_dir():
             raise LdmatrixError(f"--nix-ld-archives {directory}: not a directory")
-    return Supply(out, tuple(dirs))
+    from_env = []
+    for directory in archives_from_env():
+        if directory.is_dir():
+            from_env.append(directory)
+        else:  # tox.ini names a default that only some machines have
+            progress.step(f"${ARCHIVES_ENV}: {directory} is not a directory; ignored")
+    return Supply(out, (*archives, *from_env))
 
 
 def _download(pin: PinnedSource, cache: Cache, progress: Progress) -> Path:

@@ -109,7 +109,8 @@ def _extract(archive: Path, dest: Path) -> tuple[Path, str | None, str | None]:
             commit = tar.pax_headers.get("comment")
             tar.extractall(dest, filter="data")
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:
-        raise SourceError(f"{archive}: not a readable archive ({type(err).__name__}: {err})") from None
+        first = (str(err).strip().splitlines() or [""])[0].rstrip(":")
+        raise SourceError(f"{archive}: not a readable archive ({type(err).__name__}: {first})") from None
     entries = [e for e in dest.iterdir() if e.name != "pax_global_header"]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0], entries[0].name, commit if commit and _COMMIT.match(commit) else None
