@@ -69,11 +69,25 @@ def test_seed_facts_from_real_runs(seed_run, cell_id: str, outcome: str, proof: 
     assert proof in record["evidence"]
 
 
-def test_nix_ld_cells_are_skipped_with_what_to_supply(seed_run) -> None:
+def test_nix_ld_cells_run_a_real_nix_ld(seed_run) -> None:
     _, results, _ = seed_run
     record = results["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"]
+    if record["outcome"] is None:
+        pytest.skip(f"no nix-ld here: {record['skip_reason']}")
+    assert record["outcome"] == "env-corrupted"
+    assert record["extra"]["nix_ld"].startswith("built from nix-ld-1.2.2.tar.gz (sha256-")
+
+
+def test_a_version_nothing_can_supply_is_skipped_with_every_way_to_supply_one(tmp_path: Path) -> None:
+    seed = (REPO / "matrices" / "seed.yaml").read_text()
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text(seed.replace('nix_ld: ["1.2.2", "1.2.3", "2.0.5", "2.0.6"]', 'nix_ld: ["1.9.9"]'))
+    proc = ldmatrix("run", str(matrix), "--out", "results", "-k", "c-hello.nix-ld-1.9.9.glibc-2.36", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "results" / "seed" / "results.jsonl").read_text().splitlines()[-1])
     assert record["outcome"] is None
-    assert "--nix-ld 1.2.2=" in record["skip_reason"]
+    for way in ("--nix-ld 1.9.9=/path/to/nix-ld", "nix build nixpkgs#nix-ld", "--nix-ld src:", "--nix-ld-archives"):
+        assert way in record["skip_reason"]
 
 
 def test_show_prints_command_environment_and_output(seed_run) -> None:
