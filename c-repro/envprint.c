@@ -1,43 +1,65 @@
-/* envprint.c — the seed's environment printer, with a check.
+/* envprint.c — the seed's environment printer, grown into a check of the whole start-up state.
  *
  * Without arguments it prints every environment entry whose key is exactly
  * PATH, as the seed's program does (that one compared only the first four
  * characters; this one compares the whole key), and checks that no key occurs
  * twice.
  *
- * With `--expect FILE` it also compares its whole environment with FILE, a
- * list of NUL-separated KEY=VALUE entries written by the parent (spawn-env,
- * spawn-inherit): the entries must be equal as multisets.  Keys the dynamic
- * loader manages are ignored on both sides: LD_LIBRARY_PATH, NIX_LD,
- * NIX_LD_LIBRARY_PATH and every key starting with NIX_LD_.
+ * With `--expect FILE` (always the last two arguments) it compares what it
+ * received with FILE, the record its parent wrote of what it passed: a list of
+ * NUL-terminated items, each starting with one tag character:
+ *   A<argument>     argv, in order (including "--expect FILE")
+ *   E<KEY=VALUE>    the environment, in order
+ *   X<path>         the file name given to execve (the kernel's AT_EXECFN)
+ *   P<path>         the program's own path, as /proc/self/exe names it
+ * Environment keys the dynamic loader manages (LD_LIBRARY_PATH, NIX_LD,
+ * NIX_LD_LIBRARY_PATH, NIX_LD_*) are left out on both sides; the order of
+ * the others must be what the parent passed.
  *
  * Output (stdout), in this order:
- *   PATH=<value>                               one line per PATH entry
- *   envprint: loader-managed entry "<entry>"   one line per key the loader manages
- *                                              (what nix-ld left or restored for the program)
- *   envprint: unexpected entry "<entry>"       in the environment, not expected
- *   envprint: missing entry "<entry>"          expected, not in the environment
- *   envprint: duplicate key "<key>" in entry "<entry>"
- *   LDMATRIX-CHECK: ok                                       exit 0, or
- *   LDMATRIX-CHECK: env-corrupted: <first finding, as above> exit 1, or
- *   LDMATRIX-CHECK: fail <reason>                            exit 1
- * The last line names the first unexpected entry if there is one, else the
- * first missing entry, else the first duplicate key.  Entries are printed
- * with C escapes for control characters, quotes and backslashes, so every
- * finding stays on one line.
+ *   PATH=<value>                                 one line per PATH entry
+ *   envprint: loader-managed entry "<entry>"     one line per key the loader manages
+ *   envprint: <finding>                          one line per difference, e.g.
+ *       environment entry 5 damaged: "<expected>" became "<received>"
+ *       unexpected environment entry 7: "<entry>"
+ *       missing environment entry 7: "<entry>"
+ *       argv[1] damaged: "<expected>" became "<received>"
+ *       AT_EXECFN damaged: "<expected>" became "<received>"
+ *       /proc/self/exe damaged: "<expected>" became "<received>"
+ *       duplicate key "<key>" in entry "<entry>"
+ *   LDMATRIX-CHECK: ok                                exit 0, or
+ *   LDMATRIX-CHECK: env-corrupted: <first finding>    exit 1 (the environment's
+ *       findings first, then argv, AT_EXECFN, /proc/self/exe, duplicates), or
+ *   LDMATRIX-CHECK: fail <reason>                     exit 1
+ * Strings are printed with C escapes for control characters, quotes and
+ * backslashes, so that every finding stays on one line.
  *
  * Build: gcc -O2 -o envprint envprint.c
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
-struct entries {
-    char **items;
+#define MAX_FINDINGS 64
+#define FINDING_SIZE 8192
+
+struct list {
+    const char **items;
     size_t count;
 };
+
+struct record {
+    struct list argv, env;
+    const char *execfn, *exe;
+};
+
+static char findings[MAX_FINDINGS][FINDING_SIZE];
+static size_t finding_count;
 
 /* Length of the key of a KEY=VALUE entry: everything before the first '='. */
 static size_t key_length(const char *entry)
@@ -64,41 +86,71 @@ static bool is_loader_managed(const char *entry)
     return length >= sizeof prefix - 1 && strncmp(entry, prefix, sizeof prefix - 1) == 0;
 }
 
-/* Prints `text` (at most `length` bytes) with control characters, '"' and
- * '\\' escaped, so that it stays on one line. */
-static void print_escaped(const char *text, size_t length)
+/* Appends `text` (at most `length` bytes) to `out` with control characters,
+ * '"' and '\\' escaped, so that it stays on one line. */
+static void escape_into(char *out, size_t size, const char *text, size_t length)
 {
-    for (size_t i = 0; i < length; i++) {
+    size_t used = strlen(out);
+    for (size_t i = 0; i < length && used + 5 < size; i++) {
         unsigned char c = (unsigned char)text[i];
-        switch (c) {
-        case '\n': fputs("\\n", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        case '"': fputs("\\\"", stdout); break;
-        case '\\': fputs("\\\\", stdout); break;
-        default:
-            if (c < 0x20 || c == 0x7f)
-                printf("\\x%02x", c);
-            else
-                putchar(c);
-        }
+        const char *named = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
+                          : c == '"' ? "\\\"" : c == '\\' ? "\\\\" : NULL;
+        if (named)
+            used += (size_t)snprintf(out + used, size - used, "%s", named);
+        else if (c < 0x20 || c == 0x7f)
+            used += (size_t)snprintf(out + used, size - used, "\\x%02x", c);
+        else
+            out[used++] = (char)c, out[used] = '\0';
     }
 }
 
-static void print_finding(const char *prefix, const char *what, const char *entry)
+static void append(char *out, size_t size, const char *text)
 {
-    printf("%s%s \"", prefix, what);
-    print_escaped(entry, strlen(entry));
-    fputs("\"\n", stdout);
+    size_t used = strlen(out);
+    snprintf(out + used, size - used, "%s", text);
 }
 
-static void print_duplicate(const char *prefix, const char *entry)
+static void append_quoted(char *out, size_t size, const char *text)
 {
-    printf("%sduplicate key \"", prefix);
-    print_escaped(entry, key_length(entry));
-    fputs("\" in entry \"", stdout);
-    print_escaped(entry, strlen(entry));
-    fputs("\"\n", stdout);
+    append(out, size, "\"");
+    escape_into(out, size, text, strlen(text));
+    append(out, size, "\"");
+}
+
+static char *new_finding(void)
+{
+    if (finding_count == MAX_FINDINGS)
+        return NULL;
+    char *finding = findings[finding_count++];
+    finding[0] = '\0';
+    return finding;
+}
+
+/* "<what> damaged: "<expected>" became "<received>"" */
+static void damaged(const char *what, const char *expected, const char *received)
+{
+    char *f = new_finding();
+    if (f == NULL)
+        return;
+    append(f, FINDING_SIZE, what);
+    append(f, FINDING_SIZE, " damaged: ");
+    append_quoted(f, FINDING_SIZE, expected);
+    append(f, FINDING_SIZE, " became ");
+    append_quoted(f, FINDING_SIZE, received);
+}
+
+static void entry_finding(const char *what, size_t index, const char *entry)
+{
+    char *f = new_finding();
+    if (f == NULL)
+        return;
+    snprintf(f, FINDING_SIZE, "%s %zu: ", what, index);
+    append_quoted(f, FINDING_SIZE, entry);
+}
+
+static void print_line(const char *prefix, const char *text)
+{
+    printf("%s%s\n", prefix, text);
 }
 
 static int fail(const char *reason, const char *detail)
@@ -148,123 +200,177 @@ static char *read_file(const char *path, size_t *size)
     return buffer;
 }
 
-/* Splits a buffer of NUL-separated entries (the last NUL optional, empty
- * entries skipped) into an array of pointers into the buffer. */
-static bool split_entries(char *buffer, size_t size, struct entries *out)
+static bool push(struct list *list, const char *item, size_t capacity)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1)
-        if (buffer[i] != '\0')
-            count++;
-    out->items = calloc(count ? count : 1, sizeof *out->items);
-    out->count = 0;
-    if (out->items == NULL)
+    if (list->count == capacity)
         return false;
-    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1)
-        if (buffer[i] != '\0')
-            out->items[out->count++] = buffer + i;
+    list->items[list->count++] = item;
     return true;
 }
 
-int main(int argc, char *argv[], char *envp[])
+/* Splits the record into its parts; false on a malformed record. */
+static bool parse_record(char *buffer, size_t size, struct record *out)
 {
-    const char *expect_path = NULL;
-    const char *first_unexpected = NULL, *first_missing = NULL, *first_duplicate = NULL;
-    struct entries expected = {NULL, 0};
-    char *expect_buffer = NULL;
-    bool *used = NULL;
-
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc)
-            expect_path = argv[++i];
-        else
-            return fail("usage: envprint [--expect FILE]; got argument", argv[i]);
-    }
-
-    /* 1. The seed's output: every PATH entry, in environment order; then what the
-     *    loader manages, which is not checked but shown. */
-    for (size_t i = 0; envp[i] != NULL; i++) {
-        if (key_is(envp[i], "PATH")) {
-            print_escaped(envp[i], strlen(envp[i]));
-            putchar('\n');
+    size_t items = 0;
+    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1)
+        items++;
+    out->argv.items = calloc(items + 1, sizeof *out->argv.items);
+    out->env.items = calloc(items + 1, sizeof *out->env.items);
+    out->argv.count = out->env.count = 0;
+    out->execfn = out->exe = NULL;
+    if (out->argv.items == NULL || out->env.items == NULL)
+        return false;
+    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1) {
+        const char *item = buffer + i;
+        switch (item[0]) {
+        case 'A': push(&out->argv, item + 1, items); break;
+        case 'E': push(&out->env, item + 1, items); break;
+        case 'X': out->execfn = item + 1; break;
+        case 'P': out->exe = item + 1; break;
+        default: return false;
         }
     }
-    for (size_t i = 0; envp[i] != NULL; i++)
-        if (is_loader_managed(envp[i]))
-            print_finding("envprint: ", "loader-managed entry", envp[i]);
+    return true;
+}
 
-    /* 2. With --expect: the environment and the file, compared as multisets. */
-    if (expect_path != NULL) {
-        size_t size = 0;
-        expect_buffer = read_file(expect_path, &size);
-        if (expect_buffer == NULL) {
-            printf("LDMATRIX-CHECK: fail cannot read expect file %s: %s\n", expect_path, strerror(errno));
-            return 1;
-        }
-        if (!split_entries(expect_buffer, size, &expected))
-            return fail("out of memory", NULL);
-        used = calloc(expected.count ? expected.count : 1, sizeof *used);
-        if (used == NULL)
-            return fail("out of memory", NULL);
-        for (size_t j = 0; j < expected.count; j++)
-            if (is_loader_managed(expected.items[j]))
-                used[j] = true; /* ignored: never reported missing */
+/* The environment without the loader's keys, in order. */
+static struct list checked_environment(const char **entries, size_t count)
+{
+    struct list out = {calloc(count + 1, sizeof(char *)), 0};
+    for (size_t i = 0; out.items != NULL && i < count; i++)
+        if (!is_loader_managed(entries[i]))
+            out.items[out.count++] = entries[i];
+    return out;
+}
 
-        for (size_t i = 0; envp[i] != NULL; i++) {
-            bool matched = false;
-            if (is_loader_managed(envp[i]))
-                continue;
-            for (size_t j = 0; j < expected.count && !matched; j++) {
-                if (!used[j] && strcmp(envp[i], expected.items[j]) == 0) {
-                    used[j] = true;
-                    matched = true;
-                }
-            }
-            if (!matched) {
-                print_finding("envprint: ", "unexpected entry", envp[i]);
-                if (first_unexpected == NULL)
-                    first_unexpected = envp[i];
-            }
-        }
-        for (size_t j = 0; j < expected.count; j++) {
-            if (!used[j]) {
-                print_finding("envprint: ", "missing entry", expected.items[j]);
-                if (first_missing == NULL)
-                    first_missing = expected.items[j];
-            }
+static void compare_environment(const struct list *expected, const struct list *received)
+{
+    size_t i = 0;
+    for (; i < expected->count && i < received->count; i++) {
+        if (strcmp(expected->items[i], received->items[i]) != 0) {
+            char what[64];
+            snprintf(what, sizeof what, "environment entry %zu", i);
+            damaged(what, expected->items[i], received->items[i]);
         }
     }
+    for (; i < received->count; i++)
+        entry_finding("unexpected environment entry", i, received->items[i]);
+    for (; i < expected->count; i++)
+        entry_finding("missing environment entry", i, expected->items[i]);
+}
 
-    /* 3. A key that occurs twice is corruption, expected or not. */
+static void compare_argv(const struct list *expected, int argc, char **argv)
+{
+    size_t received = (size_t)argc, i = 0;
+    for (; i < expected->count && i < received; i++) {
+        if (strcmp(expected->items[i], argv[i]) != 0) {
+            char what[32];
+            snprintf(what, sizeof what, "argv[%zu]", i);
+            damaged(what, expected->items[i], argv[i]);
+        }
+    }
+    for (; i < received; i++)
+        entry_finding("unexpected argument", i, argv[i]);
+    for (; i < expected->count; i++)
+        entry_finding("missing argument", i, expected->items[i]);
+}
+
+static void compare_string(const char *what, const char *expected, const char *received)
+{
+    if (expected == NULL)
+        return;
+    if (received == NULL)
+        received = "(none)";
+    if (strcmp(expected, received) != 0)
+        damaged(what, expected, received);
+}
+
+static void find_duplicates(char **envp)
+{
     for (size_t i = 0; envp[i] != NULL; i++) {
         if (is_loader_managed(envp[i]))
             continue;
         size_t length = key_length(envp[i]);
         for (size_t j = 0; j < i; j++) {
             if (key_length(envp[j]) == length && strncmp(envp[i], envp[j], length) == 0) {
-                print_duplicate("envprint: ", envp[i]);
-                if (first_duplicate == NULL)
-                    first_duplicate = envp[i];
+                char *f = new_finding();
+                if (f == NULL)
+                    return;
+                append(f, FINDING_SIZE, "duplicate key \"");
+                escape_into(f, FINDING_SIZE, envp[i], length);
+                append(f, FINDING_SIZE, "\" in entry ");
+                append_quoted(f, FINDING_SIZE, envp[i]);
                 break;
             }
         }
     }
+}
 
-    /* 4. One check line: the first finding is the evidence. */
-    int status = 1;
-    if (first_unexpected != NULL)
-        print_finding("LDMATRIX-CHECK: env-corrupted: ", "unexpected entry", first_unexpected);
-    else if (first_missing != NULL)
-        print_finding("LDMATRIX-CHECK: env-corrupted: ", "missing entry", first_missing);
-    else if (first_duplicate != NULL)
-        print_duplicate("LDMATRIX-CHECK: env-corrupted: ", first_duplicate);
-    else {
-        printf("LDMATRIX-CHECK: ok\n");
-        status = 0;
+int main(int argc, char *argv[], char *envp[])
+{
+    const char *expect_path = NULL;
+    size_t env_count = 0;
+    char line[FINDING_SIZE];
+
+    if (argc >= 3 && strcmp(argv[argc - 2], "--expect") == 0)
+        expect_path = argv[argc - 1];
+    else if (argc > 1)
+        return fail("usage: envprint [--expect FILE]; got argument", argv[1]);
+    while (envp[env_count] != NULL)
+        env_count++;
+
+    /* 1. The seed's output: every PATH entry, in environment order; then what the
+     *    loader manages, which is shown but not checked. */
+    for (size_t i = 0; i < env_count; i++) {
+        if (key_is(envp[i], "PATH")) {
+            line[0] = '\0';
+            escape_into(line, sizeof line, envp[i], strlen(envp[i]));
+            print_line("", line);
+        }
+    }
+    for (size_t i = 0; i < env_count; i++) {
+        if (is_loader_managed(envp[i])) {
+            line[0] = '\0';
+            append(line, sizeof line, "loader-managed entry ");
+            append_quoted(line, sizeof line, envp[i]);
+            print_line("envprint: ", line);
+        }
     }
 
-    free(used);
-    free(expected.items);
-    free(expect_buffer);
-    return status;
+    /* 2. With --expect: everything received, against the parent's record. */
+    if (expect_path != NULL) {
+        size_t size = 0;
+        struct record record;
+        char *buffer = read_file(expect_path, &size);
+        if (buffer == NULL) {
+            printf("LDMATRIX-CHECK: fail cannot read expect file %s: %s\n", expect_path, strerror(errno));
+            return 1;
+        }
+        if (!parse_record(buffer, size, &record))
+            return fail("malformed expect file", expect_path);
+        struct list expected = checked_environment(record.env.items, record.env.count);
+        struct list received = checked_environment((const char **)envp, env_count);
+        if (expected.items == NULL || received.items == NULL)
+            return fail("out of memory", NULL);
+        compare_environment(&expected, &received);
+        compare_argv(&record.argv, argc, argv);
+        compare_string("AT_EXECFN", record.execfn, (const char *)getauxval(AT_EXECFN));
+        char exe[PATH_MAX + 1];
+        ssize_t n = readlink("/proc/self/exe", exe, PATH_MAX);
+        exe[n < 0 ? 0 : n] = '\0';
+        compare_string("/proc/self/exe", record.exe, n < 0 ? NULL : exe);
+    }
+
+    /* 3. A key that occurs twice is corruption, expected or not. */
+    find_duplicates(envp);
+
+    /* 4. Every finding, then one check line: the first finding is the evidence. */
+    for (size_t i = 0; i < finding_count; i++)
+        print_line("envprint: ", findings[i]);
+    if (finding_count > 0) {
+        print_line("LDMATRIX-CHECK: env-corrupted: ", findings[0]);
+        return 1;
+    }
+    printf("LDMATRIX-CHECK: ok\n");
+    return 0;
 }

@@ -118,7 +118,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_lock(args: argparse.Namespace) -> int:
     from harness.provision import LOCK_PATH, refresh_lock
 
-    refresh_lock(args.lock or LOCK_PATH, StderrProgress())
+    refresh_lock(args.lock or LOCK_PATH, StderrProgress(), only_missing=args.only_missing)
     return 0
 
 
@@ -181,6 +181,11 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     return 0 if result.first else 1
 
 
+def cmd_damage(args: argparse.Namespace) -> int:
+    print(report.damage_table(report.load_results(args.results), args.glibc))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ldmatrix", description="Does a binary built outside Nix run on NixOS?")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,12 +215,19 @@ def parser() -> argparse.ArgumentParser:
 
     lock = sub.add_parser("lock", help="move the package lock to the archive's current versions")
     lock.add_argument("--lock", type=Path)
+    lock.add_argument("--only-missing", action="store_true",
+                      help="keep every pinned package and add only those the lock lacks")
     lock.set_defaults(func=cmd_lock)
 
     d = sub.add_parser("diff", help="cells whose outcome changed between two results.jsonl")
     d.add_argument("old", type=Path)
     d.add_argument("new", type=Path)
     d.set_defaults(func=cmd_diff)
+
+    dmg = sub.add_parser("damage", help="what nix-ld damaged, per way of starting the program (Markdown)")
+    dmg.add_argument("results", type=Path, help="a results.jsonl of a matrix with start-up printer cells")
+    dmg.add_argument("--glibc", default="2.36", help="the glibc column to read (default 2.36)")
+    dmg.set_defaults(func=cmd_damage)
 
     bis = sub.add_parser("bisect", help="the first nix-ld commit where a cell's outcome changes")
     bis.add_argument("matrix", type=Path)

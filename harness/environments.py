@@ -96,3 +96,34 @@ def login_environment(profile: str, *, fhs: bool = False, nix_ld: tuple[tuple[st
     if spec.sort:
         entries.sort(key=lambda kv: kv[0].encode())
     return tuple(entries)
+
+
+def with_pwd(env: tuple[tuple[str, str], ...], cwd: str) -> tuple[tuple[str, str], ...]:
+    """The envp bubblewrap hands over: ``--chdir`` sets PWD, in place if present, else appended last."""
+    if any(key == "PWD" for key, _ in env):
+        return tuple((key, cwd if key == "PWD" else value) for key, value in env)
+    return (*env, ("PWD", cwd))
+
+
+# What login(1) and PAM hand a NixOS session's shell before /etc/profile runs.
+SESSION_KEYS = ("HOME", "LOGNAME", "SHELL", "USER")
+SESSION_PATH = "/run/wrappers/bin:/run/current-system/sw/bin"  # replaced by /etc/set-environment's PATH
+
+
+def login_session(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The environment a login shell starts with: the session's own variables, nothing of the system's."""
+    session = [(k, v) for k, v in env if k in SESSION_KEYS]
+    return (*session, ("PATH", SESSION_PATH), ("TERM", "xterm-256color"))
+
+
+def set_environment(env: tuple[tuple[str, str], ...]) -> str:
+    """/etc/set-environment: every system variable of ``env`` (not the session's, not PWD), exported
+    in attribute order, as NixOS writes environment.variables."""
+    import shlex
+
+    lines = ["# /etc/set-environment (ldmatrix, after NixOS's): environment.variables, in attribute order.",
+             'if [ -n "$__NIXOS_SET_ENVIRONMENT_DONE" ]; then return; fi',
+             "export __NIXOS_SET_ENVIRONMENT_DONE=1"]
+    system = sorted((k, v) for k, v in env if k not in SESSION_KEYS and k != "PWD")
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in system]
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 from harness import yamlsource
 from harness.environments import PROFILES
 from harness.errors import MatrixError
-from harness.model import Cell, Expectation, Outcome, Strategy
+from harness.model import Cell, Expectation, Launch, Outcome, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
@@ -25,7 +25,7 @@ from harness.nixld.pins import PinnedSource
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")
-AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 RUNNERS = ("sandbox", "docker", "nixos-vm")
@@ -146,6 +146,7 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
         "glibc": cell.glibc,
         "nix_ld": cell.nix_ld,
         "env": cell.env,
+        "launch": cell.launch.value,
         "reproducer": spec.reproducer,
         "built_in": spec.built_in,
     }
@@ -224,6 +225,7 @@ class _Loader:
             "binary": (sorted(binaries), "unknown binary"),
             "glibc": (sorted(self.glibc_suites, key=parse_version), "unknown glibc"),
             "env": (sorted(PROFILES), "unknown environment profile"),
+            "launch": ([style.value for style in Launch], "unknown launch style"),
         }
         for key in AXIS_KEYS:
             if key not in section:
@@ -263,6 +265,7 @@ class _Loader:
                               "a nix-ld strategy needs the nix-ld versions to test, e.g. nix_ld: ['1.2.2', '2.0.6']")
         axes.setdefault("binary", list(binaries))
         axes.setdefault("env", ["nixos-login"])
+        axes.setdefault("launch", [Launch.DIRECT.value])
         return axes
 
     def matchers(self, entry: Any, context: str, binaries: Mapping[str, BinarySpec]) -> tuple[Matcher, ...]:
@@ -295,20 +298,28 @@ class _Loader:
             "binary": sorted(binaries),
             "glibc": sorted(self.glibc_suites, key=parse_version),
             "env": sorted(PROFILES),
+            "launch": [style.value for style in Launch],
             "uses": [s.value for s in Strategy],
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
         }.get(key)
 
     def expand(self, axes: Mapping[str, list[Any]], binaries: Mapping[str, BinarySpec]) -> list[Cell]:
+        """Every combination; some axes do not apply to some cells and collapse to one value there:
+        ``container`` runs on its build suite's glibc and is started directly, and a bash launch
+        style composes its own environment (bash's order), so the ``env`` profile is nixos-login."""
         cells: dict[str, Cell] = {}
-        for binary, strategy, glibc, env in itertools.product(
-            axes["binary"], axes["strategy"], axes["glibc"], axes["env"]
+        for binary, strategy, glibc, env, style in itertools.product(
+            axes["binary"], axes["strategy"], axes["glibc"], axes["env"], axes["launch"]
         ):
+            launch = Launch(style)
             if Strategy.CONTAINER in strategy:
                 glibc = self.suite_glibc[binaries[binary].built_in]  # the build suite's own glibc
+                launch = Launch.DIRECT
+            if launch.uses_bash:
+                env = "nixos-login"
             for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 

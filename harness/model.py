@@ -33,6 +33,21 @@ class Outcome(enum.StrEnum):
     ERROR = "error"
 
 
+class Launch(enum.StrEnum):
+    """How the cell's program is started: each a real program doing what people do."""
+
+    DIRECT = "direct"  # execve by absolute path (bubblewrap), the login environment in the profile's order
+    ENV_I = "env-i"  # env -i K=V ... PROGRAM: an explicit list, in that order
+    BASH_LOGIN = "bash-login"  # bash -lc '/home/user/bin/PROGRAM' after a NixOS /etc/profile
+    BASH_PATH = "bash-path"  # the same, PROGRAM found through PATH
+    DOT_SLASH = "dot-slash"  # the same, ./PROGRAM from its directory
+    PYTHON = "python"  # subprocess.run([...], env={**os.environ, <nix-ld's variables>})
+
+    @property
+    def uses_bash(self) -> bool:
+        return self in (Launch.BASH_LOGIN, Launch.BASH_PATH, Launch.DOT_SLASH)
+
+
 class RootKind(enum.StrEnum):
     NIXOS = "nixos"  # /nix/store + /bin/sh, no /lib, /lib64, /usr/lib
     FHS = "fhs"  # a Debian root file system (the build root of a suite)
@@ -144,6 +159,7 @@ class Cell:
     glibc: str  # "2.36"
     nix_ld: str | None = None  # nix-ld version label, only for nix-ld cells
     env: str = "nixos-login"  # login environment profile
+    launch: Launch = Launch.DIRECT  # how the program is started
 
     @property
     def strategy_name(self) -> str:
@@ -151,7 +167,8 @@ class Cell:
 
     @property
     def axes(self) -> dict[str, str]:
-        out = {"binary": self.binary, "strategy": self.strategy_name, "glibc": self.glibc, "env": self.env}
+        out = {"binary": self.binary, "strategy": self.strategy_name, "glibc": self.glibc, "env": self.env,
+               "launch": self.launch.value}
         if self.nix_ld is not None:
             out["nix_ld"] = self.nix_ld
         return out
@@ -164,6 +181,8 @@ class Cell:
         parts.append(f"glibc-{self.glibc}")
         if self.env != "nixos-login":
             parts.append(self.env)
+        if self.launch is not Launch.DIRECT:
+            parts.append(self.launch.value)
         return ".".join(parts)
 
 

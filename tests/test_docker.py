@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness import docker_engine, images
+from harness.environments import with_pwd
 from harness.model import GlibcSet, Link, PreparedCell, RootKind, RootSpec, StorePath
 from harness.outcome import classify
 from harness.runners import docker as docker_runner
@@ -87,8 +88,8 @@ def test_env_is_set_exactly_and_in_order_by_the_roots_env(tmp_path: Path) -> Non
 
 
 def test_pwd_is_set_as_bubblewrap_sets_it() -> None:
-    assert docker_runner.with_pwd((("A", "1"),), "/w") == (("A", "1"), ("PWD", "/w"))
-    assert docker_runner.with_pwd((("PWD", "/x"), ("A", "1")), "/w") == (("PWD", "/w"), ("A", "1"))
+    assert with_pwd((("A", "1"),), "/w") == (("A", "1"), ("PWD", "/w"))
+    assert with_pwd((("PWD", "/x"), ("A", "1")), "/w") == (("PWD", "/w"), ("A", "1"))
 
 
 def test_no_engine_and_permission_denied_are_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:

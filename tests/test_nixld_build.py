@@ -66,17 +66,27 @@ def test_nix_ld_1_2_2_gives_the_seeds_line_byte_for_byte(v122: dict[str, CellRes
     r = v122["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"]
     assert r.outcome is Outcome.ENV_CORRUPTED, r.evidence
     assert r.stdout.splitlines()[0] == SEED_LINE  # the printer's first PATH entry: the bogus one
-    assert r.evidence == f'LDMATRIX-CHECK: env-corrupted: unexpected entry "{SEED_LINE}"'
+    before = "NIX_PATH=" + SEED_LINE.removeprefix("PATH=").replace("nixpkgxpkgs=", "nixpkgs=", 1)
+    assert r.evidence.startswith("LDMATRIX-CHECK: env-corrupted: environment entry ")
+    assert r.evidence.endswith(f' damaged: "{before}" became "{SEED_LINE}"')
     assert "built from nix-ld-1.2.2.tar.gz" in r.extra["nix_ld"]
 
 
 @pytest.mark.parametrize("cell", [
-    "rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36",  # inherited login order: NIX_LD* last
     "rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run",  # LD_LIBRARY_PATH set: no rename
     "rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36",  # the child does not use nix-ld
 ])
 def test_nix_ld_1_2_2_leaves_these_children_intact(v122: dict[str, CellResult], cell: str) -> None:
     assert v122[cell].outcome is Outcome.OK, (v122[cell].evidence, v122[cell].stdout)
+
+
+def test_nix_ld_1_2_2_keeps_an_inherited_environment_but_damages_at_execfn(v122: dict[str, CellResult]) -> None:
+    """Inherited login order: NIX_LD_LIBRARY_PATH is the last entry, so the environment is intact
+    and what follows on the stack, the kernel's copy of the file name, takes the damage."""
+    r = v122["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36"]
+    findings = [line for line in r.stdout.splitlines() if line.startswith("envprint: ") and "damaged" in line]
+    assert findings == ['envprint: AT_EXECFN damaged: "/home/user/bin/c-envprint" became "e/user/bin/bin/c-envprint"']
+    assert r.outcome is Outcome.ENV_CORRUPTED
 
 
 def test_nix_ld_1_2_2_renames_nix_ld_library_path_for_the_program(v122: dict[str, CellResult]) -> None:

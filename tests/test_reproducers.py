@@ -228,23 +228,36 @@ def test_needs_glibc_2_38_fails_on_older_host(built: dict) -> None:
     assert CHECK not in result.stdout
 
 
+def read_record(path: Path) -> dict[str, list[bytes]]:
+    """A start-up record (A argv, E environment, X AT_EXECFN, P /proc/self/exe) by tag."""
+    items = path.read_bytes().split(b"\0")
+    assert items[-1] == b"", "every item ends with a NUL"
+    out: dict[str, list[bytes]] = {"A": [], "E": [], "X": [], "P": []}
+    for item in items[:-1]:
+        out[chr(item[0])].append(item[1:])
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("parent", ["spawn-env", "spawn-inherit"])
 def test_rust_parent_with_envprint_child(built: dict, parent: str, tmp_path: Path) -> None:
     suite = "bullseye"  # trixie's rustc links pidfd_spawnp@GLIBC_2.39
     env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "TMPDIR": str(tmp_path), "LDMATRIX_X": "a=b=c"}
-    result = run([binary(built, parent, suite).path, binary(built, "envprint", suite).path], env=env)
+    child = binary(built, "envprint", suite).path
+    result = run([binary(built, parent, suite).path, child], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert check_line(result.stdout) == "LDMATRIX-CHECK: ok"
     assert "PATH=/usr/bin:/bin" in result.stdout.splitlines()
-    expected = (tmp_path / f"{parent}.expect").read_bytes().split(b"\0")
-    assert expected[-1] == b""
-    entries = expected[:-1]
+    record = read_record(tmp_path / f"{parent}.expect")
+    entries = record["E"]
     assert (b"FOO=BAR" in entries) == (parent == "spawn-env")
     if parent == "spawn-env":
         keys = [entry.split(b"=", 1)[0] for entry in entries]
         assert keys == sorted(keys), "Command::env makes Rust pass an environment sorted by key"
     assert b"LDMATRIX_X=a=b=c" in entries
+    expect = str(tmp_path / f"{parent}.expect").encode()
+    assert record["A"] == [str(child).encode(), b"--expect", expect]
+    assert record["X"] == [str(child).encode()] and record["P"] == [str(child.resolve()).encode()]
 
 
 @pytest.mark.slow
@@ -274,8 +287,11 @@ def test_spawn_env_relays_exit_code_and_signal(built: dict, tmp_path: Path) -> N
     assert run([parent, "/bin/sh", "-c", "kill -TERM $$"], env=env).returncode == 128 + 15
 
 
-def write_expect(path: Path, entries: list[str]) -> Path:
-    path.write_bytes(b"".join(e.encode() + b"\0" for e in entries))
+def write_expect(path: Path, program: Path, entries: list[str]) -> Path:
+    """The record a parent writes when it runs ``program --expect path`` with ``entries``."""
+    items = [f"A{program}", "A--expect", f"A{path}", *(f"E{e}" for e in entries), f"X{program}",
+             f"P{program.resolve()}"]
+    path.write_bytes(b"".join(item.encode() + b"\0" for item in items))
     return path
 
 
@@ -283,36 +299,51 @@ def write_expect(path: Path, entries: list[str]) -> Path:
 def test_envprint_detects_an_injected_entry(built: dict, tmp_path: Path) -> None:
     envprint = binary(built, "envprint", "bullseye").path
     expected = {"PATH": "/usr/bin:/bin", "HOME": "/h"}
-    expect = write_expect(tmp_path / "e", [f"{k}={v}" for k, v in expected.items()])
+    expect = write_expect(tmp_path / "e", envprint, [f"{k}={v}" for k, v in expected.items()])
 
     ok = run([envprint, "--expect", expect], env={**expected, "NIX_LD": "x", "NIX_LD_FOO": "y", "LD_LIBRARY_PATH": "z"})
     assert ok.returncode == 0 and check_line(ok.stdout) == "LDMATRIX-CHECK: ok"
 
     bad = run([envprint, "--expect", expect], env={**expected, "INJECTED": "1"})
     assert bad.returncode == 1
-    assert "envprint: unexpected entry \"INJECTED=1\"" in bad.stdout.splitlines()
-    assert check_line(bad.stdout) == 'LDMATRIX-CHECK: env-corrupted: unexpected entry "INJECTED=1"'
+    assert 'envprint: unexpected environment entry 2: "INJECTED=1"' in bad.stdout.splitlines()
+    assert check_line(bad.stdout) == 'LDMATRIX-CHECK: env-corrupted: unexpected environment entry 2: "INJECTED=1"'
 
     gone = run([envprint, "--expect", expect], env={"PATH": "/usr/bin:/bin"})
     assert gone.returncode == 1
-    assert check_line(gone.stdout) == 'LDMATRIX-CHECK: env-corrupted: missing entry "HOME=/h"'
+    assert check_line(gone.stdout) == 'LDMATRIX-CHECK: env-corrupted: missing environment entry 1: "HOME=/h"'
+
+    reordered = run([envprint, "--expect", expect], env={"HOME": "/h", "PATH": "/usr/bin:/bin"})
+    assert check_line(reordered.stdout) == \
+        'LDMATRIX-CHECK: env-corrupted: environment entry 0 damaged: "PATH=/usr/bin:/bin" became "HOME=/h"'
 
 
 @pytest.mark.slow
 def test_envprint_shifted_entry_is_evidence(built: dict, tmp_path: Path) -> None:
-    """A NIX_PATH entry whose head moved 4 bytes left reads as a second PATH: the first
-    unexpected entry is the evidence, and the child's seed-style output shows two PATHs."""
+    """A NIX_PATH entry whose head moved 4 bytes left reads as a second PATH: the damaged entry,
+    before and after, is the evidence, and the child's seed-style output shows two PATHs."""
     envprint = binary(built, "envprint", "bullseye").path
     nix_path = "nixpkgs=/nix/var/nix/profiles/per-user/root/channels/nixos"
     shifted = "PATH=" + nix_path[:6] + nix_path[4:]
-    expect = write_expect(tmp_path / "e", [f"NIX_PATH={nix_path}", "PATH=/bin"])
+    expect = write_expect(tmp_path / "e", envprint, [f"NIX_PATH={nix_path}", "PATH=/bin"])
     argv = [str(envprint), "--expect", str(expect)]
     result = execve_with_list_env(argv, [shifted, "PATH=/bin"])
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[:2] == [shifted, "PATH=/bin"]
-    assert f'envprint: missing entry "NIX_PATH={nix_path}"' in lines
-    assert check_line(result.stdout) == f'LDMATRIX-CHECK: env-corrupted: unexpected entry "{shifted}"'
+    assert check_line(result.stdout) == \
+        f'LDMATRIX-CHECK: env-corrupted: environment entry 0 damaged: "NIX_PATH={nix_path}" became "{shifted}"'
+
+
+@pytest.mark.slow
+def test_envprint_checks_argv_and_the_file_name_it_was_started_by(built: dict, tmp_path: Path) -> None:
+    envprint = binary(built, "envprint", "bullseye").path
+    expect = write_expect(tmp_path / "e", envprint, ["PATH=/bin"])
+    result = run(["./envprint", "--expect", expect], env={"PATH": "/bin"}, cwd=envprint.parent)
+    lines = result.stdout.splitlines()
+    assert f'envprint: argv[0] damaged: "{envprint}" became "./envprint"' in lines
+    assert f'envprint: AT_EXECFN damaged: "{envprint}" became "./envprint"' in lines
+    assert check_line(result.stdout).startswith("LDMATRIX-CHECK: env-corrupted: argv[0] damaged")
 
 
 def execve_with_list_env(argv: list[str], envp: list[str]) -> subprocess.CompletedProcess[str]:
@@ -344,11 +375,12 @@ def test_envprint_detects_a_duplicate_key(built: dict) -> None:
 @pytest.mark.slow
 def test_envprint_keeps_findings_on_one_line(built: dict, tmp_path: Path) -> None:
     envprint = binary(built, "envprint", "bullseye").path
-    expect = write_expect(tmp_path / "e", ["PATH=/bin"])
+    expect = write_expect(tmp_path / "e", envprint, ["PATH=/bin"])
     result = run([envprint, "--expect", expect], env={"PATH": "/bin", "ODD": 'a\nb"c' + "x" * 100_000})
     assert result.returncode == 1
     line = check_line(result.stdout)
-    assert line.startswith('LDMATRIX-CHECK: env-corrupted: unexpected entry "ODD=a\\nb\\"c') and line.endswith('x"')
+    assert line.startswith('LDMATRIX-CHECK: env-corrupted: unexpected environment entry 1: "ODD=a\\nb\\"c')
+    assert line.endswith('x"')
 
 
 @pytest.mark.slow

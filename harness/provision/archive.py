@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import lzma
 import subprocess
 import tempfile
@@ -155,25 +156,45 @@ def pick(stanzas: dict[str, list[dict[str, str]]], suite: str, package: str, arc
     return LockedDeb(suite, package, version, s["Architecture"], s["Filename"], int(s["Size"]), s["SHA256"])
 
 
+def _locked_entries(lock_path: Path, config: SuitesConfig) -> dict[str, SuiteLock]:
+    """The entries the lock already has (validated), to keep them while adding what it lacks."""
+    from .lockfile import parse_lock
+
+    try:
+        lock = parse_lock(json.loads(lock_path.read_text()), lock_path, config, partial=True)
+    except (OSError, ValueError, ProvisionError):
+        return {}
+    return {s.suite: s for s in lock.suites}
+
+
 def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
-                 config: SuitesConfig = CONFIG, keyring: Path = KEYRING) -> Lock:
-    """Fetch every suite's signed index, pick the current versions and rewrite the lock."""
+                 config: SuitesConfig = CONFIG, keyring: Path = KEYRING, only_missing: bool = False) -> Lock:
+    """Fetch every suite's signed index, pick the current versions and rewrite the lock.
+
+    ``only_missing``: keep every entry the lock already has and add only the packages it lacks
+    (a new store package), so that nothing already pinned moves.
+    """
     from harness.progress import NullProgress
 
     progress = progress or NullProgress()
     mirror = debian_mirror()
+    existing = _locked_entries(lock_path, config) if only_missing else {}
     suites = []
     for suite, packages in config.wanted().items():
+        have = {d.package: d for d in existing[suite].packages} if suite in existing else {}
+        if only_missing and all(p in have for p in packages):
+            suites.append(SuiteLock(suite, existing[suite].date, tuple(have[p] for p in packages)))
+            continue
         progress.step(f"lock: reading dists/{suite}/InRelease")
         release = fetch_release(suite, mirror, keyring)
         if release.warning:
             progress.step(release.warning)
         progress.step(f"lock: reading dists/{suite}/main/binary-{config.architecture}/Packages.xz")
         stanzas = parse_packages(fetch_packages(release, mirror, config.architecture), set(packages))
-        debs = tuple(pick(stanzas, suite, p, config.architecture) for p in packages)
+        debs = tuple(have.get(p) or pick(stanzas, suite, p, config.architecture) for p in packages)
         for d in debs:
-            progress.step(f"lock: {d.describe()}")
-        suites.append(SuiteLock(suite, release.date, debs))
+            progress.step(f"lock: {d.describe()}" + (" (kept)" if d.package in have else ""))
+        suites.append(SuiteLock(suite, existing[suite].date if have else release.date, debs))
     lock = Lock(lock_path, config.architecture, tuple(suites))
     write_lock(lock, lock_path)
     return lock

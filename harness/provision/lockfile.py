@@ -83,8 +83,11 @@ def _fail(path: Path, key: str, message: str, allowed: list[str] | None = None) 
     return ProvisionError(text + "; fix it or run `ldmatrix lock`")
 
 
-def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG) -> Lock:
-    """Validate the lock's JSON against the suites map; every error names the key."""
+def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: bool = False) -> Lock:
+    """Validate the lock's JSON against the suites map; every error names the key.
+
+    ``partial``: suites and packages the lock lacks are left out instead of refused (to add them).
+    """
     if not isinstance(raw, dict):
         raise _fail(path, "(top)", "must be a JSON object")
     if raw.get("format") != FORMAT:
@@ -102,6 +105,8 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG) -> Lock:
     out = []
     for suite, packages in wanted.items():
         entry = suites.get(suite)
+        if partial and entry is None:
+            continue
         if not isinstance(entry, dict):
             raise _fail(path, f"suites.{suite}", "missing")
         pkgs = entry.get("packages")
@@ -114,6 +119,8 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG) -> Lock:
         for name in packages:
             key = f"suites.{suite}.packages.{name}"
             d = pkgs.get(name)
+            if partial and d is None:
+                continue
             if not isinstance(d, dict):
                 raise _fail(path, key, "missing")
             version, filename, size, sha = d.get("version"), d.get("filename"), d.get("size"), d.get("sha256")

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.cache import Cache
@@ -30,8 +31,8 @@ def store_version(debian_version: str) -> str:
     return re.sub(r"[^A-Za-z0-9+\-._?=]", "-", version)
 
 
-def store_digest(name: str, deb: LockedDeb) -> str:
-    return nixbase32.digest(name, deb.version, deb.sha256)
+def store_digest(name: str, *debs: LockedDeb, extra: tuple[str, ...] = ()) -> str:
+    return nixbase32.digest(name, *(part for deb in debs for part in (deb.version, deb.sha256)), *extra)
 
 
 def unpack(deb_file: Path, dest: Path) -> None:
@@ -111,25 +112,44 @@ def layout_busybox(tree: Path, out: Path, what: str) -> None:
     (out / "bin" / "sh").symlink_to("busybox")
 
 
-LAYOUTS = {"glibc": layout_glibc, "busybox": layout_busybox}
+def layout_bash(tree: Path, out: Path, what: str) -> None:
+    src = next((tree / d / "bash-static" for d in BIN_DIRS if (tree / d / "bash-static").is_file()), None)
+    if src is None:
+        raise ProvisionError(f"{what}: no bin/bash-static in the package")
+    (out / "bin").mkdir(parents=True)
+    os.rename(src, out / "bin" / "bash")
+
+
+Layout = Callable[[Path, Path, str], None]
+LAYOUTS: dict[str, Layout] = {"glibc": layout_glibc, "busybox": layout_busybox, "bash": layout_bash}
 
 
 def make_store_path(name: str, deb: LockedDeb, cache: Cache, progress: Progress) -> StorePath:
     """The store path for ``deb``: reused when present, otherwise built in a temp dir and renamed."""
-    sp = StorePath(name, store_version(deb.version), store_digest(name, deb), cache.store / "")
+    return make_package_path(name, store_version(deb.version), (deb,), cache, progress, LAYOUTS.get(name, layout_lib))
+
+
+def make_package_path(name: str, version: str, debs: tuple[LockedDeb, ...], cache: Cache, progress: Progress,
+                      layout: Layout, extra: tuple[str, ...] = ()) -> StorePath:
+    """The store path made from ``debs`` unpacked into one tree and laid out by ``layout``.
+
+    ``extra``: what else the content depends on (a glibc it is patched to), part of the digest.
+    """
+    sp = StorePath(name, version, store_digest(name, *debs, extra=extra), cache.store / "")
     final = cache.store / sp.basename
     sp = StorePath(sp.name, sp.version, sp.digest, final)
     if final.is_dir():  # only ever created by the rename below: complete
         return sp
-    deb_file = download_deb(deb, cache, progress)
-    progress.step(f"unpacking {deb.describe()} -> {sp.basename}")
+    files = [download_deb(deb, cache, progress) for deb in debs]
+    progress.step(f"unpacking {', '.join(d.describe() for d in debs)} -> {sp.basename}")
     work = Path(tempfile.mkdtemp(dir=cache.store, prefix=f".tmp-{sp.basename}-"))
     try:
         tree, out = work / "deb", work / "out"
         tree.mkdir()
         out.mkdir()
-        unpack(deb_file, tree)
-        LAYOUTS.get(name, layout_lib)(tree, out, f"{deb.describe()} ({deb_file.name})")
+        for deb_file in files:
+            unpack(deb_file, tree)
+        layout(tree, out, f"{', '.join(d.describe() for d in debs)} ({', '.join(f.name for f in files)})")
         out.chmod(0o755)
         try:
             os.rename(out, final)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import ProvisionError
@@ -23,6 +23,7 @@ class SuitesConfig:
     buildroot_variant: str
     nix_ld_suite: str  # the build root nix-ld is built in: gcc and meson (1.x), rustc and cargo (2.x)
     nix_ld_include: tuple[str, ...]
+    store_packages: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # name -> (suite, debs)
 
     @property
     def suites(self) -> tuple[str, ...]:
@@ -32,6 +33,8 @@ class SuitesConfig:
         """suite -> the Debian packages the lock must pin for it."""
         out: dict[str, list[str]] = {suite: sorted(self.packages) for suite in self.suites}
         out.setdefault(self.shell_suite, []).append(self.shell_package)
+        for suite, debs in self.store_packages.values():
+            out.setdefault(suite, []).extend(debs)
         return {suite: tuple(sorted(set(pkgs))) for suite, pkgs in sorted(out.items())}
 
     def suite_for(self, glibc_version: str) -> str:
@@ -59,6 +62,8 @@ def load_suites(path: Path = SUITES_PATH) -> SuitesConfig:
             buildroot_variant=raw["buildroot"]["variant"],
             nix_ld_suite=raw["nix_ld_build"]["suite"],
             nix_ld_include=tuple(raw["nix_ld_build"]["include"]),
+            store_packages={name: (entry["suite"], tuple(entry["debs"]))
+                            for name, entry in raw.get("store_packages", {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ProvisionError(f"{path}: cannot read the suites map: {err!r}") from None

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness import docker_engine, images
+from harness.environments import with_pwd
 from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
 
 MEM_LIMIT = "1g"
@@ -50,13 +51,6 @@ def env_wrapper(root: RootSpec) -> tuple[str, ...]:
         return (FHS_ENV,)
     shell = next(p for p in root.store_paths if p.name == "busybox")
     return (f"{shell.store_path}/bin/busybox", "env")
-
-
-def with_pwd(env: tuple[tuple[str, str], ...], cwd: str) -> tuple[tuple[str, str], ...]:
-    """The envp bubblewrap hands over: ``--chdir`` sets PWD, in place if present, else appended last."""
-    if any(key == "PWD" for key, _ in env):
-        return tuple((key, cwd if key == "PWD" else value) for key, value in env)
-    return (*env, ("PWD", cwd))
 
 
 def exact_env_argv(root: RootSpec, argv: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> list[str]:

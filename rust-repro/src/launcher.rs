@@ -1,10 +1,13 @@
 //! What `spawn-env` and `spawn-inherit` share: run a child, tell it which
 //! environment it should see, relay its exit status.
 //!
-//! Usage: `<program> CHILD [ARGS...]`.  The environment passed to the child is
-//! written as NUL-separated `KEY=VALUE` entries to `<program>.expect` in
-//! `$TMPDIR` (or the current directory when `TMPDIR` is unset or empty), and
-//! the child is run as `CHILD [ARGS...] --expect <that file>` with stdin,
+//! Usage: `<program> CHILD [ARGS...]`.  The child is run as
+//! `CHILD [ARGS...] --expect FILE`, and FILE (`<program>.expect` in `$TMPDIR`, or
+//! the current directory when `TMPDIR` is unset or empty) records what it is
+//! passed, as NUL-terminated items tagged with one character: `A` each argument,
+//! `E` each `KEY=VALUE` of the environment in order, `X` the file name given to
+//! execve (AT_EXECFN: CHILD itself, which must contain a '/'), `P` the
+//! canonical path of the program (/proc/self/exe).  stdin,
 //! stdout and stderr inherited.  The exit code is the child's (a signal `n`
 //! gives `128 + n`); a child that cannot be spawned gives
 //! `<program>: failed to spawn <CHILD>: <io error>` on stderr and exit 127.
@@ -57,14 +60,25 @@ fn expect_file(program: &str) -> io::Result<PathBuf> {
     Ok(dir.join(format!("{}.expect", program)))
 }
 
-fn write_expect_file(path: &PathBuf, entries: &[(OsString, OsString)]) -> io::Result<()> {
-    let mut bytes: Vec<u8> = Vec::new();
-    for (key, value) in entries {
-        bytes.extend_from_slice(key.as_bytes());
-        bytes.push(b'=');
-        bytes.extend_from_slice(value.as_bytes());
-        bytes.push(0);
+fn item(bytes: &mut Vec<u8>, tag: u8, parts: &[&[u8]]) {
+    bytes.push(tag);
+    for part in parts {
+        bytes.extend_from_slice(part);
     }
+    bytes.push(0);
+}
+
+fn write_expect_file(path: &PathBuf, argv: &[OsString], entries: &[(OsString, OsString)]) -> io::Result<()> {
+    let mut bytes: Vec<u8> = Vec::new();
+    for arg in argv {
+        item(&mut bytes, b'A', &[arg.as_bytes()]);
+    }
+    for (key, value) in entries {
+        item(&mut bytes, b'E', &[key.as_bytes(), b"=", value.as_bytes()]);
+    }
+    item(&mut bytes, b'X', &[argv[0].as_bytes()]);
+    let exe = fs::canonicalize(&argv[0])?;
+    item(&mut bytes, b'P', &[exe.as_os_str().as_bytes()]);
     fs::write(path, &bytes)
 }
 
@@ -87,8 +101,15 @@ pub fn run(program: &str, mode: Mode) -> ! {
         Ok(path) => path,
         Err(err) => die(program, format!("cannot find a directory for the expect file: {}", err), 125),
     };
-    if let Err(err) = write_expect_file(&path, &entries) {
-        die(program, format!("cannot write {}: {}", path.display(), err), 125);
+    let mut argv: Vec<OsString> = vec![child.clone()];
+    argv.extend(child_args.iter().cloned());
+    argv.push(OsString::from("--expect"));
+    argv.push(path.clone().into_os_string());
+    if let Err(err) = write_expect_file(&path, &argv, &entries) {
+        // The child cannot be found: spawning it below says so as the launcher always has.
+        if fs::metadata(&child).is_ok() {
+            die(program, format!("cannot write {}: {}", path.display(), err), 125);
+        }
     }
 
     let mut command = Command::new(&child);
