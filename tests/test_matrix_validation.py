@@ -169,7 +169,7 @@ def test_seed_has_the_seed_facts() -> None:
     assert cells["c-needs-glibc-2.38.patchelf.glibc-2.31"] is Outcome.GLIBC_TOO_OLD
     assert cells["c-needs-glibc-2.38.patchelf.glibc-2.41"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"] is Outcome.ENV_CORRUPTED
-    assert cells["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36"] is Outcome.OK
+    assert cells["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36"] is Outcome.ENV_CORRUPTED  # AT_EXECFN
     assert cells["rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36"] is Outcome.OK
