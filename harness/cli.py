@@ -18,8 +18,8 @@ from harness import command_script, guard, paths, report, results_file
 from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
 from harness.model import CellResult
-from harness.outdir import CELL_FILE, RESULTS_NAME
 from harness.nix_ld_provider import labels, specs_from_env
+from harness.outdir import CELL_FILE, RESULTS_NAME
 from harness.progress import StderrProgress
 
 DEFAULT_OUT = Path(".ldmatrix/results")

@@ -8,8 +8,8 @@
 - **cells/<id>/**: built in ``cells/.tmp-<id>-*`` while the cell runs and renamed into place when
   it is complete, so a folder without a ``.tmp-`` prefix is always a whole one.
 
-Taking the directory starts a new run there: the previous run's ``cells/`` and scratch go, as
-its ``results.jsonl`` is rewritten from the header on.
+A run that begins writing results (``begin``) starts afresh: the previous run's ``cells/`` and
+scratch go, as its ``results.jsonl`` is rewritten from the header on.
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ class RunDirectory:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         self._fd = fd
-        self._start_afresh()
         return self
 
     def release(self) -> None:
@@ -109,7 +108,13 @@ class RunDirectory:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _start_afresh(self) -> None:
+    def begin(self, header: dict[str, Any]) -> ResultLog:
+        """Start this run's results: the previous run's ``cells/`` go, ``results.jsonl`` starts with ``header``.
+
+        Called once everything is provisioned, so a run that fails before its first cell leaves
+        the previous run's results as they were.
+        """
+        assert self._fd is not None, "begin() needs the lock: acquire() first"
         for directory in (self.cells_dir, self.scratch_dir):
             if directory.exists():
                 doomed = self.path / f".old-{directory.name}-{os.getpid()}"
@@ -117,6 +122,7 @@ class RunDirectory:
                 shutil.rmtree(doomed, ignore_errors=True)
         self.cells_dir.mkdir()
         self.scratch_dir.mkdir()
+        return ResultLog(self.results_file, header)
 
     # ---------------------------------------------------------------- cells
     def staging(self, cell_id: str) -> Path:

@@ -94,7 +94,7 @@ class _Session:
     """
 
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
-        from harness.outdir import ResultLog, RunDirectory
+        from harness.outdir import RunDirectory
         from harness.runners import get_runner
         from harness.session import RunOptions, header_record, provision_all
 
@@ -110,7 +110,7 @@ class _Session:
             self.artefacts = None
             if self.unavailable is None:
                 self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
-            self.log = ResultLog(self.rundir.results_file, header_record(matrix, self.runner.name))
+            self.log = self.rundir.begin(header_record(matrix, self.runner.name))
         except BaseException:
             self.rundir.release()
             raise

@@ -21,7 +21,7 @@ from harness.matrix import Matrix
 from harness.model import Cell, CellResult, CommandResult, PreparedCell, Skip, Verdict
 from harness.nix_ld_provider import providers
 from harness.outcome import classify
-from harness.outdir import CELL_FILE, ResultLog, RunDirectory
+from harness.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Artefacts, prepare
 from harness.progress import NullProgress, Progress
 from harness.provision import Lock
@@ -136,7 +136,7 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
         runner = get_runner(options.runner or matrix.runner)
         reason = runner.unavailable()
         art = provision_all(matrix, cells, options, progress) if reason is None else None
-        log = ResultLog(rundir.results_file, header_record(matrix, runner.name))
+        log = rundir.begin(header_record(matrix, runner.name))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
         try:

@@ -118,6 +118,7 @@ def test_cell_folder_is_published_whole_and_once(tmp_path: Path) -> None:
     from harness.outdir import RunDirectory
 
     with RunDirectory(tmp_path, "seed") as rundir:
+        rundir.begin({"name": "seed"}).close()
         staging = rundir.staging("a.b")
         assert staging.parent == rundir.cells_dir and staging.name.startswith(".tmp-a.b-")
         (staging / "stdout").write_text("out\n")
@@ -135,12 +136,15 @@ def test_taking_the_directory_starts_a_fresh_run(tmp_path: Path) -> None:
     from harness.outdir import RunDirectory
 
     with RunDirectory(tmp_path, "seed") as rundir:
+        rundir.begin({"name": "seed"}).close()
         rundir.publish(rundir.staging("old-cell"), "old-cell")
         (rundir.cells_dir / ".tmp-killed-run-cell-x").mkdir()  # left by a killed run
         rundir.scratch("old-cell")
     with RunDirectory(tmp_path, "seed") as rundir:
+        assert (rundir.cells_dir / "old-cell").is_dir()  # held, but no results begun: the last run's stay
+        rundir.begin({"name": "seed"}).close()
         assert list(rundir.cells_dir.iterdir()) == [] and list(rundir.scratch_dir.iterdir()) == []
-    assert sorted(p.name for p in (tmp_path / "seed").iterdir()) == [".lock", "cells"]
+    assert sorted(p.name for p in (tmp_path / "seed").iterdir()) == [".lock", "cells", "results.jsonl"]
 
 
 @pytest.mark.slow
