@@ -61,8 +61,9 @@ def _entry(root: Path, key: str, make, check) -> tuple[Path, dict]:
     with _checked_lock:
         if final in _checked:
             return final, _checked[final]
+    existed = final.exists()  # before reading: an entry appears by rename with its manifest already in it
     manifest = _read_manifest(final)
-    if manifest is not None and not check(final, manifest):
+    if existed and (manifest is None or not check(final, manifest)):  # damaged: never used
         doomed = root / f".damaged-{key}-{os.getpid()}-{threading.get_ident()}"
         try:
             os.rename(final, doomed)
