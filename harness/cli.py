@@ -272,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _stdout_to_devnull()
         return 1
+    except OSError as err:  # a file or directory the system refused, where no check named it first
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"ldmatrix: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ldmatrix: interrupted; finished cells are in results.jsonl", file=sys.stderr)
         return 130

@@ -7,7 +7,6 @@ harness that has no lock at all (and fail there, since the second run then goes 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
