@@ -7,14 +7,18 @@ act on are printed as one line (``ldmatrix: ...``) with exit status 2, never a t
 from __future__ import annotations
 
 import argparse
+import io
+import json
+import os
 import sys
 import threading
 from pathlib import Path
 
+from harness import command_script, guard, paths, report, results_file
 from harness import matrix as matrix_mod
-from harness import report
 from harness.errors import LdmatrixError
 from harness.model import CellResult
+from harness.outdir import CELL_FILE, RESULTS_NAME
 from harness.progress import StderrProgress
 
 DEFAULT_OUT = Path(".ldmatrix/results")
@@ -36,53 +40,108 @@ class CellProgress:
                   file=self.stream, flush=True)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Files written at the end of a command: usable, or one line now, before any cell runs."""
+    for option in ("markdown", "html", "summary"):
+        path = getattr(args, option, None)
+        if path is not None:
+            paths.output_file(path, f"--{option}")
+
+
+def _append_summary(path: Path, text: str) -> None:
+    """Appended, as a CI job summary ($GITHUB_STEP_SUMMARY) collects what every step adds."""
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text.rstrip("\n") + "\n\n")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.cache import Cache
+    from harness.provision import LOCK_PATH, load_lock
     from harness.session import RunOptions, execute
 
     from harness import nixld
-    from harness.cache import Cache
 
-    progress = StderrProgress(quiet=args.quiet)
     cache = Cache.default()
+    paths.writable_dir(cache.root, "cache directory (LDMATRIX_CACHE)")
+    _check_outputs(args)
+    paths.writable_dir(args.out, "--out")
+    baseline = results_file.read(args.baseline) if args.baseline else None
+    lock = load_lock(args.lock or LOCK_PATH)
+    progress = StderrProgress(quiet=args.quiet)
     supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
     matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels)
-    options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=supply,
-                         cache=cache)
     cells = matrix.select(args.k)
     if not cells:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
+    options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=supply,
+                         cache=cache, lock=lock)
     progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
     results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
-    results_file = options.out / matrix.name / "results.jsonl"
+    results_path = options.out / matrix.name / RESULTS_NAME
     print(report.grid(results))
     print(report.legend())
-    for text in (report.skipped_reasons(results), report.failures(results, results_file)):
+    for text in (report.skipped_reasons(results), report.failures(results, results_path)):
         if text:
             print(text)
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
     if args.html:
         args.html.write_text(report.html(results, f"ldmatrix: {matrix.name}"))
-    if args.baseline:
+    comparison = None
+    if baseline is not None:
+        selected = [r for r in baseline.results if matrix_mod.selects(args.k, r.cell_id)]  # -k: only those
+        comparison = guard.compare(selected, results, old_name=str(args.baseline), new_name=str(results_path),
+                                   damaged=baseline.damaged)
         print("changes against the baseline:")
-        print(report.diff(report.load_results(args.baseline), results))
-    print(f"{matrix.name}: {report.summary(results)}; results in {results_file}")
-    return 1 if any(report.mark(r) == report.MARK_MISMATCH for r in results) else 0
+        print(guard.text(comparison))
+    print(f"{matrix.name}: {report.summary(results)}; results in {results_path}")
+    if args.summary:
+        _append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {matrix.name}")
+                        + ("\n\n" + guard.markdown(comparison, "changes against the baseline") if comparison else ""))
+    unexpected = any(report.mark(r) == report.MARK_MISMATCH for r in results)
+    return 1 if unexpected or (comparison is not None and not comparison.clean) else 0
 
 
 def _find_results(args: argparse.Namespace) -> list[Path]:
     if args.results:
         return [args.results]
-    return sorted(DEFAULT_OUT.glob("*/results.jsonl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted(DEFAULT_OUT.glob(f"*/{RESULTS_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    damaged: list[results_file.DamagedLine] = []
     for path in _find_results(args):
-        for r in report.load_results(path):
+        loaded = results_file.read(path)
+        damaged += loaded.damaged
+        for r in loaded.results:
             if r.cell_id == args.cell:
                 print(show_text(r))
+                for line in loaded.damaged:
+                    print(f"ldmatrix: note: {line}", file=sys.stderr)
                 return 0
+    if damaged:
+        raise LdmatrixError(f"no result for cell {args.cell!r}; {len(damaged)} damaged lines were not read, "
+                            f"the first: {damaged[0]}")
     raise LdmatrixError(f"no result for cell {args.cell!r}: run its matrix first (ldmatrix run MATRIX -k ...)")
+
+
+def _cell_files(folder: Path) -> list[str]:
+    """What ``cells/<id>/cell.json`` says about the binaries the cell ran (by path and digest)."""
+    try:
+        record = json.loads((folder / CELL_FILE).read_text(encoding="utf-8"))
+        return [f"binary    {b['path']}  sha256 {b['sha256']}  ({b['host_path']})" for b in record["binaries"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def show_text(r: CellResult) -> str:
@@ -102,7 +161,10 @@ def show_text(r: CellResult) -> str:
         "stderr:", *[f"  {line}" for line in r.stderr.splitlines()],
     ]
     if r.extra.get("workdir"):
-        lines.append(f"files     {r.extra['workdir']} (command, stdout, stderr, the installed binaries)")
+        folder = Path(r.extra["workdir"])
+        lines += _cell_files(folder)
+        lines.append(f"files     {folder} ({command_script.NAME} runs it again as it ran; stdout, stderr, "
+                     f"{CELL_FILE})")
     return "\n".join(lines)
 
 
@@ -123,8 +185,24 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    print(report.diff(report.load_results(args.old), report.load_results(args.new)))
-    return 0
+    _check_outputs(args)
+    old, new = results_file.read(args.old), results_file.read(args.new)
+    comparison = guard.compare(old.results, new.results, old_name=str(args.old), new_name=str(args.new),
+                               damaged=old.damaged + new.damaged)
+    if old.header and new.header and old.matrix_name != new.matrix_name:
+        print(f"note: {args.old} is a run of matrix {old.matrix_name}, {args.new} of {new.matrix_name}")
+    print(guard.text(comparison))
+    if args.summary:
+        _append_summary(args.summary, guard.markdown(comparison, f"ldmatrix diff: {new.matrix_name}"))
+    return 0 if comparison.clean or args.report_only else 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line (``ldmatrix: run: argument -j: ...``) and exit status 2, like any error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        where = self.prog.removeprefix("ldmatrix").strip()
+        self.exit(2, f"ldmatrix: {where + ': ' if where else ''}{message}; see {self.prog} --help\n")
 
 
 def add_nix_ld_options(p: argparse.ArgumentParser) -> None:
@@ -153,7 +231,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.cache import Cache
     from harness.nixld.bisect import bisect
     from harness.runners import get_runner
-    from harness.session import RunOptions, provision_all, run_one
+    from harness.outdir import RunDirectory
+    from harness.session import RunOptions, header_record, provision_all, result_record, run_one
 
     progress = StderrProgress(quiet=args.quiet)
     matrix = matrix_mod.load(args.matrix)
@@ -165,41 +244,52 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if reason is not None:
         raise LdmatrixError(f"runner {runner.name} unavailable: {reason}")
     options = RunOptions(runner=runner.name, out=args.out / "bisect", cache=Cache.default())
-    art = provision_all(matrix, (dataclasses.replace(cell, nix_ld=None),), options, progress)
+    with RunDirectory(options.out, matrix.name) as rundir:
+        art = provision_all(matrix, (dataclasses.replace(cell, nix_ld=None),), options, progress)
+        log = rundir.begin(header_record(matrix, runner.name))
 
-    def run_cell(c, nix_ld):
-        return run_one(matrix, c, dataclasses.replace(art, nix_ld=nix_ld), runner, options.out / matrix.name)
+        def run_cell(c, nix_ld):
+            result = run_one(matrix, c, dataclasses.replace(art, nix_ld=nix_ld), runner, rundir)
+            log.write(result_record(result))
+            return result
 
-    def show(step) -> None:
-        print(step.line(), flush=True)
+        def show(step) -> None:
+            print(step.line(), flush=True)
 
-    try:
-        result = bisect(matrix, cell, args.repo, args.old, args.new, run_cell, options.cache, progress, show)
-    finally:
-        runner.close()
+        try:
+            result = bisect(matrix, cell, args.repo, args.old, args.new, run_cell, options.cache, progress, show)
+        finally:
+            log.close()
+            runner.close()
     print(result.summary())
     return 0 if result.first else 1
 
 
 def cmd_damage(args: argparse.Namespace) -> int:
-    print(report.damage_table(report.load_results(args.results), args.glibc))
+    print(report.damage_table(results_file.read(args.results).results, args.glibc))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ldmatrix", description="Does a binary built outside Nix run on NixOS?")
+    p = OneLineParser(prog="ldmatrix", description="Does a binary built outside Nix run on NixOS?")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every cell of a matrix and print the grid")
     run.add_argument("matrix", type=Path)
     run.add_argument("--runner", choices=matrix_mod.RUNNERS, help="default: the matrix's own (sandbox)")
     run.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word")
-    run.add_argument("-j", "--jobs", type=int, default=2)
+    run.add_argument("-j", "--jobs", type=_positive_int, default=2)
     add_nix_ld_options(run)
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    run.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                     help="results directory; one run at a time holds <out>/<matrix>/ (a second one stops)")
     run.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
     run.add_argument("--html", type=Path, help="also write the grid as a standalone HTML page")
-    run.add_argument("--baseline", type=Path, help="a results.jsonl to compare against")
+    run.add_argument("--baseline", type=Path,
+                     help="a results.jsonl to compare against, as `ldmatrix diff`; any change makes the exit status 1")
+    run.add_argument("--summary", type=Path, metavar="FILE",
+                     help="append a Markdown summary (for CI: $GITHUB_STEP_SUMMARY)")
+    run.add_argument("--lock", type=Path, metavar="FILE",
+                     help="the package lock to use (default matrices/packages.lock.json)")
     run.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
     run.set_defaults(func=cmd_run)
 
@@ -219,9 +309,13 @@ def parser() -> argparse.ArgumentParser:
                       help="keep every pinned package and add only those the lock lacks")
     lock.set_defaults(func=cmd_lock)
 
-    d = sub.add_parser("diff", help="cells whose outcome changed between two results.jsonl")
+    d = sub.add_parser("diff", help="cells that changed between two results.jsonl; exit status 1 if any did")
     d.add_argument("old", type=Path)
     d.add_argument("new", type=Path)
+    d.add_argument("--report-only", action="store_true",
+                   help="exit 0 whatever changed (unreadable files still exit 2)")
+    d.add_argument("--summary", type=Path, metavar="FILE",
+                   help="append a Markdown summary (for CI: $GITHUB_STEP_SUMMARY)")
     d.set_defaults(func=cmd_diff)
 
     dmg = sub.add_parser("damage", help="what nix-ld damaged, per way of starting the program (Markdown)")
@@ -247,15 +341,36 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit as done:  # --help, or a usage mistake already printed in one line
+            return done.code if isinstance(done.code, int) else 2
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it can be handled, not at exit
+        return status
     except LdmatrixError as err:
         print(f"ldmatrix: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return 1
+    except OSError as err:  # a file or directory the system refused, where no check named it first
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"ldmatrix: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ldmatrix: interrupted; finished cells are in results.jsonl", file=sys.stderr)
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """The reader went away (``ldmatrix list | head``): stop quietly, as the Python docs advise on SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # stdout is no file (tests capture it): nothing will flush into a closed pipe
 
 
 if __name__ == "__main__":

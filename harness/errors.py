@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(value: object, allowed: Iterable[str]) -> str:
+    """``"; did you mean 'patchelf'?"`` when ``value`` is close to one of ``allowed``, else ``""``."""
+    close = difflib.get_close_matches(str(value), list(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
 
 class LdmatrixError(Exception):
     """Base class: ``str(err)`` is the whole message shown to the user."""

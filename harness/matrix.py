@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import yamlsource
 from harness.environments import PROFILES
-from harness.errors import MatrixError
+from harness.errors import MatrixError, did_you_mean
 from harness.model import Cell, Expectation, Launch, Outcome, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
@@ -29,6 +29,9 @@ AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 RUNNERS = ("sandbox", "docker", "nixos-vm")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out
+MAX_TIMEOUT = 3600.0  # seconds per cell
+MAX_CELLS = 100_000
 _CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9][0-9.]*)$")
 
 
@@ -102,10 +105,12 @@ class Matrix:
 
     def select(self, pattern: str | None) -> tuple[Cell, ...]:
         """Cells whose id contains every space-separated word of ``pattern`` (``-k``)."""
-        if not pattern:
-            return self.cells
-        words = pattern.split()
-        return tuple(c for c in self.cells if all(w in c.id for w in words))
+        return tuple(c for c in self.cells if selects(pattern, c.id))
+
+
+def selects(pattern: str | None, cell_id: str) -> bool:
+    """``-k``: every space-separated word of ``pattern`` is in the cell's id (no pattern: every cell)."""
+    return all(word in cell_id for word in (pattern or "").split())
 
 
 def parse_version(text: str) -> tuple[int, ...] | None:
@@ -126,7 +131,7 @@ def parse_strategy(text: str) -> tuple[Strategy, ...] | str:
     known = {s.value: s for s in Strategy}
     unknown = [a for a in atoms if a not in known]
     if unknown:
-        return f"unknown strategy {unknown[0]!r}"
+        return f"unknown strategy {unknown[0]!r}{did_you_mean(unknown[0], known)}"
     strategies = tuple(known[a] for a in atoms)
     if len(set(strategies)) != len(strategies):
         return "a strategy appears twice"
@@ -164,12 +169,19 @@ class _Loader:
             line = where.line_of(key) if hasattr(where, "line_of") else getattr(where, "line", None)
         return MatrixError(self.file, line, key, message, list(allowed) if allowed is not None else None)
 
-    def check_keys(self, mapping: Any, allowed: tuple[str, ...], context: str) -> None:
+    def unknown(self, where: Any, key: str, what: str, value: Any, allowed: Iterable[str],
+                line: int | None = None) -> MatrixError:
+        """``unknown strategy 'patchelff'; did you mean 'patchelf'? (allowed: ...)``"""
+        allowed = list(allowed)
+        return self.error(where, key, f"{what} {str(value)!r}{did_you_mean(value, allowed)}", allowed, line=line)
+
+    def check_keys(self, mapping: Any, allowed: tuple[str, ...], context: str, line: int | None = None) -> None:
         if not isinstance(mapping, dict):
-            raise MatrixError(self.file, getattr(mapping, "line", None), context, "must be a mapping")
+            raise MatrixError(self.file, getattr(mapping, "line", line), context,
+                              f"must be a mapping, not {_kind(mapping)}")
         for key in mapping:
             if key not in allowed:
-                raise self.error(mapping, str(key), f"unknown key in {context}", allowed)
+                raise self.unknown(mapping, str(key), f"unknown key in {context}:", key, allowed)
 
     def as_list(self, parent: Any, key: str) -> list[Any]:
         value = parent[key]
@@ -184,21 +196,22 @@ class _Loader:
         if "binaries" not in doc:
             raise MatrixError(self.file, doc.line, "binaries", "is required")
         section = doc["binaries"]
-        self.check_keys(section, tuple(section) if isinstance(section, dict) else (), "binaries")
+        self.check_keys(section, tuple(section) if isinstance(section, dict) else (), "binaries",
+                        line=doc.line_of("binaries"))
         specs: dict[str, BinarySpec] = {}
         for name, entry in section.items():
             if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", str(name)):
                 raise self.error(section, str(name), "a binary name is lower case letters, digits, '.' and '-'")
-            self.check_keys(entry, BINARY_KEYS, f"binaries.{name}")
+            self.check_keys(entry, BINARY_KEYS, f"binaries.{name}", line=section.line_of(name))
             for required in ("reproducer", "built_in"):
                 if required not in entry:
                     raise MatrixError(self.file, entry.line, f"binaries.{name}.{required}", "is required")
             reproducer = str(entry["reproducer"])
             if reproducer not in self.reproducers:
-                raise self.error(entry, "reproducer", f"unknown reproducer {reproducer!r}", sorted(self.reproducers))
+                raise self.unknown(entry, "reproducer", "unknown reproducer", reproducer, sorted(self.reproducers))
             suite = str(entry["built_in"])
             if suite not in self.suite_glibc:
-                raise self.error(entry, "built_in", f"unknown Debian suite {suite!r}", sorted(self.suite_glibc))
+                raise self.unknown(entry, "built_in", "unknown Debian suite", suite, sorted(self.suite_glibc))
             child = entry.get("child")
             needs_child = bool(getattr(self.reproducers[reproducer], "needs_child", False))
             if needs_child and child is None:
@@ -209,8 +222,7 @@ class _Loader:
             specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child))
         for name, spec in specs.items():
             if spec.child is not None and spec.child not in specs:
-                entry = section[name]
-                raise self.error(entry, "child", f"unknown binary {spec.child!r}", sorted(specs))
+                raise self.unknown(section[name], "child", "unknown binary", spec.child, sorted(specs))
             if spec.child is not None and specs[spec.child].child is not None:
                 raise self.error(section[name], "child", "a child cannot itself be a launcher")
         return specs
@@ -219,7 +231,7 @@ class _Loader:
         section = doc.get("axes")
         if section is None:
             raise MatrixError(self.file, doc.line, "axes", "is required", list(AXIS_KEYS))
-        self.check_keys(section, AXIS_KEYS, "axes")
+        self.check_keys(section, AXIS_KEYS, "axes", line=doc.line_of("axes"))
         axes: dict[str, list[Any]] = {}
         checks = {
             "binary": (sorted(binaries), "unknown binary"),
@@ -254,7 +266,7 @@ class _Loader:
                 else:
                     allowed, what = checks[key]
                     if text not in allowed:
-                        raise self.error(section, key, f"{what} {text!r}", allowed, line=line)
+                        raise self.unknown(section, key, what, text, allowed, line=line)
                     parsed.append(text)
             axes[key] = parsed
         for required in ("strategy", "glibc"):
@@ -268,15 +280,22 @@ class _Loader:
         axes.setdefault("launch", [Launch.DIRECT.value])
         return axes
 
-    def matchers(self, entry: Any, context: str, binaries: Mapping[str, BinarySpec]) -> tuple[Matcher, ...]:
-        self.check_keys(entry, MATCH_KEYS, context)
+    def matchers(self, entry: Any, context: str, binaries: Mapping[str, BinarySpec],
+                 axes: Mapping[str, list[Any]], line: int | None = None) -> tuple[Matcher, ...]:
+        self.check_keys(entry, MATCH_KEYS, context, line=line)
         out = []
         for key in entry:
             raw = entry[key]
             negate = False
             if isinstance(raw, dict):
                 self.check_keys(raw, ("not",), f"{context}.{key}")
+                if "not" not in raw:
+                    raise self.error(entry, key, "a mapping here is {not: [values]}")
                 negate, raw = True, raw["not"]
+            if isinstance(raw, list) and not raw:
+                raise self.error(entry, key, "an empty list matches nothing: name at least one value")
+            if isinstance(raw, list) and any(isinstance(v, (list, dict)) for v in raw):
+                raise self.error(entry, key, "a list of plain values, not of lists or mappings")
             values = [str(v) for v in (raw if isinstance(raw, list) else [raw])]
             comparisons = [(_CMP.match(v)) for v in values]
             if key in ("glibc", "nix_ld") and any(comparisons):
@@ -285,17 +304,26 @@ class _Loader:
                 cmps = tuple((m.group(1), parse_version(m.group(2)) or ()) for m in comparisons if m)
                 out.append(Matcher(key, negate=negate, comparisons=cmps))
                 continue
-            allowed = self.allowed_values(key, binaries)
+            if key == "nix_ld":
+                for v in values:
+                    if not is_label(v):
+                        raise self.error(entry, key, f"nix-ld label {v!r} is not a version ({LABEL_EXAMPLE})")
+            allowed = self.allowed_values(key, binaries, axes)
             if allowed is not None:
                 for v in values:
                     if v not in allowed:
-                        raise self.error(entry, key, f"unknown value {v!r}", allowed)
+                        what = "strategy not in axes.strategy:" if key == "strategy" else "unknown value"
+                        raise self.unknown(entry, key, what, v, allowed)
             out.append(Matcher(key, tuple(values), negate))
         return tuple(out)
 
-    def allowed_values(self, key: str, binaries: Mapping[str, BinarySpec]) -> list[str] | None:
+    def allowed_values(self, key: str, binaries: Mapping[str, BinarySpec],
+                       axes: Mapping[str, list[Any]]) -> list[str] | None:
+        """What a ``when``/``exclude`` key may name; None: not checked here (nix_ld labels)."""
         return {
             "binary": sorted(binaries),
+            # matched by its written name, so a rule names a strategy as the axis writes it
+            "strategy": ["+".join(s.value for s in strategy) for strategy in axes["strategy"]],
             "glibc": sorted(self.glibc_suites, key=parse_version),
             "env": sorted(PROFILES),
             "launch": [style.value for style in Launch],
@@ -303,6 +331,42 @@ class _Loader:
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
         }.get(key)
+
+    def name(self, doc: Any) -> str:
+        """The matrix's name: a plain slug, since it names the directory its results go to."""
+        if "name" in doc:
+            name = doc["name"]
+            if not isinstance(name, (str, int)) or isinstance(name, bool) or not NAME.fullmatch(str(name)):
+                raise self.error(doc, "name", f"{str(name)!r} is not a plain name: letters, digits, '.', '_', '-' "
+                                 "(at most 64, not starting with '.'); it names the results directory")
+            return str(name)
+        if not NAME.fullmatch(self.path.stem):
+            raise MatrixError(self.file, doc.line, "name", f"the file name {self.path.stem!r} is not a plain name "
+                              "for the results directory: give one with name:")
+        return self.path.stem
+
+    def timeout(self, doc: Any) -> float:
+        raw = doc.get("timeout", 20)
+        try:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+                raise ValueError
+            timeout = float(raw)
+        except (ValueError, OverflowError):
+            raise self.error(doc, "timeout", f"{str(raw)!r} is not a number of seconds") from None
+        if not 0 < timeout <= MAX_TIMEOUT:  # also refuses nan
+            raise self.error(doc, "timeout", f"{str(raw)!r}: a cell's time limit is more than 0 and at most "
+                             f"{MAX_TIMEOUT:.0f} seconds")
+        return timeout
+
+    def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
+        """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
+        count = 1
+        for key in ("binary", "strategy", "glibc", "env", "launch"):
+            count *= len(axes[key])
+        count *= max(1, len(axes.get("nix_ld", ())))
+        if count > MAX_CELLS:
+            raise MatrixError(self.file, doc.line_of("axes"), "axes",
+                              f"the axes make up to {count} cells; at most {MAX_CELLS}")
 
     def expand(self, axes: Mapping[str, list[Any]], binaries: Mapping[str, BinarySpec]) -> list[Cell]:
         """Every combination; some axes do not apply to some cells and collapse to one value there:
@@ -323,13 +387,15 @@ class _Loader:
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
-    def excludes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> list[tuple[tuple[Matcher, ...], int]]:
+    def excludes(self, doc: Any, binaries: Mapping[str, BinarySpec],
+                 axes: Mapping[str, list[Any]]) -> list[tuple[tuple[Matcher, ...], int]]:
         section = doc.get("exclude", [])
         if not isinstance(section, list):
             raise self.error(doc, "exclude", "must be a list of conditions")
-        return [(self.matchers(e, f"exclude[{i}]", binaries), section.line_of(i)) for i, e in enumerate(section)]
+        return [(self.matchers(e, f"exclude[{i}]", binaries, axes, line=section.line_of(i)), section.line_of(i))
+                for i, e in enumerate(section)]
 
-    def rules(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> list[Rule]:
+    def rules(self, doc: Any, binaries: Mapping[str, BinarySpec], axes: Mapping[str, list[Any]]) -> list[Rule]:
         section = doc.get("expect")
         if not isinstance(section, list) or not section:
             raise MatrixError(self.file, getattr(section, "line", doc.line), "expect",
@@ -338,22 +404,24 @@ class _Loader:
         outcomes = [o.value for o in Outcome]
         for i, entry in enumerate(section):
             context = f"expect[{i}]"
-            self.check_keys(entry, RULE_KEYS, context)
+            self.check_keys(entry, RULE_KEYS, context, line=section.line_of(i))
             if "outcome" not in entry:
                 raise MatrixError(self.file, entry.line, f"{context}.outcome", "is required", outcomes)
             outcome = str(entry["outcome"])
             if outcome not in outcomes:
-                raise self.error(entry, "outcome", f"unknown outcome {outcome!r}", outcomes)
+                raise self.unknown(entry, "outcome", "unknown outcome", outcome, outcomes)
             fixed = str(entry.get("fixed_outcome", "ok"))
             if "fixed_outcome" in entry and fixed not in outcomes:
-                raise self.error(entry, "fixed_outcome", f"unknown outcome {fixed!r}", outcomes)
+                raise self.unknown(entry, "fixed_outcome", "unknown outcome", fixed, outcomes)
             bug = entry.get("bug")
             if bug is not None and not re.match(r"https?://\S+$", str(bug)):
                 raise self.error(entry, "bug", "must be the URL of the upstream report")
             if "fixed_outcome" in entry and bug is None:
                 raise self.error(entry, "fixed_outcome", "only a known bug (bug: URL) has a fixed outcome")
             when = entry.get("when", {})
-            matchers = self.matchers(when, f"{context}.when", binaries) if when else ()
+            if not isinstance(when, dict):
+                raise self.error(entry, "when", f"must be a mapping of conditions, not {_kind(when)}")
+            matchers = self.matchers(when, f"{context}.when", binaries, axes) if when else ()
             rules.append(Rule(matchers, Outcome(outcome), f"{self.file}:{section.line_of(i)}",
                               None if bug is None else str(bug),
                               Outcome(fixed) if "fixed_outcome" in entry else None, entry.get("note")))
@@ -394,12 +462,14 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     loader = _Loader(path, display, glibc_suites, reproducers)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")
+    name = loader.name(doc)
     binaries = loader.binaries(doc)
     axes = loader.axes(doc, binaries)
     if "nix_ld" in axes:
         axes["nix_ld"] += [label for label in extra_nix_ld if label not in axes["nix_ld"]]
+    loader.bound_cells(doc, axes)
     cells = loader.expand(axes, binaries)
-    excludes = loader.excludes(doc, binaries)
+    excludes = loader.excludes(doc, binaries, axes)
     facts = {c.id: cell_facts(c, binaries) for c in cells}
     for matchers, line in excludes:
         kept = [c for c in cells if not all(m.matches(facts[c.id].get(m.key), facts[c.id]) for m in matchers)]
@@ -408,7 +478,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         cells = kept
     if not cells:
         raise MatrixError(display, doc.line, "axes", "every cell is excluded")
-    rules = loader.rules(doc, binaries)
+    rules = loader.rules(doc, binaries, axes)
     used: set[int] = set()
     for cell in cells:
         for i, rule in enumerate(rules):
@@ -426,13 +496,17 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     sources = loader.nix_ld_sources(doc)
     runner = str(doc.get("runner", "sandbox"))
     if runner not in RUNNERS:
-        raise loader.error(doc, "runner", f"unknown runner {runner!r}", RUNNERS)
-    try:
-        timeout = float(doc.get("timeout", 20))
-    except (TypeError, ValueError):
-        raise loader.error(doc, "timeout", "must be a number of seconds") from None
-    return Matrix(path, str(doc.get("name", path.stem)), str(doc.get("description", "")).strip(), runner,
-                  timeout, binaries, tuple(cells), tuple(rules), sources)
+        raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
+    return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
+                  tuple(cells), tuple(rules), sources)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else f"the value {str(value)!r}"
 
 
 def _display(path: Path) -> str:

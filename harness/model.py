@@ -123,6 +123,22 @@ class BuiltBinary:
 
 
 @dataclass(frozen=True)
+class InstalledBinary:
+    """A binary as a cell runs it: at ``path`` inside the cell, bound read-only from ``host_path``.
+
+    ``host_path`` is shared by every cell that runs the same bytes (see harness/installed.py);
+    results name it by path and digest instead of copying it.
+    """
+
+    path: str  # inside the cell, "/home/user/bin/c-hello"
+    host_path: Path
+    sha256: str  # of the file as installed (patched)
+    built_sha256: str  # of the reproducer as built, before patchelf
+    interpreter: str | None  # what patchelf set (None: left as built)
+    runpath: tuple[str, ...]  # what patchelf set (empty: left as built)
+
+
+@dataclass(frozen=True)
 class Link:
     """A symbolic link ``path`` -> ``target`` inside a root."""
 
@@ -210,7 +226,8 @@ class PreparedCell:
     env: tuple[tuple[str, str], ...]  # ordered: order matters for nix-ld 1.x
     cwd: str
     timeout: float
-    workdir: Path  # host dir of this cell: logs, the binaries, the expect files
+    workdir: Path  # host dir of this cell's files while it runs: the command, its output
+    binaries: tuple[InstalledBinary, ...] = ()  # what the cell runs, by path and digest
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ copied in, and a Python testScript that runs each cell's argv under ``env -i K=V
 environment's order is the cell's) and prints one ``LDMATRIX-VM-RESULT {json}`` line per cell,
 also written to ``$out/ldmatrix-results``. ``parse_results`` reads those lines back.
 
-What goes in: the cell's home (its binaries) and every store path it names under /nix/store
+What goes in: the cell's home, the binaries bound into it (shared on the host, copied into the
+VM's home), and every store path it names under /nix/store
 (the store glibc/libxcrypt/gcc-lib a patchelf'ed binary points at) as ``builtins.path`` inputs,
 copied to the same places in the VM. What does not: links and mounts outside /home and /nix/store
 (the nix-ld strategy's /lib64 and /run/current-system/... layout) — in the VM, NixOS itself lays
@@ -91,6 +92,7 @@ class CellFiles:
     """What of a prepared cell goes into the VM, and what NixOS itself provides there."""
 
     home: Path
+    home_files: tuple[tuple[Path, str], ...]  # (host, /home/user/...): files bound into HOME (the binaries)
     stores: tuple[tuple[Path, str], ...]  # (host, /nix/store/...)
     left_to_nixos: tuple[str, ...]  # mount targets the VM's NixOS provides (/lib64, /run)
 
@@ -104,14 +106,18 @@ def cell_files(prepared: PreparedCell) -> CellFiles:
         raise LdmatrixError(f"{prepared.cell.id}: expected one mount at {HOME}, got {len(home)}")
     stores: dict[str, Path] = {p.store_path: p.host_path for p in prepared.root.store_paths}
     left: list[str] = []
+    home_files: list[tuple[Path, str]] = []
     for mount in prepared.mounts:
         if mount.target == HOME:
             continue
-        if mount.target.startswith("/nix/store/") and mount.target.count("/") == 3:
+        if mount.target.startswith(f"{HOME}/"):
+            home_files.append((mount.host, mount.target))
+        elif mount.target.startswith("/nix/store/") and mount.target.count("/") == 3:
             stores.setdefault(mount.target, mount.host)
         else:
             left.append(mount.target)
-    return CellFiles(home[0], tuple((host, dest) for dest, host in sorted(stores.items())), tuple(left))
+    return CellFiles(home[0], tuple(home_files), tuple((host, dest) for dest, host in sorted(stores.items())),
+                     tuple(left))
 
 
 def _check_env(prepared: PreparedCell) -> None:
@@ -138,6 +144,8 @@ for cell in spec["cells"]:
         machine.succeed(f"rm -rf {home} /tmp/ldm.out /tmp/ldm.err /tmp/ldm.rc")
         machine.succeed(f"mkdir -p $(dirname {home}) && cp -a {q(cell['home'])} {home} && chmod -R u+w {home}"
                         f" && mkdir -p {q(cell['cwd'])}")
+        for item in cell["files"]:  # the binaries, shared on the host and bound into HOME there
+            machine.succeed(f"cp {q(item['src'])} {q(item['dest'])}")
         env = " ".join(q(f"{key}={value}") for key, value in cell["env"])
         argv = " ".join(q(arg) for arg in cell["argv"])
         command = (f"cd {q(cell['cwd'])} && timeout -k 5 {cell['timeout']} env -i -- {env} {argv} "
@@ -180,6 +188,11 @@ def generate_test(pin: NixpkgsPin, cells: list[PreparedCell], nix_ld_attr: str |
         files = cell_files(prepared)
         home_var = f"home{index}"
         lets.append(f"  {home_var} = {_host_path(files.home, f'ldmatrix-home-{prepared.cell.id}')};")
+        home_files = []
+        for number, (host, dest) in enumerate(files.home_files):
+            var = f"home{index}file{number}"
+            lets.append(f"  {var} = {_host_path(host, 'ldmatrix-' + dest.rsplit('/', 1)[1])};")
+            home_files.append(f'{{ src = "${{{var}}}"; dest = {nix_string(dest)}; }}')
         for host, dest in files.stores:
             if dest not in store_vars:
                 var = f"store{len(store_vars)}"
@@ -191,6 +204,7 @@ def generate_test(pin: NixpkgsPin, cells: list[PreparedCell], nix_ld_attr: str |
             f"      id = {nix_string(prepared.cell.id)};\n"
             f"      home = \"${{{home_var}}}\";\n"
             f"      home_target = {nix_string(HOME)};\n"
+            f"      files = {nix_list(home_files)};\n"
             f"      cwd = {nix_string(prepared.cwd)};\n"
             f"      argv = {nix_list([nix_string(a) for a in prepared.argv])};\n"
             f"      env = [ {env} ];\n"

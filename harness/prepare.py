@@ -8,20 +8,19 @@ like one, except in the ``container`` strategy, where everything runs unpatched 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from harness import installed
+from harness.cache import Cache
 from harness.environments import HOME, login_environment
-from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
+from harness.launch import Target, Tools, launch
 from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
 from harness.nixld.provide import how_to_supply
-from harness.patchelf import patch
 from harness.reproducers import REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.strategies.nix_ld import NixLdMissing
@@ -40,6 +39,7 @@ class Artefacts:
     nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
     tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> bash, python for launch styles
+    cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -57,32 +57,13 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
-def _install(binary: BuiltBinary, dest: Path, interpreter: str | None, runpath: list[str]) -> None:
-    shutil.copy2(binary.path, dest)
-    os.chmod(dest, 0o755)
-    patch(dest, interpreter, runpath)
-
-
-def _materialise(links: list[Link], files: Mapping[str, str], overlay: Path) -> list[Mount]:
-    """Write cell-specific links and files under ``overlay``; mount each top-level directory in the root."""
-    tops: dict[str, Path] = {}
-    for path in [link.path for link in links] + list(files):
-        relative = path.lstrip("/")
-        host = overlay / relative
-        host.parent.mkdir(parents=True, exist_ok=True)
-        if host.is_symlink() or host.exists():
-            host.unlink()
-        top = relative.split("/", 1)[0]
-        tops[top] = overlay / top
-    for link in links:
-        (overlay / link.path.lstrip("/")).symlink_to(link.target)
-    for path, text in files.items():
-        (overlay / path.lstrip("/")).write_text(text)
-    return [Mount(path, f"/{top}") for top, path in sorted(tops.items())]
-
-
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float) -> PreparedCell | Skip:
+            timeout: float, home: Path | None = None) -> PreparedCell | Skip:
+    """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
+
+    The binaries are not copied: they are installed once, patched, in the cache and bound
+    read-only at ``~/bin/<name>`` (see harness/installed.py).
+    """
     glibc = art.glibc[cell.glibc]
     subject = child or spec  # the binary the strategy is about
     ctx = StrategyContext(
@@ -99,20 +80,16 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         label = cell.nix_ld or "?"
         return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
 
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    home = workdir / "home"
-    (home / "bin").mkdir(parents=True)
     subject_binary = art.binaries[(subject.reproducer, subject.built_in)]
-    _install(subject_binary, home / "bin" / subject.name, plan.interpreter, plan.runpath)
-    argv = [f"{BIN_DIR}/{subject.name}"]
+    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
+                                  art.cache)]
     if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
         launcher = art.binaries[(spec.reproducer, spec.built_in)]
         nixify = not plan.fhs
-        _install(launcher, home / "bin" / spec.name,
-                 glibc.loader if nixify else None,
-                 [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [])
-        argv = [f"{BIN_DIR}/{spec.name}", f"{BIN_DIR}/{child.name}"]
+        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{spec.name}", glibc.loader if nixify else None,
+                                             [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
+                                             art.cache))
+    argv = [b.path for b in binaries]
 
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
     added = {key for key, _ in plan.env}
@@ -120,14 +97,20 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
                     checks=child is None and REPRODUCERS[subject.reproducer].checks_startup)
     launched = launch(cell.launch, target, art.tools.get(cell.glibc) or Tools(busybox=glibc.shell))
-    for relative, data in launched.home_files.items():
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    home = home or workdir / "home"
+    (home / "bin").mkdir(parents=True, exist_ok=True)
+    for b in binaries:  # mount points: the files bound over them are read-only, the rest of HOME is not
+        (home / "bin" / PurePosixPath(b.path).name).touch()
+    for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
-
     mounts = [Mount(home, HOME, writable=True)]
+    mounts += [Mount(b.host_path, b.path) for b in binaries]
     mounts += [Mount(p.host_path, p.store_path) for p in (*plan.store_paths, *launched.store_paths)]
-    mounts += _materialise([*plan.links, *launched.links], launched.root_files, workdir / "overlay")
+    mounts += installed.overlay_mounts([*plan.links, *launched.links], art.cache, launched.root_files)
     mounts += plan.mounts
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
-                        cwd=HOME, timeout=timeout, workdir=workdir)
+                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries))

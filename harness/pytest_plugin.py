@@ -98,37 +98,50 @@ class _TerminalProgress:
 
 
 class _Session:
-    """Provisioned once per pytest session; runs cells on demand and logs each result."""
+    """Provisioned once per pytest session; runs cells on demand and logs each result.
+
+    It holds ``<out>/<matrix>/`` as ``ldmatrix run`` does (harness/outdir.py): a second session
+    or run with the same output directory stops at once, saying which one holds it.
+    """
 
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
-        from harness.session import ResultLog, RunOptions, provision_all
+        from harness.outdir import RunDirectory
         from harness.runners import get_runner
+        from harness.session import RunOptions, header_record, provision_all
 
         self.matrix = matrix
         self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"),
                                   out=Path(config.getoption("--ldmatrix-out")),
                                   nix_ld=_nix_ld_supply(config))
-        self.runner = get_runner(self.options.runner or matrix.runner)
-        self.unavailable = self.runner.unavailable()
-        self.results: list[CellResult] = []
-        self.artefacts = None
-        if self.unavailable is None:
-            self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
-        self.log = ResultLog(self.options.out / matrix.name / "results.jsonl", matrix, self.runner.name)
+        self.rundir = RunDirectory(self.options.out, matrix.name, option="--ldmatrix-out").acquire()
+        try:
+            self.runner = get_runner(self.options.runner or matrix.runner)
+            self.unavailable = self.runner.unavailable()
+            self.results: list[CellResult] = []
+            self.artefacts = None
+            if self.unavailable is None:
+                self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
+            self.log = self.rundir.begin(header_record(matrix, self.runner.name))
+        except BaseException:
+            self.rundir.release()
+            raise
 
     def run(self, cell: Cell) -> CellResult:
         from harness.session import result_record, run_one
 
         if self.unavailable is not None:
             pytest.skip(f"runner {self.runner.name} unavailable: {self.unavailable}")
-        result = run_one(self.matrix, cell, self.artefacts, self.runner, self.options.out / self.matrix.name)
+        result = run_one(self.matrix, cell, self.artefacts, self.runner, self.rundir)
         self.log.write(result_record(result))
         self.results.append(result)
         return result
 
     def close(self) -> None:
-        self.log.close()
-        self.runner.close()
+        try:
+            self.log.close()
+            self.runner.close()
+        finally:
+            self.rundir.release()
 
 
 @pytest.fixture(scope="session")
@@ -136,8 +149,12 @@ def ldmatrix_session(request: pytest.FixtureRequest):
     matrix = _matrix(request.config)
     if matrix is None:
         pytest.skip("no matrix: pass --ldmatrix MATRIX")
+    from harness.outdir import DirectoryInUse
+
     try:
         session = _Session(request.config, matrix)
+    except DirectoryInUse as err:
+        pytest.exit(f"ldmatrix: {err}", returncode=2)  # every cell would fail the same way: stop now
     except LdmatrixError as err:
         pytest.fail(f"provisioning failed: {err}", pytrace=False)
     request.config._ldmatrix_session = session  # type: ignore[attr-defined]

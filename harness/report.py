@@ -1,8 +1,10 @@
-"""Results a person wants to look at: the grid, the failures with their proving lines, a baseline diff."""
+"""Results a person wants to look at: the grid, the failures with their proving lines, a CI summary.
+
+Comparing two runs is harness/guard.py; reading a results file back is harness/results_file.py.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,6 +46,11 @@ def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]],
     return rows, sorted(columns, key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split(".")))
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` as one cell of a Markdown table: no pipe or newline breaks the row."""
+    return text.replace("|", "\\|").replace("\n", " ") or " "
+
+
 def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
     results = list(results)
     rows, cols = _table(results)
@@ -67,7 +74,7 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
     hidden = len(rows) - len(shown)
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") or " " for cell in line) + " |" for line in body]
+        lines += ["| " + " | ".join(markdown_cell(cell) for cell in line) + " |" for line in body]
     else:
         widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
@@ -123,6 +130,20 @@ def summary(results: Iterable[CellResult]) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
+def markdown_summary(results: Iterable[CellResult], title: str) -> str:
+    """For a CI job summary: the counts, the unexpected cells, the grid folded away."""
+    results = list(results)
+    lines = [f"### {title}", "", summary(results), ""]
+    unexpected = [r for r in results if mark(r) == MARK_MISMATCH]
+    if unexpected:
+        lines += ["| unexpected cell | got | expected | proving line |", "|---|---|---|---|"]
+        lines += [f"| `{r.cell_id}` | {r.outcome.value if r.outcome else '?'} | "
+                  f"{r.expected.value if r.expected else '?'} | {markdown_cell(r.evidence)} |" for r in unexpected]
+        lines.append("")
+    lines += ["<details><summary>the grid</summary>", "", grid(results, markdown=True), "", "</details>"]
+    return "\n".join(lines)
+
+
 def failures(results: Iterable[CellResult], results_file: Path | None = None) -> str:
     lines = []
     for r in results:
@@ -139,35 +160,6 @@ def skipped_reasons(results: Iterable[CellResult]) -> str:
         if r.skip_reason:
             reasons[r.skip_reason] = reasons.get(r.skip_reason, 0) + 1
     return "\n".join(f"skipped {n}: {reason}" for reason, n in reasons.items())
-
-
-def load_results(path: Path) -> list[CellResult]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if "cell_id" not in record:
-            continue  # the header line
-        record["outcome"] = Outcome(record["outcome"]) if record["outcome"] else None
-        record["expected"] = Outcome(record["expected"]) if record["expected"] else None
-        fixed = record.get("fixed_outcome")
-        record["fixed_outcome"] = Outcome(fixed) if fixed else None
-        record["argv"] = tuple(record.get("argv", ()))
-        record["env"] = tuple(tuple(kv) for kv in record.get("env", ()))
-        out.append(CellResult(**record))
-    return out
-
-
-def diff(old: Iterable[CellResult], new: Iterable[CellResult]) -> str:
-    """Cells whose outcome changed between two runs: the regression guard for a glibc or nix-ld bump."""
-    before = {r.cell_id: r for r in old}
-    lines = []
-    for r in new:
-        prev = before.get(r.cell_id)
-        old_outcome = prev.outcome.value if prev and prev.outcome else ("skipped" if prev else "absent")
-        new_outcome = r.outcome.value if r.outcome else "skipped"
-        if old_outcome != new_outcome:
-            lines.append(f"{r.cell_id}: {old_outcome} -> {new_outcome}    {r.evidence}")
-    return "\n".join(lines) if lines else "no cell changed its outcome"
 
 
 _DAMAGE = (

@@ -1,28 +1,31 @@
-"""One run of a matrix, as a pipeline of small steps: select, provision, build, prepare, run, record.
+"""One run of a matrix, as a pipeline of small steps: hold the output directory, provision, build,
+prepare, run, record.
 
 Results are appended to ``results.jsonl`` as each cell finishes, so a killed run loses nothing
-it had finished; the cell's command, environment and output go to ``cells/<id>/``.
+it had finished; the cell's command (``command.sh``), output and verdict go to ``cells/<id>/``
+(see harness/outdir.py for the lock and how both are written).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import provision, reproducers
+from harness import command_script, provision, reproducers
 from harness.cache import Cache
 from harness.matrix import Matrix
-from harness.launch import Tools
-from harness.model import Cell, CellResult, GlibcSet, Launch, Skip
 from harness import nixld
+from harness.launch import Tools
+from harness.model import Cell, CellResult, CommandResult, GlibcSet, Launch, PreparedCell, Skip, Verdict
 from harness.outcome import classify
+from harness.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Artefacts, prepare
 from harness.progress import NullProgress, Progress
+from harness.provision import Lock
 from harness.runners import get_runner
 from harness.runners.base import Runner
 
@@ -35,6 +38,7 @@ class RunOptions:
     out: Path = Path(".ldmatrix/results")
     nix_ld: nixld.Supply = field(default_factory=nixld.Supply)  # --nix-ld items and archive directories
     cache: Cache = field(default_factory=Cache.default)
+    lock: Lock | None = None  # the package lock; None: matrices/packages.lock.json
 
 
 def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[str, str]]]:
@@ -56,7 +60,7 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     glibc_sets = {}
     for version in sorted(glibcs):
         progress.step(f"store paths for glibc {version}")
-        glibc_sets[version] = provision.provision_glibc(version, options.cache, progress)
+        glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
     suites = sorted({suite for _, suite in builds} | {matrix.binaries[c.binary].built_in for c in cells})
     roots = {}
     for suite in suites:
@@ -69,13 +73,14 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    tools = launch_tools(cells, glibc_sets, options.cache, progress)
+    tools = launch_tools(cells, glibc_sets, options, progress)
     labels = {c.nix_ld for c in cells if c.nix_ld is not None}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
-    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools)
+    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
+                     options.cache)
 
 
-def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], cache: Cache,
+def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
                  progress: Progress) -> dict[str, Tools]:
     """bash and python for the cells whose launch style needs them, per store glibc."""
     from harness.provision.tools import provision_bash, provision_python
@@ -86,31 +91,52 @@ def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], cache: 
     out = {}
     for version, used in sorted(styles.items()):
         glibc = glibc_sets[version]
-        bash = provision_bash(cache, progress) if any(s.uses_bash for s in used) else None
-        python = provision_python(glibc, cache, progress) if Launch.PYTHON in used else None
+        bash = (provision_bash(options.cache, progress, lock=options.lock)
+                if any(s.uses_bash for s in used) else None)
+        python = (provision_python(glibc, options.cache, progress, lock=options.lock)
+                  if Launch.PYTHON in used else None)
         out[version] = Tools(busybox=glibc.shell, bash=bash, python=python)
     return out
 
 
-def safe_id(cell_id: str) -> str:
-    return cell_id.replace("/", "_")
-
-
-def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Path) -> CellResult:
+def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult:
+    """Prepare and run one cell; its folder is published whole (``cells/<id>/``) once it has run."""
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
-    workdir = (out / "cells" / safe_id(cell.id)).absolute()
-    prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
     base = _result_base(matrix, cell, runner.name)
-    if isinstance(prepared, Skip):
-        return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
-    result = runner.run(prepared)
-    verdict = classify(result)
-    (workdir / "stdout").write_text(result.stdout)
-    (workdir / "stderr").write_text(result.stderr)
+    staging, home = rundir.staging(cell.id), rundir.scratch(cell.id)
+    try:
+        prepared = prepare(cell, spec, child, art, staging, matrix.timeout, home=home)
+        if isinstance(prepared, Skip):
+            return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
+        result = runner.run(prepared)
+        verdict = classify(result)
+        (staging / "stdout").write_text(result.stdout)
+        (staging / "stderr").write_text(result.stderr)
+        (staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
+        folder = rundir.publish(staging, cell.id)
+    finally:
+        rundir.discard(home)
+        rundir.discard(staging)  # published (gone already), skipped, or a harness error
     return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
                       duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base, extra=_extra(prepared.root.kind.value, workdir, cell, art))
+                      stderr=result.stderr, **base, extra=_extra(prepared.root.kind.value, folder, cell, art))
+
+
+def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:
+    """``cells/<id>/cell.json``: the verdict with its proving line, and the binaries by path and digest."""
+    return {
+        "cell_id": prepared.cell.id,
+        "outcome": verdict.outcome.value,
+        "evidence": verdict.evidence,
+        "rc": result.rc,
+        "timed_out": result.timed_out,
+        "duration": result.duration,
+        "command": command_script.NAME,
+        "binaries": [{"path": b.path, "host_path": str(b.host_path), "sha256": b.sha256,
+                      "built_sha256": b.built_sha256, "interpreter": b.interpreter, "runpath": list(b.runpath)}
+                     for b in prepared.binaries],
+    }
 
 
 def result_record(result: CellResult) -> dict:
@@ -120,52 +146,37 @@ def result_record(result: CellResult) -> dict:
     return record
 
 
-class ResultLog:
-    """Appends one JSON line per finished cell, flushed at once."""
-
-    def __init__(self, path: Path, matrix: Matrix, runner: str):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.lock = threading.Lock()
-        self.fh = path.open("w", encoding="utf-8")
-        self.write({"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()})
-
-    def write(self, record: dict) -> None:
-        with self.lock:
-            self.fh.write(json.dumps(record, sort_keys=True) + "\n")
-            self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
+def header_record(matrix: Matrix, runner: str) -> dict:
+    return {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
 
 
 def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
             on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
     progress = progress or NullProgress()
     cells = matrix.select(options.select)
-    runner = get_runner(options.runner or matrix.runner)
-    out = options.out / matrix.name
-    reason = runner.unavailable()
-    art = provision_all(matrix, cells, options, progress) if reason is None else None
-    log = ResultLog(out / "results.jsonl", matrix, runner.name)
-    results: list[CellResult] = []
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
-    try:
-        if reason is not None:
-            done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
-                              for c in cells]
-        else:
-            futures = [pool.submit(run_one, matrix, c, art, runner, out) for c in cells]
-            done = (f.result() for f in concurrent.futures.as_completed(futures))
-        for result in done:
-            log.write(result_record(result))
-            results.append(result)
-            if on_result:
-                on_result(result)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
-        log.close()
-        runner.close()
+    with RunDirectory(options.out, matrix.name) as rundir:  # first: a second run here fails at once
+        runner = get_runner(options.runner or matrix.runner)
+        reason = runner.unavailable()
+        art = provision_all(matrix, cells, options, progress) if reason is None else None
+        log = rundir.begin(header_record(matrix, runner.name))
+        results: list[CellResult] = []
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
+        try:
+            if reason is not None:
+                done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
+                                  for c in cells]
+            else:
+                futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
+                done = (f.result() for f in concurrent.futures.as_completed(futures))
+            for result in done:
+                log.write(result_record(result))
+                results.append(result)
+                if on_result:
+                    on_result(result)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
+            log.close()
+            runner.close()
     order = {c.id: i for i, c in enumerate(cells)}
     return sorted(results, key=lambda r: order[r.cell_id])
 

@@ -3,6 +3,11 @@
 ``load(path)`` gives plain dicts, lists and scalars, except that every mapping is a
 ``LocatedMap`` (a dict with ``line_of(key)``) and every list a ``LocatedList``
 (with ``line_of(index)``). Duplicate keys are an error, not a silent overwrite.
+
+A matrix is small and plain, so anything else is refused before a single node is built: more
+than ``MAX_BYTES``, nesting deeper than ``MAX_DEPTH``, anchors and aliases (``&x``/``*x``: an
+alias bomb expands 583 bytes into billions of nodes), tags other than YAML's own plain types
+(``!!python/...``, ``!!binary``), keys that are not plain values, binary or non-UTF-8 files.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from typing import Any
 import yaml
 
 from harness.errors import MatrixError
+from harness.textfile import UnreadableText, read_text
+
+MAX_BYTES = 1 << 20  # 1 MiB; the shipped matrices are about 4 KB
+MAX_DEPTH = 20  # mappings and lists inside each other; a matrix needs 5
+PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq"))
 
 
 class LocatedMap(dict):
@@ -40,8 +50,10 @@ def _convert(node: yaml.Node, file: str) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = LocatedMap(file, line)
         for key_node, value_node in node.value:
-            key = _convert(key_node, file)
             key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise MatrixError(file, key_line, "yaml", "a key must be a plain value, not a list or a mapping")
+            key = _convert(key_node, file)
             if key in out:
                 raise MatrixError(file, key_line, str(key), f"duplicate key (first at line {out.line_of(key)})")
             out[key] = _convert(value_node, file)
@@ -66,18 +78,49 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     return _RESOLVER.construct_object(node, deep=True)
 
 
+def _line(event: yaml.Event) -> int:
+    return event.start_mark.line + 1
+
+
+def _refuse_what_is_not_plain(text: str, file: str) -> None:
+    """Walk the parser's events (nothing is built): no anchors, aliases, foreign tags or deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            raise MatrixError(file, _line(event), "yaml",
+                              f"alias *{event.anchor} refused: anchors and aliases are not supported, "
+                              "write the value out")
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise MatrixError(file, _line(event), "yaml",
+                              f"anchor &{event.anchor} refused: anchors and aliases are not supported, "
+                              "write the value out")
+        tag = getattr(event, "tag", None)
+        if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)) and tag not in (None, "!") \
+                and tag not in PLAIN_TAGS:
+            raise MatrixError(file, _line(event), "yaml", f"tag {tag} refused: only plain values, lists and mappings")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MatrixError(file, _line(event), "yaml", f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load(path: Path, display: str | None = None) -> Any:
     file = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise MatrixError(file, None, "file", f"cannot read: {err.strerror}") from None
+        text = read_text(path, MAX_BYTES)
+    except UnreadableText as err:
+        raise MatrixError(file, err.line, "file", err.reason) from None
     try:
+        _refuse_what_is_not_plain(text, file)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            raise MatrixError(file, 1, "file", "is empty")
+        return _convert(node, file)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         raise MatrixError(file, line, "yaml", f"not valid YAML: {err.problem or err.context}") from None
-    if node is None:
-        raise MatrixError(file, 1, "file", "is empty")
-    return _convert(node, file)
+    except yaml.YAMLError as err:
+        raise MatrixError(file, None, "yaml", f"not valid YAML: {str(err).splitlines()[0]}") from None

@@ -103,8 +103,30 @@ def test_show_prints_command_environment_and_output(seed_run) -> None:
 def test_the_nixos_root_has_no_loader(seed_run) -> None:
     """The none cell's binary asks for /lib64/ld-linux-x86-64.so.2, which the NixOS-like root lacks."""
     _, results, _ = seed_run
-    command = Path(results["c-hello.none.glibc-2.36"]["extra"]["workdir"], "command").read_text()
+    command = Path(results["c-hello.none.glibc-2.36"]["extra"]["workdir"], "command.sh").read_text()
     assert "/lib64" not in command and "/nix/store" in command
+
+
+def test_run_with_baseline_exits_nonzero_when_a_cell_changed(seed_run, tmp_path: Path) -> None:
+    """The baseline is the seed run's own results with one cell as an older glibc might have given it."""
+    _, _, work = seed_run
+    baseline = tmp_path / "baseline.jsonl"
+    lines = (work / "results" / "seed" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        if record.get("cell_id") == "c-hello.patchelf.glibc-2.36":
+            record["outcome"], record["evidence"] = "glibc-too-old", "version `GLIBC_2.38' not found"
+    baseline.write_text("".join(json.dumps(r) + "\n" for r in records))
+    proc = ldmatrix("run", str(REPO / "matrices" / "seed.yaml"), "--out", "again", "-k", "glibc-2.3",
+                    "--baseline", str(baseline), "--summary", "summary.md", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 unexpected" in proc.stdout  # the run itself is as expected: the exit status is the baseline's
+    assert "c-hello.patchelf.glibc-2.36: glibc-too-old -> ok    LDMATRIX-CHECK: ok" in proc.stdout
+    assert "#### 1 changed outcome" in (tmp_path / "summary.md").read_text()
+    same = ldmatrix("run", str(REPO / "matrices" / "seed.yaml"), "--out", "again", "-k", "c-hello glibc-2.36",
+                    "--baseline", str(work / "results" / "seed" / "results.jsonl"), cwd=tmp_path)
+    assert same.returncode == 0, same.stdout[-3000:]  # cells the baseline has beyond -k are not "disappeared"
+    assert "no cell changed" in same.stdout
 
 
 def test_typo_gives_one_line_with_line_number(tmp_path: Path) -> None:

@@ -86,6 +86,19 @@ def test_generated_test_has_nix_ld_and_the_cell(tmp_path: Path) -> None:
     assert "programs.nix-ld.package" not in generate_test(PIN, [prepared(tmp_path)])
 
 
+def test_binaries_bound_into_home_are_copied_into_the_vm(tmp_path: Path) -> None:
+    """Cells bind their (shared, patched) binaries into HOME; the VM gets them copied to the same place."""
+    cell = prepared(tmp_path)
+    shared = tmp_path / "cache" / "patched" / "k" / "hello"
+    cell = PreparedCell(cell.cell, cell.root, (*cell.mounts, Mount(shared, "/home/user/bin/hello")), cell.argv,
+                        cell.env, cell.cwd, cell.timeout, cell.workdir)
+    text = generate_test(PIN, [cell])
+    assert f"home0file0 = builtins.path {{ path = /. + {nix_string(str(shared))};" in text
+    assert 'files = [ { src = "${home0file0}"; dest = "/home/user/bin/hello"; } ];' in text
+    assert 'left_to_nixos = [ "/lib64" ];' in text  # not left to NixOS: it is copied
+    assert "cp {q(item['src'])} {q(item['dest'])}" in text  # the testScript copies them
+
+
 def test_pinned_sha256_is_used(tmp_path: Path) -> None:
     pin = NixpkgsPin("23.11", "https://example.invalid/n.tar.gz", "2.38", sha256="0" * 52)
     assert f'sha256 = "{"0" * 52}";' in generate_test(pin, [prepared(tmp_path)])

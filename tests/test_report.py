@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import report
+from harness import guard, report, results_file
 from harness.model import Cell, CellResult, Outcome, Strategy
 from harness.pytest_plugin import KnownBugReproduced, assert_expected
 from harness.session import result_record
@@ -55,15 +55,17 @@ def test_diff_shows_only_changes(tmp_path: Path) -> None:
     old = [result(HELLO_PATCHED, Outcome.OK, Outcome.OK), result(HELLO_NONE, Outcome.MISSING_INTERPRETER,
                                                                  Outcome.MISSING_INTERPRETER)]
     new = [result(HELLO_PATCHED, Outcome.GLIBC_TOO_OLD, Outcome.OK, evidence="GLIBC_2.38"), old[1]]
-    assert report.diff(old, new) == "c-hello.patchelf.glibc-2.36: ok -> glibc-too-old    GLIBC_2.38"
-    assert report.diff(old, old) == "no cell changed its outcome"
+    lines = guard.text(guard.compare(old, new)).splitlines()
+    assert lines[1:] == ["changed outcome:", "  c-hello.patchelf.glibc-2.36: ok -> glibc-too-old    GLIBC_2.38"]
+    assert guard.text(guard.compare(old, old)).startswith("no cell changed: 2 cells compared")
 
 
 def test_results_round_trip(tmp_path: Path) -> None:
     original = result(SPAWN, Outcome.ENV_CORRUPTED, Outcome.ENV_CORRUPTED, bug="https://x")
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps({"name": "header"}) + "\n" + json.dumps(result_record(original)) + "\n")
-    assert report.load_results(path) == [original]
+    loaded = results_file.read(path)
+    assert loaded.results == (original,) and not loaded.damaged
 
 
 def test_known_bug_raises_the_xfail_exception() -> None:

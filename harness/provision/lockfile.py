@@ -11,11 +11,13 @@ from pathlib import Path
 
 from harness.cache import REPO_ROOT
 from harness.errors import ProvisionError
+from harness.textfile import UnreadableText, read_text
 
 from .suites import CONFIG, SuitesConfig
 
 LOCK_PATH = REPO_ROOT / "matrices" / "packages.lock.json"
 FORMAT = 1
+MAX_BYTES = 1 << 20  # the lock is about 4 KB
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _POOL = re.compile(r"^pool/[A-Za-z0-9+_.~/-]+\.deb$")
@@ -139,14 +141,21 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
 
 def load_lock(path: Path = LOCK_PATH, config: SuitesConfig = CONFIG) -> Lock:
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ProvisionError(f"{path}: no lock file; run `ldmatrix lock`") from None
+        text = read_text(path, MAX_BYTES)
+    except UnreadableText as err:
+        where = f"{path}:{err.line}" if err.line else str(path)
+        if err.reason == "no such file":
+            raise ProvisionError(f"{path}: no lock file; run `ldmatrix lock`") from None
+        raise ProvisionError(f"{where}: {err.reason}; not a package lock (JSON); "
+                             "restore it (git checkout) or run `ldmatrix lock`") from None
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise ProvisionError(f"{path}: nested too deeply to be a package lock; run `ldmatrix lock`") from None
     except ValueError as err:
         line = getattr(err, "lineno", None)
-        raise ProvisionError(f"{path}:{line}: not valid JSON: {err}; run `ldmatrix lock`") from None
+        reason = getattr(err, "msg", str(err))
+        raise ProvisionError(f"{path}:{line}: not valid JSON: {reason}; run `ldmatrix lock`") from None
     return parse_lock(raw, path, config)
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import docker_engine, images
+from harness import command_script, docker_engine, images
 from harness.environments import with_pwd
 from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
 
@@ -61,6 +61,21 @@ def docker_mounts(mounts: tuple[Mount, ...]) -> list:
     from docker.types import Mount as DockerMount
 
     return [DockerMount(m.target, str(m.host), type="bind", read_only=not m.writable) for m in mounts]
+
+
+def docker_cli_argv(spec: ContainerSpec) -> list[str]:
+    """The ``docker run`` command line that makes the container ``_create`` makes, for ``command.sh``."""
+    argv = ["docker", "run", "--rm", "--init", "--network", "none", "--read-only", "--hostname", HOSTNAME,
+            "--memory", MEM_LIMIT, "--pids-limit", str(PIDS_LIMIT), "--tmpfs", f"/tmp:{TMPFS_OPTIONS}",
+            "--workdir", spec.cwd]
+    for mount in spec.mounts:
+        argv += ["--mount", f"type=bind,source={mount.host},target={mount.target}"
+                 + ("" if mount.writable else ",readonly")]
+    for key, value in {**docker_engine.LABELS, **spec.labels}.items():
+        argv += ["--label", f"{key}={value}"]
+    for key, value in spec.env:
+        argv += ["--env", f"{key}={value}"]
+    return [*argv, spec.image, *spec.argv]
 
 
 def _create(spec: ContainerSpec):
@@ -167,8 +182,7 @@ class DockerRunner:
 
     def run(self, prepared: PreparedCell) -> CommandResult:
         spec = self.container_spec(prepared)
-        (prepared.workdir / "command").write_text(
-            f"docker run --rm --init --network none --read-only {spec.image} {' '.join(spec.argv)}\n")
+        command_script.write(prepared, docker_cli_argv(spec), runner=self.name)
         return run_container(spec, on_create=self._track, on_remove=self._untrack)
 
     def _track(self, container) -> None:

@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from harness import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, PreparedCell
 from harness.nixgen import RESULTS_FILE, NixpkgsPin, generate_test, load_pins, parse_results
@@ -193,7 +194,8 @@ class NixosVmRunner:
         out_link = workdir / f"nixos-{pin.release}-result"
         log_path = workdir / f"nixos-{pin.release}-build.log"
         argv = [self.nix_build or "nix-build", str(nix_file), "-o", str(out_link)]
-        (workdir / "command").write_text(" ".join(argv) + "\n")
+        (workdir / command_script.NAME).write_text(command_script.script(
+            argv, title=f"ldmatrix: NixOS {pin.release} VM test of {', '.join(c.cell.id for c in cells)}"))
         budget = BOOT_ALLOWANCE + sum(c.timeout + 30 for c in cells)
         started = time.monotonic()
         with log_path.open("w", encoding="utf-8") as log:

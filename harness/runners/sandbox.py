@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import command_script
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
 
 _SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
@@ -77,7 +78,7 @@ class SandboxRunner:
 
     def run(self, prepared: PreparedCell) -> CommandResult:
         argv = bwrap_argv(prepared, self.bwrap or "bwrap")
-        (prepared.workdir / "command").write_text(" ".join(argv) + "\n")
+        command_script.write(prepared, argv, env=prepared.env, runner=self.name)
         start = time.monotonic()
         proc = subprocess.Popen(argv, env=dict(prepared.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)

@@ -1,0 +1,73 @@
+"""``command.sh`` in a cell's folder: the command as it ran, shell-quoted, to be run again as written.
+
+The environment is part of the command (``env -i K=V ... bwrap ...``, in the cell's order, which
+nix-ld 1.x cares about). A cell's writable directories (its HOME) are fresh per run and removed
+afterwards, so the script makes a fresh one of each, with the same files in it, and removes it
+at the end; every other path it names (store paths, shared binaries, build roots) is in the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from harness.model import PreparedCell
+
+NAME = "command.sh"
+
+
+def _quote(arg: str, fresh: dict[str, str]) -> str:
+    """``arg`` shell-quoted, each fresh directory's host path in it replaced by its variable."""
+    for host, var in fresh.items():
+        if host in arg:
+            return f'"${var}"'.join(_quote(part, fresh) if part else "" for part in arg.split(host))
+    return shlex.quote(arg)
+
+
+def _contents(directory: Path) -> tuple[list[str], list[str]]:
+    """The directories and files under ``directory`` (relative), to make them again in a fresh one."""
+    dirs, files = [], []
+    for parent, subdirs, names in os.walk(directory):
+        rel = Path(parent).relative_to(directory)
+        dirs += [str(rel / d) for d in sorted(subdirs)]
+        files += [str(rel / n) for n in sorted(names)]
+    return dirs, files
+
+
+def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None, fresh: Sequence[Path] = (),
+           title: str = "") -> str:
+    variables = {str(path): ("home" if i == 0 else f"fresh{i}") for i, path in enumerate(fresh)}
+    lines = ["#!/bin/sh", f"# {title}" if title else "# ldmatrix", "# Run it again as it ran: sh command.sh"]
+    if fresh:
+        lines.append("# Writable directories are fresh, as in the run, and removed at the end.")
+    lines.append("set -eu")
+    for path, var in variables.items():
+        lines += [f"{var}=$(mktemp -d)", f'chmod 755 "${var}"']
+    if variables:
+        lines.append("trap 'rm -rf " + " ".join(f'"${var}"' for var in variables.values()) + "' EXIT")
+    for path, var in variables.items():
+        dirs, files = _contents(Path(path))
+        lines += [f'mkdir -p "${var}"/{shlex.quote(d)}' for d in dirs]
+        lines += [f'touch "${var}"/{shlex.quote(f)}' for f in files]
+    rows = [["env", "-i"], *([shlex.quote(f"{k}={v}")] for k, v in env)] if env is not None else []
+    rows.append([])
+    options = True  # a new row for each option of the command, up to "--"
+    for arg in argv:
+        if rows[-1] and options and arg.startswith("-"):
+            rows.append([])
+        options = options and arg != "--"
+        rows[-1].append(_quote(arg, variables))
+    lines.append(" \\\n  ".join(" ".join(row) for row in rows))
+    return "\n".join(lines) + "\n"
+
+
+def write(prepared: PreparedCell, argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
+          runner: str) -> Path:
+    """``command.sh`` in the cell's folder; ``env``: the environment the command itself was started with."""
+    fresh = [m.host for m in prepared.mounts if m.writable]
+    path = prepared.workdir / NAME
+    path.write_text(script(argv, env=env, fresh=fresh, title=f"ldmatrix cell {prepared.cell.id}, runner {runner}"))
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,183 @@
+"""Read a ``results.jsonl`` back, line by line, keeping every damaged line as a reason.
+
+A results file is a header line (matrix, runner, start time) and then one JSON object per
+cell. A line that cannot be trusted (cut short by a killed run, not JSON, a field of the wrong
+type, a cell recorded twice) is not skipped silently and does not end the program: it becomes
+a ``DamagedLine`` naming file, line and what is wrong, and the caller decides what that means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from harness.errors import LdmatrixError
+from harness.model import CellResult, Outcome
+
+_OUTCOME_FIELDS = ("outcome", "expected", "fixed_outcome")
+_KNOWN_FIELDS = {f.name for f in fields(CellResult)}
+_REASON_WIDTH = 120  # a damaged line's reason is shown in one line; JSON errors can quote a lot
+
+
+@dataclass(frozen=True)
+class DamagedLine:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ResultsFile:
+    path: Path
+    header: Mapping[str, Any] | None  # None: the header line is missing or damaged
+    results: tuple[CellResult, ...]
+    damaged: tuple[DamagedLine, ...]
+
+    @property
+    def matrix_name(self) -> str:
+        return str(self.header.get("name", "?")) if self.header else "?"
+
+
+class _Damaged(Exception):
+    """One line's reason for not being a result; caught per line."""
+
+
+def _outcome(record: Mapping[str, Any], key: str) -> Outcome | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    try:
+        return Outcome(value)
+    except ValueError:
+        raise _Damaged(f"{key}: unknown outcome {value!r} (allowed: {', '.join(o.value for o in Outcome)})")
+
+
+def _expect(record: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str, required: bool = False) -> Any:
+    if key not in record:
+        if required:
+            raise _Damaged(f"{key}: missing")
+        return None
+    value = record[key]
+    if value is None and not required:
+        return None
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        raise _Damaged(f"{key}: must be {what}, not {type(value).__name__}")
+    return value
+
+
+def _str_pairs(value: Any, key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(kv, list) and len(kv) == 2 and all(isinstance(x, str) for x in kv) for kv in value):
+        raise _Damaged(f"{key}: must be a list of [name, value] pairs")
+    return tuple((k, v) for k, v in value)
+
+
+def _str_map(value: Any, key: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise _Damaged(f"{key}: must be an object of strings")
+    return dict(value)
+
+
+def cell_result(record: Mapping[str, Any]) -> CellResult:
+    """One cell's JSON object as a CellResult; raises _Damaged with the reason."""
+    cell_id = _expect(record, "cell_id", (str,), "a string", required=True)
+    if not cell_id:
+        raise _Damaged("cell_id: empty")
+    values: dict[str, Any] = {k: v for k, v in record.items() if k in _KNOWN_FIELDS}  # unknown: a newer ldmatrix
+    for key in _OUTCOME_FIELDS:
+        values[key] = _outcome(record, key)
+    for key in ("evidence", "runner"):
+        values[key] = _expect(record, key, (str,), "a string", required=True)
+    for key in ("bug", "skip_reason"):
+        values[key] = _expect(record, key, (str,), "a string or null")
+    values["rc"] = _expect(record, "rc", (int,), "an integer or null")
+    values["duration"] = float(_expect(record, "duration", (int, float), "a number", required=True))
+    argv = record.get("argv", [])
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise _Damaged("argv: must be a list of strings")
+    values["argv"] = tuple(argv)
+    values["env"] = _str_pairs(record.get("env", []), "env")
+    for key in ("stdout", "stderr"):
+        values[key] = _expect(record, key, (str,), "a string") or ""
+    values["axes"] = _str_map(record.get("axes", {}), "axes")
+    values["extra"] = _str_map(record.get("extra", {}), "extra")
+    if values["outcome"] is None and not values["skip_reason"]:
+        raise _Damaged("neither an outcome nor a skip_reason: not a finished cell")
+    if values["outcome"] is not None and values["skip_reason"]:
+        raise _Damaged("both an outcome and a skip_reason")
+    return CellResult(**values)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _REASON_WIDTH else text[:_REASON_WIDTH - 3] + "..."
+
+
+def read(path: Path) -> ResultsFile:
+    """The results in ``path`` and its damaged lines; a file that is no results file at all is an error."""
+    file = str(path)
+    try:
+        if path.is_dir():
+            raise LdmatrixError(f"{file}: is a directory; give its results.jsonl")
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise LdmatrixError(f"{file}: no such results file (a run writes <out>/<matrix>/results.jsonl)") from None
+    except OSError as err:
+        raise LdmatrixError(f"{file}: cannot read: {err.strerror}") from None
+    header: dict[str, Any] | None = None
+    results: list[CellResult] = []
+    damaged: list[DamagedLine] = []
+    first_seen: dict[str, int] = {}
+    number = 0
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                record = _record(raw)
+                if "cell_id" not in record:
+                    if number != 1 or "name" not in record:
+                        raise _Damaged("neither the header (first line) nor a cell's result")
+                    header = record
+                    continue
+                result = cell_result(record)
+                if result.cell_id in first_seen:
+                    raise _Damaged(f"cell {result.cell_id} again (first at line {first_seen[result.cell_id]}): "
+                                   "one result per cell")
+            except _Damaged as why:
+                damaged.append(DamagedLine(file, number, _short(str(why))))
+                continue
+            first_seen[result.cell_id] = number
+            results.append(result)
+    if number == 0:
+        raise LdmatrixError(f"{file}: is empty, not a results file (a run writes a header line first)")
+    if header is None and not results:
+        first = damaged[0].reason if damaged else "no header"
+        raise LdmatrixError(f"{file}: not an ldmatrix results file (line 1: {first})")
+    if header is None and not any(d.line == 1 for d in damaged):
+        damaged.insert(0, DamagedLine(file, 1, "the header line (matrix, runner) is missing"))
+    return ResultsFile(path, header, tuple(results), tuple(damaged))
+
+
+def _record(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise _Damaged(f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from None
+    if not text.endswith("\n"):
+        truncated = " (cut short: the line has no end)"
+    else:
+        truncated = ""
+    text = text.strip()
+    if not text:
+        raise _Damaged("an empty line")
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise _Damaged(f"not valid JSON{truncated}: {err}") from None
+    if not isinstance(record, dict):
+        raise _Damaged(f"not a JSON object but a {type(record).__name__}")
+    return record

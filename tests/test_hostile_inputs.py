@@ -1,0 +1,297 @@
+"""Malformed matrices, lock files and command lines: each is one line on stderr, exit status 2, no traceback.
+
+The CLI runs in-process (``harness.cli.main``), so an exception that escapes it fails the test
+with its traceback. None of these gets as far as running a cell.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "matrices" / "seed.yaml"
+
+GOOD = """\
+name: t
+binaries:
+  c-hello: {reproducer: hello, built_in: bullseye}
+  c-envprint: {reproducer: envprint, built_in: bullseye}
+  rust-spawn-env: {reproducer: spawn-env, built_in: bullseye, child: c-envprint}
+axes:
+  strategy: [none, patchelf, container, nix-ld]
+  glibc: ["2.31", "2.36"]
+  nix_ld: ["1.2.2", "2.0.6"]
+expect:
+  - when: {strategy: none}
+    outcome: missing-interpreter
+  - when: {binary: rust-spawn-env, strategy: nix-ld, nix_ld: "<2"}
+    outcome: env-corrupted
+    bug: https://example.org/bug
+  - outcome: ok
+"""
+
+# 342 bytes that expand to 9**9 strings when aliases are followed.
+ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    status = main(argv)
+    _, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert status == 2, f"exit status {status}, stderr: {err!r}"
+    assert len(lines) == 1, f"expected one line, got: {err!r}"
+    assert lines[0].startswith("ldmatrix: ") and "Traceback" not in err
+    return lines[0]
+
+
+def matrix_file(tmp_path: Path, text: str | bytes, name: str = "m.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text))
+    return path
+
+
+def good(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Matrices: `ldmatrix list FILE`
+
+MATRICES: list[tuple[str, str | bytes, str]] = [
+    ("alias-bomb", ALIAS_BOMB, "anchor &a refused"),
+    ("self-referencing-alias", "a: &a [*a]\n", "anchor &a refused"),
+    ("alias-without-anchor", "name: *nowhere\n", "alias *nowhere refused"),
+    ("merge-key-alias", "base: &b {x: 1}\nother: {<<: *b}\n", "anchor &b refused"),
+    ("deep-nesting-lists", "a: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested more than"),
+    ("deep-nesting-mappings", "a: " + "{a: " * 40 + "1" + "}" * 40 + "\n", "nested more than"),
+    ("too-big", "# padding\n" * 200_000, "at most 1048576 are read"),
+    ("not-utf8", b"name: caf\xe9\n", "not UTF-8"),
+    ("binary-file", b"\x7fELF\x02\x01\x01\x00\x00\x00\x00", "binary file"),
+    ("empty-file", "", "is empty"),
+    ("only-comments", "# nothing here\n", "is empty"),
+    ("python-tag", 'name: !!python/object/apply:os.system ["true"]\n', "tag tag:yaml.org,2002:python"),
+    ("binary-tag", "name: !!binary aGVsbG8=\n", "tag tag:yaml.org,2002:binary"),
+    ("local-tag", "name: !mine x\n", "tag !mine refused"),
+    ("list-as-key", "? [a, b]\n: c\n", "a key must be a plain value"),
+    ("two-documents", GOOD + "---\n" + GOOD, "not valid YAML"),
+    ("tab-indent", "axes:\n\tstrategy: [none]\n", "not valid YAML"),
+    ("top-level-list", "- a\n- b\n", "must be a mapping, not a list"),
+    ("when-strategy-typo", good("when: {strategy: none}", "when: {strategy: [none, patchelff]}"),
+     "did you mean 'patchelf'?"),
+    ("when-strategy-not-in-axes", good("when: {strategy: none}", "when: {strategy: LD_LIBRARY_PATH}"),
+     "strategy not in axes.strategy"),
+    ("when-is-a-list", good("when: {strategy: none}", "when: [strategy, none]"), "must be a mapping of conditions"),
+    ("when-empty-values", good("when: {strategy: none}", "when: {strategy: []}"), "an empty list matches nothing"),
+    ("when-not-without-values", good("when: {strategy: none}", "when: {strategy: {nott: [none]}}"),
+     "did you mean 'not'?"),
+    ("outcome-typo", good("outcome: missing-interpreter", "outcome: missing-interpeter"),
+     "did you mean 'missing-interpreter'?"),
+    ("timeout-zero", good("name: t\n", "name: t\ntimeout: 0\n"), "more than 0 and at most 3600"),
+    ("timeout-negative", good("name: t\n", "name: t\ntimeout: -5\n"), "more than 0 and at most 3600"),
+    ("timeout-huge", good("name: t\n", "name: t\ntimeout: 1e9\n"), "more than 0 and at most 3600"),
+    ("timeout-nan", good("name: t\n", "name: t\ntimeout: .nan\n"), "not a number of seconds"),
+    ("timeout-bool", good("name: t\n", "name: t\ntimeout: true\n"), "not a number of seconds"),
+    ("timeout-words", good("name: t\n", "name: t\ntimeout: soon\n"), "not a number of seconds"),
+    ("name-escapes-out", good("name: t\n", "name: ../../x\n"), "is not a plain name"),
+    ("name-with-slash", good("name: t\n", "name: a/b\n"), "is not a plain name"),
+    ("name-hidden", good("name: t\n", "name: .x\n"), "is not a plain name"),
+    ("name-a-list", good("name: t\n", "name: [a]\n"), "is not a plain name"),
+    ("binary-not-a-mapping", good("c-hello: {reproducer: hello, built_in: bullseye}", "c-hello: hello"),
+     "binaries.c-hello: must be a mapping"),
+    ("runner-typo", good("name: t\n", "name: t\nrunner: sandbx\n"), "did you mean 'sandbox'?"),
+    ("top-key-typo", good("axes:", "axis:"), "did you mean 'axes'?"),
+    ("reproducer-typo", good("reproducer: hello", "reproducer: helo"), "did you mean 'hello'?"),
+    ("exclude-not-a-list", good("expect:", "exclude: {binary: c-hello}\nexpect:"), "must be a list of conditions"),
+    ("too-many-cells", good('nix_ld: ["1.2.2", "2.0.6"]',
+                            "nix_ld: [" + ", ".join(f'"1.{n}"' for n in range(5000)) + "]"), "at most 100000"),
+]
+
+
+@pytest.mark.parametrize("text, expected", [pytest.param(t, e, id=i) for i, t, e in MATRICES])
+def test_malformed_matrix_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | bytes,
+                                      expected: str) -> None:
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert expected in line
+    assert "m.yaml" in line
+
+
+@pytest.mark.parametrize("make, expected", [
+    pytest.param(lambda tmp: tmp, "is a directory", id="a-directory"),
+    pytest.param(lambda tmp: tmp / "missing.yaml", "no such file", id="missing"),
+    pytest.param(lambda tmp: Path("/dev/zero"), "not a regular file", id="a-device"),
+])
+def test_matrix_path_that_is_no_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 make: Callable[[Path], Path], expected: str) -> None:
+    assert expected in one_line_error(capsys, ["list", str(make(tmp_path))])
+
+
+# ------------------------------------------------------------------------------------------------
+# Package locks: `ldmatrix run MATRIX --lock FILE` stops before provisioning anything
+
+LOCKS: list[tuple[str, str | bytes, str]] = [
+    ("binary", b"\x00\x01\x02garbage\xff", "binary file"),
+    ("not-utf8", b'{"architecture": "amd\xe964"}', "not UTF-8"),
+    ("garbage-text", "this is not JSON\n", "not valid JSON"),
+    ("truncated", '{"architecture": "amd64", "suites": {', "not valid JSON"),
+    ("deep-nesting", "[" * 100_000, "nested too deeply"),
+    ("empty", "", "not valid JSON"),
+    ("a-list", "[]\n", "must be a JSON object"),
+    ("too-big", " " * (2 << 20), "at most 1048576 are read"),
+    ("wrong-format", '{"format": 99}\n', "format: is 99"),
+]
+
+
+@pytest.mark.parametrize("content, expected", [pytest.param(c, e, id=i) for i, c, e in LOCKS])
+def test_malformed_lock_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes,
+                                    expected: str) -> None:
+    lock = tmp_path / "packages.lock.json"
+    lock.write_bytes(content if isinstance(content, bytes) else content.encode())
+    line = one_line_error(capsys, ["run", str(SEED), "-q", "--out", str(tmp_path / "out"), "--lock", str(lock)])
+    assert expected in line and "packages.lock.json" in line
+    assert not (tmp_path / "out" / "seed" / "results.jsonl").exists()
+
+
+def test_lock_that_is_a_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, ["run", str(SEED), "-q", "--out", str(tmp_path / "out"), "--lock", str(tmp_path)])
+    assert "is a directory" in line
+
+
+# ------------------------------------------------------------------------------------------------
+# Command lines
+
+def _results(tmp_path: Path) -> Path:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"name": "t", "matrix": "m.yaml", "runner": "sandbox", "started": 0}\n')
+    return path
+
+
+def _a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plain-file"
+    path.write_text("x\n")
+    return path
+
+
+CLI: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("show-missing-results", lambda t: ["show", "c-hello.none.glibc-2.36", "--results", str(t / "nope.jsonl")],
+     "no such results file"),
+    ("show-results-is-a-directory", lambda t: ["show", "x", "--results", str(t)], "is a directory"),
+    ("show-results-is-binary", lambda t: ["show", "x", "--results", str(matrix_file(t, b"\x00\xff\x00", "r"))],
+     "not an ldmatrix results file"),
+    ("show-results-is-yaml", lambda t: ["show", "x", "--results", str(SEED)], "not an ldmatrix results file"),
+    ("diff-missing-old", lambda t: ["diff", str(t / "old.jsonl"), str(_results(t))], "no such results file"),
+    ("diff-new-is-yaml", lambda t: ["diff", str(_results(t)), str(SEED)], "not an ldmatrix results file"),
+    ("diff-new-is-empty", lambda t: ["diff", str(_results(t)), str(matrix_file(t, "", "e.jsonl"))], "is empty"),
+    ("diff-summary-is-a-directory", lambda t: ["diff", str(_results(t)), str(_results(t)), "--summary", str(t)],
+     "--summary"),
+    ("run-out-under-a-file", lambda t: ["run", str(SEED), "--out", str(_a_file(t) / "out")], "--out"),
+    ("run-out-is-a-file", lambda t: ["run", str(SEED), "--out", str(_a_file(t))], "not a directory"),
+    ("run-html-is-a-directory", lambda t: ["run", str(SEED), "--html", str(t)], "--html"),
+    ("run-markdown-in-missing-dir", lambda t: ["run", str(SEED), "--markdown", str(t / "no" / "grid.md")],
+     "does not exist"),
+    ("run-summary-in-missing-dir", lambda t: ["run", str(SEED), "--summary", str(t / "no" / "s.md")],
+     "does not exist"),
+    ("run-baseline-missing", lambda t: ["run", str(SEED), "--baseline", str(t / "old.jsonl")], "no such results file"),
+    ("run-baseline-is-yaml", lambda t: ["run", str(SEED), "--baseline", str(SEED)], "not an ldmatrix results file"),
+    ("run-jobs-zero", lambda t: ["run", str(SEED), "-j", "0"], "must be a whole number >= 1"),
+    ("run-jobs-words", lambda t: ["run", str(SEED), "-j", "many"], "must be a whole number >= 1"),
+    ("run-unknown-runner", lambda t: ["run", str(SEED), "--runner", "vm"], "invalid choice"),
+    ("run-selects-nothing", lambda t: ["run", str(SEED), "-k", "no-such-cell"], "selects no cell"),
+    ("run-no-matrix", lambda t: ["run"], "the following arguments are required"),
+    ("unknown-command", lambda t: ["rnu"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", [pytest.param(a, e, id=i) for i, a, e in CLI])
+def test_bad_command_line_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      argv: Callable[[Path], list[str]], expected: str) -> None:
+    assert expected in one_line_error(capsys, argv(tmp_path))
+
+
+def test_unwritable_cache_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LDMATRIX_CACHE", str(_a_file(tmp_path) / "cache"))
+    line = one_line_error(capsys, ["run", str(SEED), "-q", "--out", str(tmp_path / "out")])
+    assert "cache directory" in line and "LDMATRIX_CACHE" in line
+    assert not (tmp_path / "out" / "seed" / "results.jsonl").exists()  # no cell ran
+
+
+# ------------------------------------------------------------------------------------------------
+# The failures of issue 7, by name
+
+def test_alias_bomb_is_refused(tmp_path: Path) -> None:
+    """In a child limited to 1 GiB: before, the loader expanded the aliases until memory ran out."""
+    bomb = matrix_file(tmp_path, ALIAS_BOMB)
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    proc = subprocess.run([sys.executable, "-m", "harness", "list", str(bomb)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, preexec_fn=limit_memory)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "anchor &a refused" in proc.stderr
+
+
+def test_self_referencing_alias_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "anchor &a refused" in one_line_error(capsys, ["list", str(matrix_file(tmp_path, "a: &a [*a]\n"))])
+
+
+def test_typo_in_a_when_strategy_list_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, `when: {strategy: [none, patchelff]}` was accepted: the rule silently matched only `none`."""
+    path = matrix_file(tmp_path, good("when: {strategy: none}", "when: {strategy: [none, patchelff]}"))
+    line = one_line_error(capsys, ["list", str(path)])
+    assert "m.yaml:11: strategy:" in line and "did you mean 'patchelf'?" in line
+
+
+def test_timeout_zero_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = matrix_file(tmp_path, good("name: t\n", "name: t\ntimeout: 0\n"))
+    assert "m.yaml:2: timeout:" in one_line_error(capsys, ["list", str(path)])
+
+
+def test_name_cannot_write_results_outside_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "work").mkdir()
+    path = matrix_file(tmp_path / "work", good("name: t\n", "name: ../../escaped\n"))
+    line = one_line_error(capsys, ["run", str(path), "-q", "--out", str(tmp_path / "work" / "out")])
+    assert "m.yaml:1: name:" in line
+    assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_non_utf8_matrix_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "not UTF-8" in one_line_error(capsys, ["list", str(matrix_file(tmp_path, b"name: \xff\xfe\n"))])
+
+
+def test_binary_lock_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lock = tmp_path / "packages.lock.json"
+    lock.write_bytes(os.urandom(64) + b"\x00")
+    line = one_line_error(capsys, ["run", str(SEED), "-q", "--out", str(tmp_path / "out"), "--lock", str(lock)])
+    assert "packages.lock.json" in line
+
+
+def test_show_with_a_missing_results_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(capsys, ["show", "c-hello.none.glibc-2.36", "--results", str(tmp_path / "r.jsonl")])
+    assert "r.jsonl" in line
+
+
+def test_closed_pipe_prints_no_traceback() -> None:
+    """`ldmatrix list matrices/seed.yaml | head -1`: the reader is gone before the listing is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "list", str(SEED)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` exiting: every write from now on meets a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert err == "", err
