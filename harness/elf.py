@@ -1,52 +1,114 @@
-"""A tiny pure-Python ELF reader: just enough to find a binary's program interpreter."""
+"""What an ELF file asks of the loader, read with pyelftools: interpreter, NEEDED, RUNPATH/RPATH,
+the symbol versions it requires of each library and the ones it defines.
+
+``read(path)`` gives an ``ElfInfo``; a file that is not a readable ELF is one line (LdmatrixError).
+"""
 
 from __future__ import annotations
 
-import struct
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
 from harness.errors import LdmatrixError
 
-PT_INTERP = 3
-PN_XNUM = 0xFFFF
+PF_X = 0x1
+PT_GNU_STACK = "PT_GNU_STACK"
+_VERSION = re.compile(r"^([A-Z_]+?)_?(\d+(?:\.\d+)*)$")
+
+
+def version_key(name: str) -> tuple[str, tuple[int, ...]]:
+    """``GLIBC_2.38`` -> ("GLIBC", (2, 38)); ``GLIBCXX_3.4.30`` -> ("GLIBCXX", (3, 4, 30))."""
+    match = _VERSION.match(name)
+    if not match:
+        return name, ()
+    return match.group(1), tuple(int(p) for p in match.group(2).split("."))
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    path: Path
+    machine: str  # "EM_X86_64"
+    kind: str  # "ET_EXEC", "ET_DYN"
+    interpreter: str | None  # PT_INTERP, None for a static program or a library
+    needed: tuple[str, ...] = ()  # DT_NEEDED in order
+    soname: str | None = None
+    runpath: tuple[str, ...] = ()
+    rpath: tuple[str, ...] = ()
+    requires: dict[str, tuple[str, ...]] = field(default_factory=dict)  # soname -> versions needed of it
+    defines: tuple[str, ...] = ()  # version names this object defines (a library's GLIBC_2.34, ...)
+    dynamic: bool = True  # has a PT_DYNAMIC: the loader has work to do
+    execstack: bool = False  # PT_GNU_STACK asks for an executable stack
+
+    def newest(self, prefix: str) -> str | None:
+        """The newest version named ``prefix``_x.y this object requires of any library (GLIBC_2.38)."""
+        names = [v for versions in self.requires.values() for v in versions if version_key(v)[0] == prefix]
+        return max(names, key=lambda v: version_key(v)[1]) if names else None
+
+    def newest_requirements(self) -> dict[str, str]:
+        """Per version family (GLIBC, GLIBCXX, CXXABI, GCC, ...), the newest version required."""
+        families = sorted({version_key(v)[0] for vs in self.requires.values() for v in vs if version_key(v)[1]})
+        return {family: self.newest(family) or "" for family in families}
+
+
+def read(path: Path | str) -> ElfInfo:
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                raise LdmatrixError(f"{path}: not an ELF file")
+            fh.seek(0)
+            return _read(path, ELFFile(fh))
+    except OSError as err:
+        raise LdmatrixError(f"{path}: cannot read: {err.strerror or err}") from None
+    except (ELFError, ValueError, KeyError, IndexError, AssertionError) as err:
+        raise LdmatrixError(f"{path}: a damaged ELF file ({type(err).__name__}: {err})") from None
+
+
+def _read(path: Path, elf: ELFFile) -> ElfInfo:
+    interpreter = None
+    execstack = False
+    for segment in elf.iter_segments():
+        if segment["p_type"] == "PT_INTERP":
+            interpreter = segment.get_interp_name()
+        elif segment["p_type"] == PT_GNU_STACK:
+            execstack = bool(segment["p_flags"] & PF_X)
+    needed: list[str] = []
+    soname = None
+    runpath: list[str] = []
+    rpath: list[str] = []
+    dynamic = False
+    requires: dict[str, tuple[str, ...]] = {}
+    defines: list[str] = []
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            dynamic = True
+            for tag in section.iter_tags():
+                if tag.entry.d_tag == "DT_NEEDED":
+                    needed.append(tag.needed)
+                elif tag.entry.d_tag == "DT_SONAME":
+                    soname = tag.soname
+                elif tag.entry.d_tag == "DT_RUNPATH":
+                    runpath += [p for p in tag.runpath.split(":") if p]
+                elif tag.entry.d_tag == "DT_RPATH":
+                    rpath += [p for p in tag.rpath.split(":") if p]
+        elif isinstance(section, GNUVerNeedSection):
+            for verneed, auxiliaries in section.iter_versions():
+                requires[verneed.name] = tuple(aux.name for aux in auxiliaries)
+        elif isinstance(section, GNUVerDefSection):
+            for verdef, auxiliaries in section.iter_versions():
+                if verdef["vd_flags"] & 0x1:  # VER_FLG_BASE: the file's own name, not a version
+                    continue
+                defines += [aux.name for aux in auxiliaries][:1]
+    return ElfInfo(path, elf["e_machine"], elf["e_type"], interpreter, tuple(needed), soname, tuple(runpath),
+                   tuple(rpath), requires, tuple(defines), dynamic, execstack)
 
 
 def read_interpreter(path: Path | str) -> str | None:
-    """The PT_INTERP of the ELF file at ``path`` ("/lib64/ld-linux-x86-64.so.2"), or None if it
-    has none (static or a shared library). Raises LdmatrixError if the file is not a readable ELF."""
-    path = Path(path)
-    try:
-        with path.open("rb") as f:
-            ident = f.read(16)
-            if len(ident) < 16 or ident[:4] != b"\x7fELF":
-                raise LdmatrixError(f"{path}: not an ELF file")
-            is64 = {1: False, 2: True}.get(ident[4])
-            endian = {1: "<", 2: ">"}.get(ident[5])
-            if is64 is None or endian is None:
-                raise LdmatrixError(f"{path}: unknown ELF class {ident[4]} or data encoding {ident[5]}")
-            # e_type .. e_shstrndx, after e_ident
-            header = endian + ("HHIQQQIHHHHHH" if is64 else "HHIIIIIHHHHHH")
-            raw = f.read(struct.calcsize(header))
-            if len(raw) < struct.calcsize(header):
-                raise LdmatrixError(f"{path}: truncated ELF header")
-            fields = struct.unpack(header, raw)
-            phoff, shoff, phentsize, phnum = fields[4], fields[5], fields[8], fields[9]
-            if phnum == PN_XNUM:  # the real count lives in section 0's sh_info
-                f.seek(shoff + (44 if is64 else 28))
-                (phnum,) = struct.unpack(endian + "I", f.read(4))
-            phdr = endian + ("IIQQQQQQ" if is64 else "IIIIIIII")
-            for index in range(phnum):
-                f.seek(phoff + index * phentsize)
-                raw = f.read(struct.calcsize(phdr))
-                if len(raw) < struct.calcsize(phdr):
-                    raise LdmatrixError(f"{path}: truncated program header {index}")
-                values = struct.unpack(phdr, raw)
-                if values[0] != PT_INTERP:
-                    continue
-                # 64-bit: type, flags, offset, vaddr, paddr, filesz; 32-bit: type, offset, vaddr, paddr, filesz
-                offset, filesz = (values[2], values[5]) if is64 else (values[1], values[4])
-                f.seek(offset)
-                return f.read(filesz).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-            return None
-    except OSError as err:
-        raise LdmatrixError(f"{path}: cannot read: {err.strerror or err}") from err
+    """The PT_INTERP of the ELF file at ``path``, or None if it has none (static or a library)."""
+    return read(path).interpreter
