@@ -160,9 +160,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("new", type=Path)
     d.set_defaults(func=cmd_diff)
 
+    from harness.cache_verify import add_cache_subcommand
     from harness.images import add_images_subcommand
 
     add_images_subcommand(sub)
+    add_cache_subcommand(sub)
     return p
 
 

@@ -14,13 +14,13 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from harness import cache_entry
 from harness.cache import REPO_ROOT, Cache
 from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
@@ -212,35 +212,29 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress, *,
         )
     final = build_dir(name, root, cache)
     final = final.with_name(final.name + variant)
-    if (final / s.name).is_file():
-        progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
-        return _built(s, root, final)
+    entry = cache_entry.Entry(cache, "builds", final.name)
+    made_from = {"kind": "build", "recipe": RECIPE_VERSION, "reproducer": s.name, "suite": root.suite,
+                 "root": root.digest, "digest": build_digest(s, root), "variant": variant}
 
-    progress.step(f"building {s.name} in {root.suite} (glibc {root.glibc_version})")
-    started = time.monotonic()
-    temp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=cache.builds))
-    renamed = False
-    try:
-        log = temp / LOG_NAME
-        with log.open("w", encoding="utf-8") as out:
-            out.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
-            rc = compiler(s, root, temp, out)
-            out.write(f"# exit status: {'timeout' if rc is None else rc}\n")
-        if rc != 0 or not (temp / s.name).is_file():
+    def fill(out: Path, scratch: Path) -> None:
+        progress.step(f"building {s.name} in {root.suite} (glibc {root.glibc_version})")
+        started = time.monotonic()
+        log = out / LOG_NAME
+        with log.open("w", encoding="utf-8") as fh:
+            fh.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
+            rc = compiler(s, root, out, fh)
+            fh.write(f"# exit status: {'timeout' if rc is None else rc}\n")
+        if rc != 0 or not (out / s.name).is_file():
             failed_log = cache.builds / f"{final.name}.failed.log"
             os.replace(log, failed_log)
             why = f"timed out after {BUILD_TIMEOUT:.0f}s" if rc is None else f"exit status {rc}"
             raise LdmatrixError(f"building {s.name} in {root.suite} failed ({why}); log: {failed_log}")
-        try:
-            os.rename(temp, final)
-            renamed = True
-        except OSError:
-            if not (final / s.name).is_file():  # not a concurrent build that won the race
-                raise
-    finally:
-        if not renamed:
-            shutil.rmtree(temp, ignore_errors=True)
-    progress.step(f"built {s.name} for {root.suite} in {time.monotonic() - started:.1f}s")
+        progress.step(f"built {s.name} for {root.suite} in {time.monotonic() - started:.1f}s")
+
+    if (final / s.name).is_file() and cache_entry.check(entry, made_from) is None:
+        progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
+    cache_entry.ensure(entry, made_from, fill, progress, f"build of {s.name} for {root.suite}",
+                       volatile=(LOG_NAME,))
     return _built(s, root, final)
 
 

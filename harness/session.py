@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import provision, reproducers
+from harness import cache_entry, provision, reproducers
 from harness.cache import Cache
 from harness.matrix import Matrix
 from harness.model import Cell, CellResult, Skip
@@ -52,6 +52,7 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
 
 def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress) -> Artefacts:
     glibcs, builds = needed(matrix, cells)
+    cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
     glibc_sets = {}
     for version in sorted(glibcs):
         progress.step(f"store paths for glibc {version}")

@@ -6,9 +6,9 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import GlibcSet, StorePath
@@ -114,31 +114,47 @@ def layout_busybox(tree: Path, out: Path, what: str) -> None:
 LAYOUTS = {"glibc": layout_glibc, "busybox": layout_busybox}
 
 
-def make_store_path(name: str, deb: LockedDeb, cache: Cache, progress: Progress) -> StorePath:
-    """The store path for ``deb``: reused when present, otherwise built in a temp dir and renamed."""
-    sp = StorePath(name, store_version(deb.version), store_digest(name, deb), cache.store / "")
-    final = cache.store / sp.basename
-    sp = StorePath(sp.name, sp.version, sp.digest, final)
-    if final.is_dir():  # only ever created by the rename below: complete
-        return sp
-    deb_file = download_deb(deb, cache, progress)
-    progress.step(f"unpacking {deb.describe()} -> {sp.basename}")
-    work = Path(tempfile.mkdtemp(dir=cache.store, prefix=f".tmp-{sp.basename}-"))
+LAYOUT_VERSION = "1"  # bump when a layout function changes what a store path holds
+
+
+def check_control(deb_file: Path, deb: LockedDeb) -> None:
+    """The .deb is the package and version its lock entry names (not another suite's with its checksum)."""
     try:
-        tree, out = work / "deb", work / "out"
-        tree.mkdir()
-        out.mkdir()
-        unpack(deb_file, tree)
-        LAYOUTS.get(name, layout_lib)(tree, out, f"{deb.describe()} ({deb_file.name})")
+        proc = subprocess.run(["dpkg-deb", "-f", str(deb_file), "Package", "Version", "Architecture"],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ProvisionError("dpkg-deb not found; install it: apt-get install -y dpkg") from None
+    fields = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    got = (fields.get("Package"), fields.get("Version"))
+    if proc.returncode != 0 or got != (deb.package, deb.version) \
+            or fields.get("Architecture") not in (deb.architecture, "all"):
+        raise ProvisionError(
+            f"{deb_file.name}: is {got[0]} {got[1]} ({fields.get('Architecture')}), but the lock's entry "
+            f"suites.{deb.suite}.packages.{deb.package} says {deb.package} {deb.version}; "
+            f"refusing it (fix the lock or run `ldmatrix lock`)")
+
+
+def made_from(name: str, deb: LockedDeb) -> dict:
+    """What a store path is made from: recorded in its manifest and checked on every use."""
+    return {"kind": "store-path", "name": name, "layout": LAYOUT_VERSION, "suite": deb.suite,
+            "package": deb.package, "version": deb.version, "filename": deb.filename, "sha256": deb.sha256}
+
+
+def make_store_path(name: str, deb: LockedDeb, cache: Cache, progress: Progress) -> StorePath:
+    """The store path for ``deb``: reused when it matches its manifest, otherwise (re)built and renamed."""
+    sp = StorePath(name, store_version(deb.version), store_digest(name, deb), cache.store / "")
+    entry = cache_entry.Entry(cache, "store", sp.basename)
+
+    def fill(out: Path, scratch: Path) -> None:
+        deb_file = download_deb(deb, cache, progress)
+        check_control(deb_file, deb)
+        progress.step(f"unpacking {deb.describe()} -> {sp.basename}")
+        unpack(deb_file, scratch)
+        LAYOUTS.get(name, layout_lib)(scratch, out, f"{deb.describe()} ({deb_file.name})")
         out.chmod(0o755)
-        try:
-            os.rename(out, final)
-        except OSError:
-            if not final.is_dir():  # not a concurrent run that won the race
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return sp
+
+    final = cache_entry.ensure(entry, made_from(name, deb), fill, progress, f"store path {sp.basename}")
+    return StorePath(sp.name, sp.version, sp.digest, final)
 
 
 def provision_glibc(glibc_version: str, cache: Cache, progress: Progress, *,
