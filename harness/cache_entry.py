@@ -122,36 +122,38 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _record(path: Path, rel: str, st: os.stat_result, hash_files: bool) -> FileRecord:
+def _record(path: str, rel: str, st: os.stat_result, hash_files: bool) -> FileRecord:
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
         return FileRecord(rel, "l", mode, 0, st.st_mtime_ns, target=os.readlink(path))
     if stat.S_ISDIR(st.st_mode):
         return FileRecord(rel, "d", mode, 0, 0)
     if stat.S_ISREG(st.st_mode):
-        return FileRecord(rel, "f", mode, st.st_size, st.st_mtime_ns, file_sha256(path) if hash_files else "")
+        return FileRecord(rel, "f", mode, st.st_size, st.st_mtime_ns, file_sha256(Path(path)) if hash_files else "")
     return FileRecord(rel, "o", stat.S_IFMT(st.st_mode) | mode, 0, 0)
 
 
-def _walk(top: Path) -> Iterator[tuple[Path, str]]:
-    """Every path under ``top`` (itself first as "."), sorted, symlinks not followed."""
-    yield top, "."
+def _walk(top: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(path, relative path, lstat) of everything under ``top`` (itself first as "."), in directory order."""
+    yield top, ".", os.lstat(top)
     stack = [(top, "")]
     while stack:
         directory, prefix = stack.pop()
         with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
+            entries = list(it)
         subdirs = []
         for e in entries:
             rel = prefix + e.name
-            yield Path(e.path), rel
-            if e.is_dir(follow_symlinks=False):
-                subdirs.append((Path(e.path), rel + "/"))
-        stack.extend(reversed(subdirs))
+            st = e.stat(follow_symlinks=False)
+            yield e.path, rel, st
+            if stat.S_ISDIR(st.st_mode):
+                subdirs.append((e.path, rel + "/"))
+        stack.extend(subdirs)
 
 
-def scan(top: Path, hash_files: bool = True) -> tuple[FileRecord, ...]:
-    return tuple(_record(path, rel, os.lstat(path), hash_files) for path, rel in _walk(top))
+def scan(top: Path, hash_files: bool = True, ordered: bool = False) -> tuple[FileRecord, ...]:
+    records = (_record(path, rel, st, hash_files) for path, rel, st in _walk(str(top)))
+    return tuple(sorted(records, key=lambda r: r.path)) if ordered else tuple(records)
 
 
 # -- manifests -------------------------------------------------------------------------------------
@@ -313,7 +315,7 @@ def _place(entry: Entry, out: Path, made_from: Mapping, work: Path) -> None:
     if final.exists() or final.is_symlink():
         os.rename(final, work / "replaced")
     os.rename(out, final)
-    write_manifest(entry, Manifest(dict(made_from), scan(final), time.time()))
+    write_manifest(entry, Manifest(dict(made_from), scan(final, ordered=True), time.time()))
 
 
 def create(entry: Entry, made_from: Mapping, fill: Fill) -> None:
@@ -374,14 +376,14 @@ def _adopt(entry: Entry, made_from: Mapping, fill: Fill, progress: Progress, wha
         if problem is not None:
             raise Damaged(f"{what} at {entry.path} is damaged: {problem}; remove it "
                           f"(rm -rf {entry.path}) and run again to rebuild it")
-        write_manifest(entry, Manifest(dict(made_from), scan(entry.path), time.time()))
+        write_manifest(entry, Manifest(dict(made_from), scan(entry.path, ordered=True), time.time()))
         return
     progress.step(f"{what}: made before manifests; comparing it with a fresh build once")
     work = temp_dir(entry.path.parent, entry.name)
     try:
         out = _build(entry, fill, work)
-        fresh, old = scan(out), scan(entry.path)
-        difference = compare(fresh, old, mtimes=False, hashes=True, volatile=volatile)
+        fresh, old = scan(out), scan(entry.path, ordered=True)
+        difference = compare(fresh, old, mtimes=False, hashes=True, volatile=(".", *volatile))
         if difference is None:
             write_manifest(entry, Manifest(dict(made_from), old, time.time()))
         else:
