@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
-from harness.runners.sandbox import fhs_root_args
+from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 RECIPE_VERSION = "1"  # bump to invalidate every cached build
 PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
@@ -134,21 +133,18 @@ def build_digest(spec: ReproducerSpec, root: BuildRoot) -> str:
     return h.hexdigest()[:32]
 
 
+BUILD_ENV = (("PATH", BUILD_PATH), ("HOME", "/tmp"), ("TMPDIR", "/tmp"), ("LC_ALL", "C"))
+
+
 def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...]) -> list[str]:
-    """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise LdmatrixError("bubblewrap not found: apt-get install -y bubblewrap")
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
-    if not root.is_dir():
-        raise LdmatrixError(f"build root {root} does not exist; provision it again")
-    # / stays bwrap's own tmpfs, so /src and /out can be created without writing into the root.
-    argv += fhs_root_args(root)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out", "--chdir", "/tmp"]
-    argv += ["--clearenv", "--setenv", "PATH", BUILD_PATH, "--setenv", "HOME", "/tmp",
-             "--setenv", "TMPDIR", "/tmp", "--setenv", "LC_ALL", "C"]
-    return [*argv, "--", *command]
+    """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound.
+
+    The same sandbox as a cell's (harness.bwrap): uid 1000, no capabilities, no network.
+    / stays bwrap's own tmpfs, so /src and /out can be created without writing into the root.
+    """
+    bwrap = bwrap_command()
+    binds = (Bind(src, "/src"), Bind(out, "/out", writable=True))
+    return sandbox_argv(fhs_root_args(root), binds, command, cwd="/tmp", env=BUILD_ENV, bwrap=bwrap)
 
 
 def _sha256(path: Path) -> str:

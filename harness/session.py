@@ -17,7 +17,8 @@ from pathlib import Path
 from harness import cache_entry, provision, reproducers
 from harness.cache import Cache
 from harness.matrix import Matrix
-from harness.model import Cell, CellResult, Skip
+from harness.errors import LdmatrixError
+from harness.model import Cell, CellResult, NotRun, Outcome, Skip
 from harness.nix_ld_provider import providers
 from harness.outcome import classify
 from harness.prepare import Artefacts, prepare
@@ -78,21 +79,42 @@ def safe_id(cell_id: str) -> str:
 
 
 def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, out: Path) -> CellResult:
+    """Prepare and run one cell. Whatever goes wrong for this cell becomes its result, not the run's end:
+    a runner's NotRun is a skip or an ``error`` with its reason, a harness failure an ``error`` saying
+    what failed, never a made-up exit status."""
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
     workdir = (out / "cells" / safe_id(cell.id)).absolute()
-    prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
     base = _result_base(matrix, cell, runner.name)
-    if isinstance(prepared, Skip):
-        return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
-    result = runner.run(prepared)
+    stage = "preparing"
+    try:
+        prepared = prepare(cell, spec, child, art, workdir, matrix.timeout)
+        if isinstance(prepared, Skip):
+            return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
+        stage = f"running it ({runner.name})"
+        result = runner.run(prepared)
+    except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+        return _harness_error(base, f"ldmatrix could not run this cell: {stage} failed: {_one_line(err)}")
+    if isinstance(result, NotRun):
+        if not result.error:
+            return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0, **base)
+        return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
     verdict = classify(result)
     (workdir / "stdout").write_text(result.stdout)
     (workdir / "stderr").write_text(result.stderr)
     return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
                       duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base,
+                      stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
                       extra={"root": prepared.root.kind.value, "workdir": str(workdir)})
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, LdmatrixError) else f"{type(err).__name__}: {text}"
+
+
+def _harness_error(base: dict, reason: str) -> CellResult:
+    return CellResult(outcome=Outcome.ERROR, evidence=reason, skip_reason=None, rc=None, duration=0.0, **base)
 
 
 def result_record(result: CellResult) -> dict:
