@@ -100,9 +100,14 @@ class Cgroup:
                        for line in text.splitlines() if line.strip())
         return int(text.strip() or 0) > 0  # v1: memory.failcnt
 
+    def close_later(self) -> None:
+        """``close`` in a thread: the last processes take a few milliseconds to leave a cgroup, and a
+        cell's result need not wait for that."""
+        threading.Thread(target=self.close, name="ldmatrix-cgroup-close").start()
+
     def close(self) -> None:
         """Kill what is left in it and remove it (processes take a moment to leave)."""
-        for attempt in range(50):
+        for attempt in range(200):
             self.kill()
             remaining = []
             for d in self.dirs:
@@ -114,7 +119,7 @@ class Cgroup:
                     remaining.append(d)
             if not remaining:
                 return
-            time.sleep(0.01 * (attempt + 1))
+            time.sleep(0.001 * (attempt + 1))
 
 
 def _write(path: Path, value: str) -> None:

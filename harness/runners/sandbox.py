@@ -129,7 +129,8 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
     finally:
         if cgroup is not None:
             memory_hit = cgroup.hit_memory_limit(limits.memory)
-            cgroup.close()
+            cgroup.kill()
+            cgroup.close_later()
     out, out_cut = stdout.result()
     err, err_cut = stderr.result()
     if memory_hit:
