@@ -40,8 +40,8 @@ def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
                 findings.append(Finding("damaged", entry.path, str(err).split(": ", 1)[1]))
                 continue
             if manifest is None:
-                findings.append(Finding("unchecked", entry.path, "no manifest (made before manifests; the next "
-                                                                 "run that uses it checks it once and records one)"))
+                findings.append(Finding("unchecked", entry.path, "no manifest, not checked (made before manifests, "
+                                                                 "or by code that writes none)"))
                 continue
             problem = cache_entry.verify(entry)
             if problem is not None:

@@ -272,7 +272,8 @@ def test_endless_output_is_bounded_and_both_runners_agree(cell) -> None:
 
 @docker_test
 def test_long_output_gives_the_same_outcome_in_both_runners(cell) -> None:
-    script = ("echo first; busybox head -c 20000000 /dev/zero | busybox tr '\\0' x; echo; "
+    # more than the daemon's json-file log keeps with max-size 10m, max-file 3 (/etc/docker/daemon.json here)
+    script = ("echo first; busybox head -c 40000000 /dev/zero | busybox tr '\\0' x; echo; "
               "echo 'LDMATRIX-CHECK: ok'")
     prepared = cell("busybox", "sh", "-c", script.replace("busybox", cell("busybox").argv[0]))
     docker, sandbox = docker_runner.DockerRunner().run(prepared), SandboxRunner().run(prepared)
@@ -323,3 +324,18 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
     else:
         assert {c.name for c in left} <= set(prune_containers())  # what `ldmatrix images prune` does first
     assert client.containers.list(all=True, filters={"label": f"{PID}={child.pid}"}) == []
+
+
+@docker_test
+def test_testinfra_container_has_the_cells_limits_and_user(glibc: GlibcSet, tmp_path: Path) -> None:
+    from harness.containers import PID
+    from harness.limits import CELL
+    from harness.prepare import nixos_root
+    from harness.testinfra_backend import docker_host
+
+    with docker_host(bare_root(nixos_root(glibc), tmp_path)):
+        (container,) = docker_engine.client().containers.list(filters={"label": f"{PID}={os.getpid()}"})
+        config = container.attrs["HostConfig"]
+        assert (config["Memory"], config["PidsLimit"], config["CapDrop"], config["ReadonlyRootfs"]) == \
+            (CELL.memory, CELL.pids, ["ALL"], True)
+        assert container.attrs["Config"]["User"] == "1000:100"
