@@ -8,6 +8,7 @@ checked like every other entry, and bound read-only into each cell (harness.bwra
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -37,20 +38,25 @@ def _digest(root_digest: str) -> str:
 def ensure(cache: Cache | None = None, progress: Progress | None = None) -> Path:
     """The host path of the built cell-user program (built now if it is not in the cache)."""
     from harness import provision
+    from harness.provision.buildroot import root_digest as buildroot_digest
+    from harness.provision.mirror import ENV_VAR
     from harness.reproducers import bwrap_argv
+
+    def mirror() -> str | None:
+        return os.environ.get(ENV_VAR, "").strip() or None
 
     cache = cache or Cache.default()
     progress = progress or NullProgress()
     with _lock:
         if cache.root in _built:
             return _built[cache.root]
-        root = provision.build_root(SUITE, cache, progress)
-        digest = _digest(root.digest)
-        entry = cache_entry.Entry(cache, "store", f"{digest}-ldmatrix-cell-user-{RECIPE}")
+        root_digest = buildroot_digest(SUITE, mirror=mirror())
+        entry = cache_entry.Entry(cache, "store", f"{_digest(root_digest)}-ldmatrix-cell-user-{RECIPE}")
         made_from = {"kind": "cell-user", "recipe": RECIPE, "source": hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
-                     "flags": list(FLAGS), "root": root.digest}
+                     "flags": list(FLAGS), "root": root_digest}
 
         def fill(out: Path, scratch: Path) -> None:
+            root = provision.build_root(SUITE, cache, progress)  # checked only when there is something to build
             (out / "bin").mkdir()
             command = ("gcc", *FLAGS, "-o", "/out/bin/cell-user", f"/src/{SOURCE.name}")
             proc = subprocess.run(bwrap_argv(root.path, SOURCE.parent, out, command), capture_output=True,
