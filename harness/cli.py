@@ -334,9 +334,11 @@ def parser() -> argparse.ArgumentParser:
     bis.add_argument("-q", "--quiet", action="store_true", help="no build progress")
     bis.set_defaults(func=cmd_bisect)
 
+    from harness.cache_verify import add_cache_subcommand
     from harness.images import add_images_subcommand
 
     add_images_subcommand(sub)
+    add_cache_subcommand(sub)
     return p
 
 

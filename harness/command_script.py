@@ -8,6 +8,7 @@ at the end; every other path it names (store paths, shared binaries, build roots
 
 from __future__ import annotations
 
+import base64
 import os
 import shlex
 from collections.abc import Iterable, Sequence
@@ -50,7 +51,13 @@ def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
     for path, var in variables.items():
         dirs, files = _contents(Path(path))
         lines += [f'mkdir -p "${var}"/{shlex.quote(d)}' for d in dirs]
-        lines += [f'touch "${var}"/{shlex.quote(f)}' for f in files]
+        for f in files:  # the cell's own files (a launcher's script and record) with their contents
+            data = (Path(path) / f).read_bytes()
+            if data:
+                encoded = base64.b64encode(data).decode()
+                lines.append(f'printf %s {encoded} | base64 -d > "${var}"/{shlex.quote(f)}')
+            else:
+                lines.append(f'touch "${var}"/{shlex.quote(f)}')
     rows = [["env", "-i"], *([shlex.quote(f"{k}={v}")] for k, v in env)] if env is not None else []
     rows.append([])
     options = True  # a new row for each option of the command, up to "--"

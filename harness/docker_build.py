@@ -18,7 +18,7 @@ from harness.prepare import fhs_root
 from harness.progress import Progress
 from harness.runners.docker import ContainerSpec, run_container
 
-BUILD_ENV = (("PATH", reproducers.BUILD_PATH), ("HOME", "/tmp"), ("TMPDIR", "/tmp"), ("LC_ALL", "C"))
+BUILD_ENV = reproducers.BUILD_ENV
 SUFFIX = "-docker"
 
 

@@ -317,6 +317,10 @@ def cmd_images(args: argparse.Namespace) -> int:
         for root in _roots_of(args.matrix, progress):
             print(ensure_image(root, progress))
     elif args.images_command == "prune":
+        from harness.containers import prune_containers
+
+        for name in prune_containers():
+            print(f"removed container {name} (its run is gone)")
         keep = {image_ref(r) for r in _roots_of(args.keep_matrix, progress)} if args.keep_matrix else set()
         for ref in prune(keep):
             print(f"removed {ref}")
@@ -333,7 +337,8 @@ def add_images_subcommand(subparsers) -> argparse.ArgumentParser:
     sub.add_parser("list", help="images labelled ldmatrix=1")
     build = sub.add_parser("build", help="import the roots of a matrix as content-tagged images (offline)")
     build.add_argument("matrix", type=Path, nargs="?", default=REPO_ROOT / "matrices" / "seed.yaml")
-    prune_parser = sub.add_parser("prune", help="remove ldmatrix images (keeping those a matrix still uses)")
+    prune_parser = sub.add_parser("prune", help="remove containers left by killed runs, then ldmatrix images "
+                                                "(keeping those a matrix still uses)")
     prune_parser.add_argument("--keep-matrix", type=Path, default=None)
     sub.add_parser("pin", help="refresh images/pins.json from the registry (needs a registry)")
     parser.set_defaults(func=cmd_images)

@@ -239,6 +239,24 @@ class CommandResult:
     stderr: str
     duration: float
     timed_out: bool = False
+    stdout_cut: int = 0  # bytes of stdout not kept (harness.runners.output: a marker line shows where)
+    stderr_cut: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.stdout_cut or self.stderr_cut)
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A runner's answer for a cell it did not run: why, and whether that is a harness error.
+
+    ``error``: the cell should have run and could not (recorded as ``error`` with the reason);
+    otherwise this runner cannot run such a cell at all (recorded as skipped with the reason).
+    """
+
+    reason: str
+    error: bool = True
 
 
 @dataclass(frozen=True)
@@ -265,3 +283,4 @@ class CellResult:
     axes: dict[str, str] = field(default_factory=dict)  # binary, strategy, glibc, nix_ld, env
     fixed_outcome: Outcome | None = None  # with a known bug: what the cell gives once it is fixed
     extra: dict[str, str] = field(default_factory=dict)
+    output_cut: int = 0  # bytes of stdout and stderr not kept (the output was longer than the bound)

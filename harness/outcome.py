@@ -101,9 +101,15 @@ RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
 
 
 def classify(result: CommandResult) -> Verdict:
+    """The first rule that matches; a result whose output was cut says so in an ``error``'s evidence
+    (the proving line may be in the part that was not kept)."""
     lines = _lines(result)
     for rule in RULES:
         verdict = rule(result, lines)
         if verdict is not None:
             return verdict
-    return _error(result, lines)
+    verdict = _error(result, lines)
+    if result.truncated:
+        cut = result.stdout_cut + result.stderr_cut
+        return Verdict(verdict.outcome, f"{verdict.evidence} (output cut: {cut} bytes not kept)")
+    return verdict

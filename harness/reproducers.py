@@ -12,21 +12,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from harness import cache_entry
 from harness.cache import REPO_ROOT, Cache
 from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
-from harness.runners.sandbox import fhs_root_args
+from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 RECIPE_VERSION = "1"  # bump to invalidate every cached build
 PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
@@ -136,36 +135,24 @@ def build_digest(spec: ReproducerSpec, root: BuildRoot) -> str:
     return h.hexdigest()[:32]
 
 
+BUILD_ENV = (("PATH", BUILD_PATH), ("HOME", "/tmp"), ("TMPDIR", "/tmp"), ("LC_ALL", "C"))
+
+
 def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...], *,
                binds: tuple[tuple[Path, str, bool], ...] = (), env: tuple[tuple[str, str], ...] = (),
                network: bool = False, chdir: str = "/tmp") -> list[str]:
     """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound.
 
-    ``binds``: more (host path, target, writable); ``env``: more variables; ``network``: share
-    the host's network (only to fetch sources, never to build) with its resolver.
+    The same sandbox as a cell's (harness.bwrap): uid 1000, no capabilities, no network unless
+    ``network`` (only to fetch sources). / stays bwrap's own tmpfs, so /src and /out can be created
+    without writing into the root. ``binds``: more (host path, target, writable); ``env``: more
+    variables, after the build's own.
     """
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise LdmatrixError("bubblewrap not found: apt-get install -y bubblewrap")
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
-    if network:
-        argv.append("--share-net")
-    if not root.is_dir():
-        raise LdmatrixError(f"build root {root} does not exist; provision it again")
-    # / stays bwrap's own tmpfs, so /src and /out can be created without writing into the root.
-    argv += fhs_root_args(root)
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    if network and Path("/etc/resolv.conf").exists():
-        argv += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
-    argv += ["--ro-bind", str(src), "/src", "--bind", str(out), "/out"]
-    for host, target, writable in binds:
-        argv += ["--bind" if writable else "--ro-bind", str(host), target]
-    argv += ["--chdir", chdir]
-    argv += ["--clearenv", "--setenv", "PATH", BUILD_PATH, "--setenv", "HOME", "/tmp",
-             "--setenv", "TMPDIR", "/tmp", "--setenv", "LC_ALL", "C"]
-    for key, value in env:
-        argv += ["--setenv", key, value]
-    return [*argv, "--", *command]
+    bwrap = bwrap_command()
+    all_binds = (Bind(src, "/src"), Bind(out, "/out", writable=True),
+                 *(Bind(host, target, writable) for host, target, writable in binds))
+    return sandbox_argv(fhs_root_args(root), all_binds, command, cwd=chdir, env=(*BUILD_ENV, *env), bwrap=bwrap,
+                        network=network)
 
 
 def _sha256(path: Path) -> str:
@@ -229,35 +216,29 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress, *,
         )
     final = build_dir(name, root, cache)
     final = final.with_name(final.name + variant)
-    if (final / s.name).is_file():
-        progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
-        return _built(s, root, final)
+    entry = cache_entry.Entry(cache, "builds", final.name)
+    made_from = {"kind": "build", "recipe": RECIPE_VERSION, "reproducer": s.name, "suite": root.suite,
+                 "root": root.digest, "digest": build_digest(s, root), "variant": variant}
 
-    progress.step(f"building {s.name} in {root.suite} (glibc {root.glibc_version})")
-    started = time.monotonic()
-    temp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=cache.builds))
-    renamed = False
-    try:
-        log = temp / LOG_NAME
-        with log.open("w", encoding="utf-8") as out:
-            out.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
-            rc = compiler(s, root, temp, out)
-            out.write(f"# exit status: {'timeout' if rc is None else rc}\n")
-        if rc != 0 or not (temp / s.name).is_file():
+    def fill(out: Path, scratch: Path) -> None:
+        progress.step(f"building {s.name} in {root.suite} (glibc {root.glibc_version})")
+        started = time.monotonic()
+        log = out / LOG_NAME
+        with log.open("w", encoding="utf-8") as fh:
+            fh.write(f"# reproducer {s.name}, suite {root.suite}, build root {root.path} ({root.digest})\n")
+            rc = compiler(s, root, out, fh)
+            fh.write(f"# exit status: {'timeout' if rc is None else rc}\n")
+        if rc != 0 or not (out / s.name).is_file():
             failed_log = cache.builds / f"{final.name}.failed.log"
             os.replace(log, failed_log)
             why = f"timed out after {BUILD_TIMEOUT:.0f}s" if rc is None else f"exit status {rc}"
             raise LdmatrixError(f"building {s.name} in {root.suite} failed ({why}); log: {failed_log}")
-        try:
-            os.rename(temp, final)
-            renamed = True
-        except OSError:
-            if not (final / s.name).is_file():  # not a concurrent build that won the race
-                raise
-    finally:
-        if not renamed:
-            shutil.rmtree(temp, ignore_errors=True)
-    progress.step(f"built {s.name} for {root.suite} in {time.monotonic() - started:.1f}s")
+        progress.step(f"built {s.name} for {root.suite} in {time.monotonic() - started:.1f}s")
+
+    if (final / s.name).is_file() and cache_entry.check(entry, made_from) is None:
+        progress.step(f"reusing {s.name} for {root.suite} ({final.name})")
+    cache_entry.ensure(entry, made_from, fill, progress, f"build of {s.name} for {root.suite}",
+                       volatile=(LOG_NAME,))
     return _built(s, root, final)
 
 

@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import command_script, provision, reproducers
+from harness import cache_entry, command_script, nixld, provision, reproducers
 from harness.cache import Cache
-from harness.matrix import Matrix
-from harness import nixld
+from harness.errors import LdmatrixError
 from harness.launch import Tools
-from harness.model import Cell, CellResult, CommandResult, GlibcSet, Launch, PreparedCell, Skip, Verdict
+from harness.matrix import Matrix
+from harness.model import (
+    Cell, CellResult, CommandResult, GlibcSet, Launch, NotRun, Outcome, PreparedCell, Skip, Verdict,
+)
 from harness.outcome import classify
 from harness.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Artefacts, prepare
@@ -57,6 +59,7 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
 
 def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress) -> Artefacts:
     glibcs, builds = needed(matrix, cells)
+    cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
     glibc_sets = {}
     for version in sorted(glibcs):
         progress.step(f"store paths for glibc {version}")
@@ -100,16 +103,31 @@ def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options
 
 
 def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult:
-    """Prepare and run one cell; its folder is published whole (``cells/<id>/``) once it has run."""
+    """Prepare and run one cell; its folder is published whole (``cells/<id>/``) once it has run.
+
+    Whatever goes wrong for this cell becomes its result, not the run's end: a runner's NotRun is
+    a skip or an ``error`` with its reason, a harness failure an ``error`` saying what failed,
+    never a made-up exit status."""
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
     base = _result_base(matrix, cell, runner.name)
     staging, home = rundir.staging(cell.id), rundir.scratch(cell.id)
+    stage = "preparing"
     try:
-        prepared = prepare(cell, spec, child, art, staging, matrix.timeout, home=home)
-        if isinstance(prepared, Skip):
-            return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0, **base)
-        result = runner.run(prepared)
+        try:
+            prepared = prepare(cell, spec, child, art, staging, matrix.timeout, home=home)
+            if isinstance(prepared, Skip):
+                return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
+                                  **base)
+            stage = f"running it ({runner.name})"
+            result = runner.run(prepared)
+        except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+            return _harness_error(base, f"ldmatrix could not run this cell: {stage} failed: {_one_line(err)}")
+        if isinstance(result, NotRun):
+            if not result.error:
+                return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
+                                  **base)
+            return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
         verdict = classify(result)
         (staging / "stdout").write_text(result.stdout)
         (staging / "stderr").write_text(result.stderr)
@@ -120,7 +138,8 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
         rundir.discard(staging)  # published (gone already), skipped, or a harness error
     return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
                       duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base, extra=_extra(prepared.root.kind.value, folder, cell, art))
+                      stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
+                      extra=_extra(prepared.root.kind.value, folder, cell, art))
 
 
 def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:
@@ -132,11 +151,21 @@ def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict)
         "rc": result.rc,
         "timed_out": result.timed_out,
         "duration": result.duration,
+        "output_cut": result.stdout_cut + result.stderr_cut,
         "command": command_script.NAME,
         "binaries": [{"path": b.path, "host_path": str(b.host_path), "sha256": b.sha256,
                       "built_sha256": b.built_sha256, "interpreter": b.interpreter, "runpath": list(b.runpath)}
                      for b in prepared.binaries],
     }
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, LdmatrixError) else f"{type(err).__name__}: {text}"
+
+
+def _harness_error(base: dict, reason: str) -> CellResult:
+    return CellResult(outcome=Outcome.ERROR, evidence=reason, skip_reason=None, rc=None, duration=0.0, **base)
 
 
 def result_record(result: CellResult) -> dict:
@@ -188,9 +217,9 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
                 axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
 
 
-def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts) -> dict[str, str]:
+def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts | None) -> dict[str, str]:
     extra = {"root": root, "workdir": str(workdir)}
-    if cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
+    if art is not None and cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
         extra["nix_ld"] = art.nix_ld_origins[cell.nix_ld]
     return extra
 

@@ -1,7 +1,7 @@
 """pytest-testinfra hosts for the roots a cell runs in, under either runner.
 
 - ``sandbox_host(prepared)``: our testinfra backend ``ldmatrix-sandbox://<key>``; every command
-  runs as ``/bin/sh -c`` in a fresh bubblewrap tree built by harness.runners.sandbox.bwrap_argv,
+  runs as ``/bin/sh -c`` in a fresh bubblewrap tree (harness.runners.sandbox.run_cell),
   the very tree the cell runs in (root, mounts, environment).
 - ``docker_host(prepared)``: testinfra's own docker backend against a long-running container of
   the root's image (the cell's mounts bound, ``busybox sleep`` in the NixOS-like root, which has
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +27,7 @@ from testinfra.backend import base
 
 from harness.environments import HOME, login_environment
 from harness.model import Cell, Mount, PreparedCell, RootKind, RootSpec, Strategy
-from harness.runners.sandbox import bwrap_argv
+from harness.runners.sandbox import run_cell
 
 SCHEME = "ldmatrix-sandbox"
 COMMAND_TIMEOUT = 60.0
@@ -54,10 +52,8 @@ class SandboxBackend(base.BaseBackend):
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
         cmd = self.get_command(command, *args)
         cell = dataclasses.replace(self.prepared, argv=("/bin/sh", "-c", cmd))
-        bwrap = shutil.which("bwrap") or "bwrap"  # found on our PATH, not the cell's
-        proc = subprocess.run(bwrap_argv(cell, bwrap), env=dict(cell.env), capture_output=True,
-                              timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
-        return self.result(proc.returncode, self.encode(cmd), proc.stdout, proc.stderr)
+        result = run_cell(dataclasses.replace(cell, timeout=COMMAND_TIMEOUT))  # the cell's own sandbox and limits
+        return self.result(result.rc, self.encode(cmd), result.stdout.encode(), result.stderr.encode())
 
 
 def register_backend() -> None:
@@ -100,16 +96,13 @@ def sleep_argv(prepared: PreparedCell) -> list[str]:
 @contextmanager
 def docker_host(prepared: PreparedCell) -> Iterator[testinfra.host.Host]:
     """A testinfra host for a running container of the cell's root (removed at the end)."""
-    from harness import docker_engine, images
-    from harness.runners.docker import docker_mounts, remove_container
+    from harness import images
+    from harness.runners.docker import ContainerSpec, create_container, remove_container
 
-    container = docker_engine.client().containers.create(
-        images.ensure_image(prepared.root), command=sleep_argv(prepared),
-        environment=[f"{k}={v}" for k, v in prepared.env], working_dir=prepared.cwd,
-        network_mode="none", mounts=docker_mounts(prepared.mounts), tmpfs={"/tmp": ""},
-        read_only=True, init=True, labels={**docker_engine.LABELS, "ldmatrix.testinfra": prepared.cell.id},
-        detach=True,
-    )
+    container = create_container(ContainerSpec(
+        image=images.ensure_image(prepared.root), argv=tuple(sleep_argv(prepared)), env=prepared.env,
+        cwd=prepared.cwd, mounts=prepared.mounts, timeout=COMMAND_TIMEOUT,
+        labels={"ldmatrix.testinfra": prepared.cell.id}))  # the cells' own limits, user and capabilities
     try:
         container.start()
         yield testinfra.get_host(f"docker://{container.id}")

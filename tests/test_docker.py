@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import tarfile
 import threading
 import time
@@ -122,7 +123,10 @@ needs_docker = [pytest.mark.docker, pytest.mark.slow,
 
 
 def leftover_containers() -> list[str]:
-    found = docker_engine.client().containers.list(all=True, filters={"label": docker_engine.LABEL})
+    """This test run's containers still there (other runs may share the engine)."""
+    from harness.containers import PID
+
+    found = docker_engine.client().containers.list(all=True, filters={"label": f"{PID}={os.getpid()}"})
     return [c.name for c in found]
 
 
@@ -243,3 +247,96 @@ def test_close_mid_run_removes_the_running_container(cell) -> None:
     runner.close()
     thread.join(timeout=30)
     assert not thread.is_alive() and results and results[0].rc != 0
+
+
+@docker_test
+def test_cell_in_docker_is_an_unprivileged_user(cell) -> None:
+    result = docker_runner.DockerRunner().run(cell("busybox", "sh", "-c",
+                                                   "busybox id; busybox grep -E '^CapEff|^NoNewPrivs' /proc/self/status;"
+                                                   " echo x > $HOME/f && echo home-ok"))
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("uid=1000 gid=100") and "gid=0" not in lines[0], result  # docker adds groups=100
+    assert lines[1:] == ["CapEff:\t0000000000000000", "NoNewPrivs:\t1", "home-ok"], result
+
+
+@docker_test
+def test_endless_output_is_bounded_and_both_runners_agree(cell) -> None:
+    from harness.limits import CELL
+
+    prepared = cell("busybox", "yes", "ldmatrix", timeout=3.0)
+    results = {"docker": docker_runner.DockerRunner().run(prepared), "sandbox": SandboxRunner().run(prepared)}
+    for name, result in results.items():
+        assert result.timed_out and classify(result).outcome.value == "timeout", (name, result.rc)
+        assert len(result.stdout.encode()) <= CELL.output + 200 and result.stdout_cut > 0, name
+        assert result.duration < 30, name
+
+
+@docker_test
+def test_long_output_gives_the_same_outcome_in_both_runners(cell) -> None:
+    # more than the daemon's json-file log keeps with max-size 10m, max-file 3 (/etc/docker/daemon.json here)
+    script = ("echo first; busybox head -c 40000000 /dev/zero | busybox tr '\\0' x; echo; "
+              "echo 'LDMATRIX-CHECK: ok'")
+    prepared = cell("busybox", "sh", "-c", script.replace("busybox", cell("busybox").argv[0]))
+    docker, sandbox = docker_runner.DockerRunner().run(prepared), SandboxRunner().run(prepared)
+    assert classify(docker).outcome == classify(sandbox).outcome == classify(sandbox).outcome.OK, (docker.stderr,)
+    assert docker.stdout_cut == sandbox.stdout_cut > 0 and docker.stdout == sandbox.stdout
+
+
+CHILD = """
+import dataclasses, sys
+from pathlib import Path
+from harness import provision
+from harness.cache import Cache
+from harness.prepare import nixos_root
+from harness.progress import NullProgress
+from harness.runners.docker import DockerRunner
+from harness.testinfra_backend import bare_root
+glibc = provision.provision_glibc("2.36", Cache.default(), NullProgress())
+base = bare_root(nixos_root(glibc), Path(sys.argv[1]))
+busybox = f"{glibc.shell.store_path}/bin/busybox"
+DockerRunner().run(dataclasses.replace(base, argv=(busybox, "sleep", "600"), timeout=600))
+"""
+
+
+@docker_test
+@pytest.mark.parametrize("cleanup", ["next-run", "images-prune"])
+def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from harness.containers import PID, leftovers, prune_containers
+
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")])
+    client = docker_engine.client()
+    deadline = time.monotonic() + 120
+    mine: list = []
+    while not mine and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.2)
+        mine = client.containers.list(all=True, filters={"label": f"{PID}={child.pid}"})
+    assert mine, "the child run never started its container"
+    child.send_signal(signal.SIGKILL)  # no cleanup can run
+    child.wait()
+    left = client.containers.list(all=True, filters={"label": f"{PID}={child.pid}"})
+    assert left, "the container went away by itself"
+    assert {c.id for c in left} <= {c.id for c in leftovers()}
+    if cleanup == "next-run":
+        assert docker_runner.DockerRunner().unavailable() is None  # what every docker run does first
+    else:
+        assert {c.name for c in left} <= set(prune_containers())  # what `ldmatrix images prune` does first
+    assert client.containers.list(all=True, filters={"label": f"{PID}={child.pid}"}) == []
+
+
+@docker_test
+def test_testinfra_container_has_the_cells_limits_and_user(glibc: GlibcSet, tmp_path: Path) -> None:
+    from harness.containers import PID
+    from harness.limits import CELL
+    from harness.prepare import nixos_root
+    from harness.testinfra_backend import docker_host
+
+    with docker_host(bare_root(nixos_root(glibc), tmp_path)):
+        (container,) = docker_engine.client().containers.list(filters={"label": f"{PID}={os.getpid()}"})
+        config = container.attrs["HostConfig"]
+        assert (config["Memory"], config["PidsLimit"], config["CapDrop"], config["ReadonlyRootfs"]) == \
+            (CELL.memory, CELL.pids, ["ALL"], True)
+        assert container.attrs["Config"]["User"] == "1000:100"

@@ -75,7 +75,8 @@ def test_command_sh_runs_the_cell_again_as_it_ran(run: tuple[Path, dict[str, dic
     assert again.returncode == ran[cell_id]["rc"], again.stderr
     assert again.stdout == (folder / "stdout").read_text()
     assert again.stderr == (folder / "stderr").read_text()
-    assert "env -i" in (folder / "command.sh").read_text()
+    script = (folder / "command.sh").read_text()
+    assert "--clearenv" in script and "--setenv NIX_PATH" in script  # the environment, in order
 
 
 def test_identical_patched_binaries_are_made_once(run: tuple[Path, dict[str, dict]]) -> None:

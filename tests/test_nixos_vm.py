@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from harness.errors import LdmatrixError
-from harness.model import Cell, CommandResult, Link, Mount, PreparedCell, RootKind, RootSpec, StorePath, Strategy
+from harness.model import (
+    Cell, CommandResult, Link, Mount, NotRun, Outcome, PreparedCell, RootKind, RootSpec, StorePath, Strategy,
+)
 from harness.nixgen import RESULT_TAG, NixpkgsPin, generate_test, load_pins, nix_string, parse_results
 from harness.runners import get_runner
-from harness.runners.nixos_vm import NOT_RUN_RC, NixosVmRunner
+from harness.runners.nixos_vm import NixosVmRunner
 
 NASTY = 'a "quoted" ${HOME} $${x} $ \\ back\\slash\nnew line\ttab \'single\' ``x'
 PIN = NixpkgsPin(release="24.05", url="https://github.com/NixOS/nixpkgs/archive/x.tar.gz", glibc="2.39",
@@ -205,9 +207,45 @@ def test_unavailable_names_what_is_missing(tmp_path: Path) -> None:
 def test_cells_without_a_pin_are_not_run(tmp_path: Path) -> None:
     runner = NixosVmRunner(pins={"24.05": PIN}, check_network=False)
     result = runner.run(prepared(tmp_path, glibc="2.36"))
-    assert result.rc == NOT_RUN_RC and "no nixpkgs pin has glibc 2.36" in result.stderr
+    assert isinstance(result, NotRun) and not result.error and "no nixpkgs pin has glibc 2.36" in result.reason
     result = runner.run(prepared(tmp_path, nix_ld="2.0.6"))
-    assert result.rc == NOT_RUN_RC and "nix-ld 2.0.6" in result.stderr
+    assert isinstance(result, NotRun) and not result.error and "nix-ld 2.0.6" in result.reason
+
+
+def _fake_nix_build(tmp_path: Path, script: str) -> str:
+    exe = tmp_path / "nix-build"
+    exe.write_text(f"#!/bin/sh\n{script}\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def test_vm_cell_not_run_is_not_a_fake_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VM that never ran the cell (nix-build failed) gives the cell `error` with that reason, no rc."""
+    from harness.session import run_one
+
+    cell_prepared = prepared(tmp_path)
+    runner = NixosVmRunner(pins={"24.05": PIN}, check_network=False)
+    runner.nix_build = _fake_nix_build(tmp_path, "echo 'error: cannot build' >&2; exit 1")
+    result = runner.run(cell_prepared)
+    assert isinstance(result, NotRun) and result.error and "nix-build exited 1" in result.reason
+
+    class Matrix:  # what run_one reads of a matrix
+        binaries = {"c-hello": type("Spec", (), {"child": None})()}
+        timeout = 5.0
+
+        @staticmethod
+        def expectation(cell):
+            from harness.model import Expectation, Outcome
+            return Expectation(Outcome.OK, "test:1")
+
+    from harness.outdir import RunDirectory
+
+    monkeypatch.setattr("harness.session.prepare", lambda *args, **kwargs: cell_prepared)
+    with RunDirectory(tmp_path / "out", "t") as rundir:
+        rundir.begin({"matrix": "t"}).close()
+        record = run_one(Matrix, cell_prepared.cell, None, runner, rundir)
+    assert record.outcome is Outcome.ERROR and record.rc is None
+    assert record.evidence.startswith("nixos-vm did not run this cell: nix-build exited 1")
 
 
 def test_session_skips_every_cell_when_unavailable(tmp_path: Path) -> None:

@@ -74,3 +74,27 @@ def test_timeout_wins() -> None:
 ])
 def test_missing_interpreter_lines(line: str) -> None:
     assert classify(CommandResult(127, "", line + "\n", 0.01)).outcome is Outcome.MISSING_INTERPRETER
+
+
+def test_error_from_cut_output_says_so() -> None:
+    from harness.runners.output import Bounded
+
+    out = Bounded(1000, "stdout")
+    out.feed(b"line\n" * 10_000)
+    text, cut = out.result()
+    assert cut > 0 and len(text) < 1100 and "bytes of stdout cut here" in text
+    verdict = classify(CommandResult(1, text, "", 0.01, stdout_cut=cut))
+    assert verdict.outcome is Outcome.ERROR and verdict.evidence.endswith(f"(output cut: {cut} bytes not kept)")
+    assert text.endswith("line\n") and text.startswith("line\n")
+
+
+def test_bounded_output_keeps_everything_below_the_bound() -> None:
+    from harness.runners.output import Bounded
+
+    out = Bounded(1000, "stderr")
+    for chunk in (b"a" * 600, b"b" * 300, b"c" * 100):
+        out.feed(chunk)
+    assert out.result() == ("a" * 600 + "b" * 300 + "c" * 100, 0)
+    out.feed(b"d")
+    text, cut = out.result()
+    assert cut > 0 and "[ldmatrix:" in text and text.endswith("d")

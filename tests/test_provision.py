@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.progress import NullProgress
@@ -310,12 +311,12 @@ def test_truncated_transfer_then_success(tmp_path: Path, monkeypatch) -> None:
 
 # --- store path layout ----------------------------------------------------------------------
 
-def _build_deb(tmp_path: Path, name: str, files: dict[str, bytes | str]) -> bytes:
-    """A .deb from ``files``: bytes are file contents, str are symlink targets."""
+def _build_deb(tmp_path: Path, name: str, files: dict[str, bytes | str], version: str = "1.0") -> bytes:
+    """A .deb of ``name`` ``version`` from ``files``: bytes are file contents, str are symlink targets."""
     root = tmp_path / f"src-{name}"
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN" / "control").write_text(
-        f"Package: {name}\nVersion: 1.0\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: test\n"
+        f"Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: test\n"
     )
     for rel, content in files.items():
         p = root / rel
@@ -360,7 +361,7 @@ MERGED_USR_STYLE = {
 def test_glibc_layout_is_flat_with_valid_links(tmp_path: Path, monkeypatch, files) -> None:
     _no_network(monkeypatch)
     cache = Cache(tmp_path / "cache")
-    deb = _put(cache, _build_deb(tmp_path, "libc6", files), "libc6", "2.31-13+deb11u11")
+    deb = _put(cache, _build_deb(tmp_path, "libc6", files, "2.31-13+deb11u11"), "libc6", "2.31-13+deb11u11")
     sp = make_store_path("glibc", deb, cache, NullProgress())
     assert sp.host_path == cache.store / sp.basename and sp.basename.endswith("-glibc-2.31-13+deb11u11")
     lib = sp.host_path / "lib"
@@ -386,7 +387,7 @@ def test_glibc_layout_is_flat_with_valid_links(tmp_path: Path, monkeypatch, file
 def test_missing_loader_is_an_error(tmp_path: Path, monkeypatch) -> None:
     _no_network(monkeypatch)
     cache = Cache(tmp_path / "cache")
-    deb = _put(cache, _build_deb(tmp_path, "libc6", {"usr/lib/x86_64-linux-gnu/libc.so.6": b"c"}),
+    deb = _put(cache, _build_deb(tmp_path, "libc6", {"usr/lib/x86_64-linux-gnu/libc.so.6": b"c"}, "2.99-1"),
                "libc6", "2.99-1")
     with pytest.raises(ProvisionError, match="ld-linux-x86-64.so.2 missing"):
         make_store_path("glibc", deb, cache, NullProgress())
@@ -397,13 +398,13 @@ def test_missing_loader_is_an_error(tmp_path: Path, monkeypatch) -> None:
 def test_provision_glibc_offline_from_cache(tmp_path: Path, monkeypatch) -> None:
     _no_network(monkeypatch)
     cache = Cache(tmp_path / "cache")
-    libc = _put(cache, _build_deb(tmp_path, "libc6", MERGED_USR_STYLE), "libc6", "2.41-12")
+    libc = _put(cache, _build_deb(tmp_path, "libc6", MERGED_USR_STYLE, "2.41-12"), "libc6", "2.41-12")
     crypt = _put(cache, _build_deb(tmp_path, "libcrypt1", {
         "usr/lib/x86_64-linux-gnu/libcrypt.so.1.1.0": b"crypt",
-        "usr/lib/x86_64-linux-gnu/libcrypt.so.1": "libcrypt.so.1.1.0"}), "libcrypt1", "1:4.4.38-1")
+        "usr/lib/x86_64-linux-gnu/libcrypt.so.1": "libcrypt.so.1.1.0"}, "1:4.4.38-1"), "libcrypt1", "1:4.4.38-1")
     gcc = _put(cache, _build_deb(tmp_path, "libgcc-s1", {
-        "usr/lib/x86_64-linux-gnu/libgcc_s.so.1": b"gcc"}), "libgcc-s1", "14.2.0-19")
-    bb = _put(cache, _build_deb(tmp_path, "busybox-static", {"bin/busybox": b"bb"}),
+        "usr/lib/x86_64-linux-gnu/libgcc_s.so.1": b"gcc"}, "14.2.0-19"), "libgcc-s1", "14.2.0-19")
+    bb = _put(cache, _build_deb(tmp_path, "busybox-static", {"bin/busybox": b"bb"}, "1:1.35.0-4"),
               "busybox-static", "1:1.35.0-4")
     config = SuitesConfig("amd64", {"9.99": "bookworm"}, dict(CONFIG.packages), "busybox-static",
                           "busybox", "bookworm", (), "apt", "sid", ())
@@ -427,17 +428,54 @@ def test_build_root_without_mmdebstrap(tmp_path: Path, monkeypatch) -> None:
         build_root("bookworm", Cache(tmp_path), NullProgress())
 
 
+def _fake_root(cache: Cache, suite: str = "trixie") -> Path:
+    """A build root as mmdebstrap leaves it, as far as ldmatrix looks: dpkg's status and md5sums."""
+    root = cache.buildroots / f"{suite}-{buildroot.root_digest(suite)}"
+    (root / "var/lib/dpkg/info").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text(
+        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.41-12+deb13u5\n\n"
+    )
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/gcc").write_bytes(b"gcc" * 100)
+    md5 = hashlib.md5(b"gcc" * 100).hexdigest()
+    (root / "var/lib/dpkg/info/gcc.md5sums").write_text(f"{md5}  usr/bin/gcc\n")
+    return root
+
+
 def test_build_root_reuses_complete_root(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("LDMATRIX_DEBIAN_MIRROR", raising=False)
     monkeypatch.setattr(buildroot.shutil, "which", lambda name: pytest.fail("mmdebstrap called"))
     cache = Cache(tmp_path)
-    root = cache.buildroots / f"trixie-{buildroot.root_digest('trixie')}"
-    (root / "var/lib/dpkg").mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_text(
-        "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.41-12+deb13u5\n\n"
-    )
-    br = build_root("trixie", cache, NullProgress())
+    root = _fake_root(cache)
+    br = build_root("trixie", cache, NullProgress())  # made before manifests: checked once, adopted
     assert (br.path, br.glibc_version, br.suite) == (root, "2.41", "trixie")
+    assert cache_entry.check(cache_entry.Entry(cache, "buildroots", root.name)) is None
+    assert build_root("trixie", cache, NullProgress()) == br
+
+
+def test_damaged_build_root_is_named_in_one_line_and_not_used(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("LDMATRIX_DEBIAN_MIRROR", raising=False)
+    monkeypatch.setattr(buildroot.shutil, "which", lambda name: pytest.fail("mmdebstrap called"))
+    cache = Cache(tmp_path)
+    root = _fake_root(cache)
+    build_root("trixie", cache, NullProgress())
+    with (root / "usr/bin/gcc").open("ab") as f:
+        f.write(b"planted")
+    with pytest.raises(ProvisionError) as err:
+        build_root("trixie", cache, NullProgress())
+    message = str(err.value)
+    assert "\n" not in message and "build root trixie" in message and "usr/bin/gcc" in message
+    assert f"rm -rf {root}" in message
+
+
+def test_build_root_made_before_manifests_that_dpkg_disowns_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("LDMATRIX_DEBIAN_MIRROR", raising=False)
+    monkeypatch.setattr(buildroot.shutil, "which", lambda name: pytest.fail("mmdebstrap called"))
+    cache = Cache(tmp_path)
+    root = _fake_root(cache)
+    (root / "usr/bin/gcc").write_bytes(b"not gcc")
+    with pytest.raises(ProvisionError, match=r"/usr/bin/gcc \(of gcc\) does not match dpkg's md5sum"):
+        build_root("trixie", cache, NullProgress())
 
 
 def test_build_root_digest_covers_inputs() -> None:
@@ -476,3 +514,111 @@ def test_real_store_paths_run_in_a_nixos_like_root(tmp_path: Path, glibc: str) -
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert f"version {glibc}" in proc.stdout.splitlines()[0]
+
+
+# --- a checked cache: store paths -------------------------------------------------------------
+
+class _Steps:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def _glibc_store_path(tmp_path: Path, monkeypatch) -> tuple[Cache, LockedDeb, Path]:
+    _no_network(monkeypatch)
+    cache = Cache(tmp_path / "cache")
+    files = {**MERGED_USR_STYLE, "usr/lib/x86_64-linux-gnu/libc.so.6": b"\x7fELF" + b"libc" * 4096}
+    deb = _put(cache, _build_deb(tmp_path, "libc6", files, "2.36-9+deb12u14"), "libc6", "2.36-9+deb12u14")
+    return cache, deb, make_store_path("glibc", deb, cache, NullProgress()).host_path
+
+
+@needs_dpkg_deb
+def test_truncated_store_libc_is_detected_and_rebuilt(tmp_path: Path, monkeypatch) -> None:
+    cache, deb, path = _glibc_store_path(tmp_path, monkeypatch)
+    libc = path / "lib" / "libc.so.6"
+    whole = libc.read_bytes()
+    with libc.open("r+b") as f:
+        f.truncate(100)  # cut short, as a full disk or a killed copy leaves it
+    steps = _Steps()
+    again = make_store_path("glibc", deb, cache, steps).host_path
+    assert again == path and (again / "lib" / "libc.so.6").read_bytes() == whole
+    assert any("is damaged" in line and "lib/libc.so.6" in line and "rebuilding" in line for line in steps.lines)
+    assert [p.name for p in cache.store.iterdir()] == [path.name]
+
+
+@needs_dpkg_deb
+def test_file_planted_in_store_path_is_detected_and_rebuilt(tmp_path: Path, monkeypatch) -> None:
+    cache, deb, path = _glibc_store_path(tmp_path, monkeypatch)
+    (path / "lib" / "libcrypt.so.1").write_bytes(b"planted")  # would turn missing-library into ok
+    steps = _Steps()
+    make_store_path("glibc", deb, cache, steps)
+    assert not (path / "lib" / "libcrypt.so.1").exists()
+    assert any("lib/libcrypt.so.1 is not in the manifest" in line for line in steps.lines)
+
+
+@needs_dpkg_deb
+def test_same_size_rewrite_of_store_file_is_detected(tmp_path: Path, monkeypatch) -> None:
+    cache, deb, path = _glibc_store_path(tmp_path, monkeypatch)
+    entry = cache_entry.Entry(cache, "store", path.name)
+    libc = path / "lib" / "libc.so.6"
+    data = bytearray(libc.read_bytes())
+    data[10] ^= 0xFF
+    libc.write_bytes(bytes(data))  # same size, new mtime: the cheap check sees it
+    assert "lib/libc.so.6 was modified" in cache_entry.check(entry)
+    os.utime(libc, ns=(0, next(r.mtime_ns for r in cache_entry.read_manifest(entry).files
+                                 if r.path == "lib/libc.so.6")))
+    assert cache_entry.check(entry) is None  # mtime put back: only the full verify can tell
+    assert "lib/libc.so.6: sha256" in cache_entry.verify(entry)
+
+
+@needs_dpkg_deb
+def test_store_path_made_before_manifests_is_adopted_or_replaced(tmp_path: Path, monkeypatch) -> None:
+    cache, deb, path = _glibc_store_path(tmp_path, monkeypatch)
+    entry = cache_entry.Entry(cache, "store", path.name)
+    entry.manifest_path.unlink()  # as an older ldmatrix left it
+    steps = _Steps()
+    make_store_path("glibc", deb, cache, steps)
+    assert cache_entry.check(entry) is None and not any("replacing" in line for line in steps.lines)
+    entry.manifest_path.unlink()
+    (path / "lib" / "libc.so.6").write_bytes(b"short")
+    steps = _Steps()
+    make_store_path("glibc", deb, cache, steps)
+    assert any("differs from a fresh build" in line for line in steps.lines)
+    assert (path / "lib" / "libc.so.6").read_bytes().startswith(b"\x7fELFlibc")
+
+
+@needs_dpkg_deb
+def test_deb_that_is_not_its_lock_entry_is_refused(tmp_path: Path, monkeypatch) -> None:
+    _no_network(monkeypatch)
+    cache = Cache(tmp_path / "cache")
+    # trixie's libc6 under bookworm's name and version, its checksum copied into the lock
+    deb = _put(cache, _build_deb(tmp_path, "libc6", MERGED_USR_STYLE, "2.41-12"), "libc6", "2.36-9+deb12u14")
+    with pytest.raises(ProvisionError) as err:
+        make_store_path("glibc", deb, cache, NullProgress())
+    message = str(err.value)
+    assert "\n" not in message and "is libc6 2.41-12" in message and "says libc6 2.36-9+deb12u14" in message
+    assert list(cache.store.iterdir()) == []
+
+
+def test_lock_entry_from_wrong_suite_is_refused() -> None:
+    raw = _raw_lock()
+    raw["suites"]["bookworm"]["packages"]["libc6"] = dict(raw["suites"]["trixie"]["packages"]["libc6"])
+    with pytest.raises(ProvisionError) as err:
+        parse_lock(raw, Path("packages.lock.json"))
+    message = str(err.value)
+    assert message.startswith("packages.lock.json: suites.bookworm.packages.libc6.version: is 2.41")
+    assert "bookworm stands for glibc 2.36" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("filename", [
+    "pool/main/g/glibc/libc6_2.41-12+deb13u5_amd64.deb",  # another version
+    "pool/main/g/glibc/libc6-dev_2.36-9+deb12u14_amd64.deb",  # another package
+    "pool/main/g/glibc/libc6_2.36-9+deb12u14_i386.deb",  # another architecture
+])
+def test_lock_filename_must_be_the_package_and_version(filename: str) -> None:
+    raw = _raw_lock()
+    raw["suites"]["bookworm"]["packages"]["libc6"]["filename"] = filename
+    with pytest.raises(ProvisionError, match=r"suites.bookworm.packages.libc6.filename: .* is not libc6 2.36"):
+        parse_lock(raw, Path("packages.lock.json"))

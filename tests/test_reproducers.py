@@ -146,7 +146,7 @@ def test_min_glibc_is_enforced(tmp_path: Path) -> None:
 
 
 def test_missing_bubblewrap_is_one_actionable_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reproducers.shutil, "which", lambda name: None)
+    monkeypatch.setattr("harness.bwrap.shutil.which", lambda name: None)
     with pytest.raises(LdmatrixError) as err:
         build("hello", fake_root(), Cache(tmp_path), NullProgress())
     assert str(err.value) == "bubblewrap not found: apt-get install -y bubblewrap"

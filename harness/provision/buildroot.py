@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import BuildRoot
@@ -46,32 +48,80 @@ def dpkg_version(root: Path, package: str) -> str:
     raise ProvisionError(f"{status}: {package} is not installed")
 
 
-def _mounts_under(path: Path) -> list[str]:
-    prefix = str(path.resolve()) + "/"
+def dpkg_md5sums_problem(root: Path) -> str | None:
+    """Check every installed file against dpkg's md5sums: the check of a root made before manifests."""
+    info = root / "var/lib/dpkg/info"
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return []
-    return [f.split()[4] for f in lines if (f.split()[4] + "/").startswith(prefix)]
+        lists = sorted(info.glob("*.md5sums"))
+    except OSError as err:
+        return f"/var/lib/dpkg/info cannot be read ({err.strerror})"
+    if not lists:
+        return "/var/lib/dpkg/info has no *.md5sums to check it against"
+    for md5sums in lists:
+        for line in md5sums.read_text(errors="replace").splitlines():
+            digest, _, rel = line.partition("  ")
+            path = root / rel
+            try:
+                h = hashlib.md5()
+                with path.open("rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            except FileNotFoundError:
+                return f"/{rel} (of {md5sums.stem}) is missing"
+            except OSError as err:
+                return f"/{rel} cannot be read ({err.strerror})"
+            if h.hexdigest() != digest:
+                return f"/{rel} (of {md5sums.stem}) does not match dpkg's md5sum"
+    return None
 
 
-def _discard(path: Path) -> str:
-    """Remove a failed root unless something is still mounted in it; say what was done."""
-    if not path.exists():
-        return ""
-    mounts = _mounts_under(path)
-    if mounts:
-        return f"; left {path} alone: {mounts[0]} is still mounted"
-    shutil.rmtree(path, ignore_errors=True)
-    return ""
+def made_from(suite: str, digest: str, config: SuitesConfig, mirror: str | None, include: tuple[str, ...]) -> dict:
+    return {"kind": "buildroot", "format": FORMAT, "suite": suite, "digest": digest,
+            "variant": config.buildroot_variant, "include": sorted(include), "mirror": mirror or ""}
+
+
+def _mmdebstrap(suite: str, target: Path, log: Path, config: SuitesConfig, mirror: str | None,
+                include: tuple[str, ...], progress: Progress) -> None:
+    exe = shutil.which("mmdebstrap")
+    if exe is None:
+        raise ProvisionError("mmdebstrap not found; install it: apt-get install -y mmdebstrap")
+    argv = [exe, f"--variant={config.buildroot_variant}", f"--include={','.join(include)}",
+            "--format=directory",
+            # an archive snapshot past its Valid-Until (sid's is a week) must not stop the build
+            '--aptopt=Acquire::Check-Valid-Until "false"',
+            suite, str(target)]
+    if mirror:
+        argv.append(mirror)
+    progress.step(f"build root {suite}: mmdebstrap (about a minute; log: {log})")
+    with log.open("w") as out:
+        out.write("$ " + " ".join(argv) + "\n")
+        out.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                if line.startswith(("I: ", "E: ", "W: ")):
+                    progress.step(f"build root {suite}: {line[3:].strip()}")
+            rc = proc.wait()
+        except BaseException:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            raise
+    if rc != 0:
+        raise ProvisionError(f"build root {suite}: mmdebstrap failed (exit {rc}); see {log}")
 
 
 def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesConfig = CONFIG,
                include: tuple[str, ...] | None = None) -> BuildRoot:
-    """The build root of ``suite``: reused when present, otherwise mmdebstrap'ed and renamed into place.
+    """The build root of ``suite``: reused when it matches its manifest, otherwise mmdebstrap'ed into place.
 
     ``include``: the packages to install instead of the suites map's build-root list (the nix-ld
-    build root has its own); the root's digest covers them.
+    build root has its own); the root's digest covers them. A damaged root is named in one line
+    and not used (rebuilding one takes a minute and the network).
     """
     if suite not in config.suites:
         raise ProvisionError(f"build root: unknown suite {suite!r} (allowed: {', '.join(config.suites)})")
@@ -79,60 +129,27 @@ def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesCo
     mirror = os.environ.get(ENV_VAR, "").strip() or None
     digest = root_digest(suite, config, mirror, include)
     name = f"{suite}-{digest}"
-    final = cache.buildroots / name
-    info = cache.buildroots / f"{name}.json"
-    if final.is_dir():  # only ever created by the rename below: complete
-        glibc = debversion.upstream(dpkg_version(final, "libc6"))
-        return BuildRoot(suite=suite, path=final, glibc_version=glibc, digest=digest)
-
-    exe = shutil.which("mmdebstrap")
-    if exe is None:
-        raise ProvisionError("mmdebstrap not found; install it: apt-get install -y mmdebstrap")
+    entry = cache_entry.Entry(cache, "buildroots", name)
     log = cache.buildroots / f"{name}.log"
-    tmp = cache.buildroots / f".tmp-{name}-{os.getpid()}"
-    hint = _discard(tmp)
-    if hint:
-        raise ProvisionError(f"build root {suite}: stale temp dir{hint}")
-    argv = [exe, f"--variant={config.buildroot_variant}", f"--include={','.join(include)}",
-            "--format=directory",
-            # an archive snapshot past its Valid-Until (sid's is a week) must not stop the build
-            '--aptopt=Acquire::Check-Valid-Until "false"',
-            suite, str(tmp)]
-    if mirror:
-        argv.append(mirror)
-    progress.step(f"build root {suite}: mmdebstrap (about a minute; log: {log})")
-    start = time.monotonic()
-    try:
-        with log.open("w") as out:
-            out.write("$ " + " ".join(argv) + "\n")
-            out.flush()
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    stdin=subprocess.DEVNULL)
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.write(line)
-                out.flush()
-                if line.startswith(("I: ", "E: ", "W: ")):
-                    progress.step(f"build root {suite}: {line[3:].strip()}")
-            rc = proc.wait()
-    except BaseException:
-        if "proc" in locals() and proc.poll() is None:
-            proc.terminate()
-            proc.wait()
-        _discard(tmp)
-        raise
-    if rc != 0:
-        hint = _discard(tmp)
-        raise ProvisionError(f"build root {suite}: mmdebstrap failed (exit {rc}); see {log}{hint}")
-    glibc_full = dpkg_version(tmp, "libc6")
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not final.is_dir():
-            raise
-        _discard(tmp)  # a concurrent run finished first
-    info.write_text(json.dumps({"suite": suite, "digest": digest, "libc6": glibc_full,
-                                "include": list(include),
-                                "seconds": round(time.monotonic() - start, 1)}, indent=2) + "\n")
-    progress.step(f"build root {suite}: ready, libc6 {glibc_full} ({time.monotonic() - start:.0f} s)")
+    started = time.monotonic()
+    built: list[str] = []
+
+    def fill(out: Path, scratch: Path) -> None:
+        os.rmdir(out)  # mmdebstrap makes the directory itself
+        _mmdebstrap(suite, out, log, config, mirror, include, progress)
+        built.append(dpkg_version(out, "libc6"))
+
+    def adopt(entry: cache_entry.Entry) -> str | None:
+        dpkg_version(entry.path, "libc6")
+        return dpkg_md5sums_problem(entry.path)
+
+    final = cache_entry.ensure(entry, made_from(suite, digest, config, mirror, include), fill, progress,
+                               f"build root {suite}", adopt=adopt, rebuild=False)
+    glibc_full = dpkg_version(final, "libc6")
+    if built:
+        seconds = round(time.monotonic() - started, 1)
+        info = cache.buildroots / f"{name}.json"
+        info.write_text(json.dumps({"suite": suite, "digest": digest, "libc6": glibc_full,
+                                    "include": list(include), "seconds": seconds}, indent=2) + "\n")
+        progress.step(f"build root {suite}: ready, libc6 {glibc_full} ({seconds:.0f} s)")
     return BuildRoot(suite=suite, path=final, glibc_version=debversion.upstream(glibc_full), digest=digest)

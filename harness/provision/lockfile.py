@@ -13,11 +13,13 @@ from harness.cache import REPO_ROOT
 from harness.errors import ProvisionError
 from harness.textfile import UnreadableText, read_text
 
+from . import debversion
 from .suites import CONFIG, SuitesConfig
 
 LOCK_PATH = REPO_ROOT / "matrices" / "packages.lock.json"
 FORMAT = 1
 MAX_BYTES = 1 << 20  # the lock is about 4 KB
+GLIBC_PACKAGE = "libc6"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _POOL = re.compile(r"^pool/[A-Za-z0-9+_.~/-]+\.deb$")
@@ -85,6 +87,25 @@ def _fail(path: Path, key: str, message: str, allowed: list[str] | None = None) 
     return ProvisionError(text + "; fix it or run `ldmatrix lock`")
 
 
+def _check_stands_for(path: Path, key: str, suite: str, package: str, version: str, filename: str,
+                      arch: str, config: SuitesConfig) -> None:
+    """An entry is the package it is filed under, in the suite it is filed under.
+
+    The pool file is ``<package>_<version without epoch>_<arch|all>.deb``, and ``libc6`` of a suite
+    has the glibc the suites map says that suite stands for (bookworm's must be 2.36-*).
+    """
+    bare = version.split(":", 1)[1] if ":" in version else version
+    name = filename.rsplit("/", 1)[-1]
+    if name not in (f"{package}_{bare}_{arch}.deb", f"{package}_{bare}_all.deb"):
+        raise _fail(path, f"{key}.filename", f"{name} is not {package} {version} "
+                                              f"(expected {package}_{bare}_{arch}.deb)")
+    if package == GLIBC_PACKAGE:
+        glibc = {s: v for v, s in config.glibc.items()}.get(suite)
+        if glibc is not None and debversion.upstream(version) != glibc:
+            raise _fail(path, f"{key}.version", f"is {version}, but {suite} stands for glibc {glibc} "
+                                                f"(harness/data/suites.json): an entry of another suite?")
+
+
 def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: bool = False) -> Lock:
     """Validate the lock's JSON against the suites map; every error names the key.
 
@@ -134,6 +155,7 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
                 raise _fail(path, f"{key}.size", f"not a positive integer: {size!r}")
             if not isinstance(sha, str) or not _SHA256.match(sha):
                 raise _fail(path, f"{key}.sha256", f"not 64 lowercase hex digits: {sha!r}")
+            _check_stands_for(path, key, suite, name, version, filename, arch, config)
             debs.append(LockedDeb(suite, name, version, arch, filename, size, sha))
         out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs)))
     return Lock(path, arch, tuple(out))

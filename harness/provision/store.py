@@ -6,10 +6,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import GlibcSet, StorePath
@@ -124,41 +124,67 @@ Layout = Callable[[Path, Path, str], None]
 LAYOUTS: dict[str, Layout] = {"glibc": layout_glibc, "busybox": layout_busybox, "bash": layout_bash}
 
 
+LAYOUT_VERSION = "1"  # bump when a layout function changes what a store path holds
+
+
+def check_control(deb_file: Path, deb: LockedDeb) -> None:
+    """The .deb is the package and version its lock entry names (not another suite's with its checksum)."""
+    try:
+        proc = subprocess.run(["dpkg-deb", "-f", str(deb_file), "Package", "Version", "Architecture"],
+                              capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ProvisionError("dpkg-deb not found; install it: apt-get install -y dpkg") from None
+    fields = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    got = (fields.get("Package"), fields.get("Version"))
+    if proc.returncode != 0 or got != (deb.package, deb.version) \
+            or fields.get("Architecture") not in (deb.architecture, "all"):
+        raise ProvisionError(
+            f"{deb_file.name}: is {got[0]} {got[1]} ({fields.get('Architecture')}), but the lock's entry "
+            f"suites.{deb.suite}.packages.{deb.package} says {deb.package} {deb.version}; "
+            f"refusing it (fix the lock or run `ldmatrix lock`)")
+
+
+def made_from(name: str, *debs: LockedDeb, extra: tuple[str, ...] = ()) -> dict:
+    """What a store path is made from: recorded in its manifest and checked on every use."""
+    if len(debs) == 1 and not extra:
+        deb = debs[0]
+        return {"kind": "store-path", "name": name, "layout": LAYOUT_VERSION, "suite": deb.suite,
+                "package": deb.package, "version": deb.version, "filename": deb.filename, "sha256": deb.sha256}
+    return {"kind": "store-path", "name": name, "layout": LAYOUT_VERSION, "extra": list(extra),
+            "debs": [{"suite": d.suite, "package": d.package, "version": d.version, "filename": d.filename,
+                      "sha256": d.sha256} for d in debs]}
+
+
 def make_store_path(name: str, deb: LockedDeb, cache: Cache, progress: Progress) -> StorePath:
-    """The store path for ``deb``: reused when present, otherwise built in a temp dir and renamed."""
+    """The store path for ``deb``: reused when it matches its manifest, otherwise (re)built and renamed."""
     return make_package_path(name, store_version(deb.version), (deb,), cache, progress, LAYOUTS.get(name, layout_lib))
 
 
 def make_package_path(name: str, version: str, debs: tuple[LockedDeb, ...], cache: Cache, progress: Progress,
                       layout: Layout, extra: tuple[str, ...] = ()) -> StorePath:
-    """The store path made from ``debs`` unpacked into one tree and laid out by ``layout``.
+    """The store path made from ``debs`` unpacked into one tree and laid out by ``layout``: reused when
+    it matches its manifest, otherwise (re)built and renamed into place.
 
     ``extra``: what else the content depends on (a glibc it is patched to), part of the digest.
     """
     sp = StorePath(name, version, store_digest(name, *debs, extra=extra), cache.store / "")
-    final = cache.store / sp.basename
-    sp = StorePath(sp.name, sp.version, sp.digest, final)
-    if final.is_dir():  # only ever created by the rename below: complete
-        return sp
-    files = [download_deb(deb, cache, progress) for deb in debs]
-    progress.step(f"unpacking {', '.join(d.describe() for d in debs)} -> {sp.basename}")
-    work = Path(tempfile.mkdtemp(dir=cache.store, prefix=f".tmp-{sp.basename}-"))
-    try:
-        tree, out = work / "deb", work / "out"
-        tree.mkdir()
-        out.mkdir()
+    entry = cache_entry.Entry(cache, "store", sp.basename)
+
+    def fill(out: Path, scratch: Path) -> None:
+        files = []
+        for deb in debs:
+            deb_file = download_deb(deb, cache, progress)
+            check_control(deb_file, deb)
+            files.append(deb_file)
+        progress.step(f"unpacking {', '.join(d.describe() for d in debs)} -> {sp.basename}")
         for deb_file in files:
-            unpack(deb_file, tree)
-        layout(tree, out, f"{', '.join(d.describe() for d in debs)} ({', '.join(f.name for f in files)})")
+            unpack(deb_file, scratch)
+        layout(scratch, out, f"{', '.join(d.describe() for d in debs)} ({', '.join(f.name for f in files)})")
         out.chmod(0o755)
-        try:
-            os.rename(out, final)
-        except OSError:
-            if not final.is_dir():  # not a concurrent run that won the race
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return sp
+
+    final = cache_entry.ensure(entry, made_from(name, *debs, extra=extra), fill, progress,
+                               f"store path {sp.basename}")
+    return StorePath(sp.name, sp.version, sp.digest, final)
 
 
 def provision_glibc(glibc_version: str, cache: Cache, progress: Progress, *,

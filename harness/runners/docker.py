@@ -1,8 +1,12 @@
 """The docker runner: each cell in a fresh container of its root's image (see harness/images.py).
 
-No network, the root file system read-only, the cell's mounts bound (read-only unless writable),
-a fresh tmpfs at /tmp, memory and pid limits, a timeout. The container runs detached; stdout and
-stderr are read apart from its logs; it is always removed (also on failure and Ctrl-C).
+As a NixOS user (uid 1000, gid 100) without capabilities, no network, the root file system
+read-only, the cell's mounts bound (read-only unless writable), a bounded tmpfs at /tmp, the
+memory, pid and output limits of harness.limits, a timeout. stdout and stderr are read apart as
+they come (attached before the start, no daemon log), each kept up to the same bound as in the
+sandbox, so both runners agree on a cell with huge output; the container is always removed
+(also on failure and Ctrl-C), and one left by a killed run is removed by the next
+(harness/containers.py).
 
 Two things Docker does that the sandbox does not, and what is done about them:
 - Docker rewrites the environment: PATH is moved first, HOSTNAME inserted second. nix-ld 1.x's
@@ -23,18 +27,24 @@ from dataclasses import dataclass, field
 
 from harness import command_script, docker_engine, images
 from harness.environments import with_pwd
+from harness.limits import CELL, CELL_GID, CELL_UID, Limits, give_to_cell_user
 from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
+from harness.runners.output import Bounded
 
-MEM_LIMIT = "1g"
-PIDS_LIMIT = 512
-TMPFS_OPTIONS = "rw,nosuid,nodev,size=256m"
+TMPFS_OPTIONS = "rw,nosuid,nodev"
 FHS_ENV = "/usr/bin/env"
 HOSTNAME = "ldmatrix"
+READ_GRACE = 30.0  # seconds to finish reading output once the container has ended
 
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """One command in one container: what run_container needs."""
+    """One command in one container: what run_container needs, and the one place its limits are set.
+
+    Every container of ours (cells, builds, testinfra hosts) is made from one: uid 1000 / gid 100,
+    no capabilities, no new privileges, no network, a read-only root, a bounded /tmp, memory and
+    pid limits, and no log kept by the daemon (output is read as it comes, bounded).
+    """
 
     image: str
     argv: tuple[str, ...]
@@ -43,6 +53,8 @@ class ContainerSpec:
     mounts: tuple[Mount, ...]
     timeout: float
     labels: dict[str, str] = field(default_factory=dict)
+    limits: Limits = CELL
+    user: str = f"{CELL_UID}:{CELL_GID}"
 
 
 def env_wrapper(root: RootSpec) -> tuple[str, ...]:
@@ -64,10 +76,13 @@ def docker_mounts(mounts: tuple[Mount, ...]) -> list:
 
 
 def docker_cli_argv(spec: ContainerSpec) -> list[str]:
-    """The ``docker run`` command line that makes the container ``_create`` makes, for ``command.sh``."""
+    """The ``docker run`` command line that makes the container ``create_container`` makes, for ``command.sh``."""
+    limits = spec.limits
     argv = ["docker", "run", "--rm", "--init", "--network", "none", "--read-only", "--hostname", HOSTNAME,
-            "--memory", MEM_LIMIT, "--pids-limit", str(PIDS_LIMIT), "--tmpfs", f"/tmp:{TMPFS_OPTIONS}",
-            "--workdir", spec.cwd]
+            "--user", spec.user, "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--memory", str(limits.memory), "--memory-swap", str(limits.memory), "--pids-limit", str(limits.pids),
+            "--ulimit", f"fsize={limits.file_size}", "--ulimit", "core=0", "--log-driver", "none",
+            "--tmpfs", f"/tmp:{TMPFS_OPTIONS},size={limits.tmp}", "--workdir", spec.cwd]
     for mount in spec.mounts:
         argv += ["--mount", f"type=bind,source={mount.host},target={mount.target}"
                  + ("" if mount.writable else ",readonly")]
@@ -78,23 +93,44 @@ def docker_cli_argv(spec: ContainerSpec) -> list[str]:
     return [*argv, spec.image, *spec.argv]
 
 
-def _create(spec: ContainerSpec):
+def create_container(spec: ContainerSpec):
+    """The container of ``spec``, created (not started), labelled with this run (see harness.containers)."""
+    from docker.types import LogConfig
+
+    from harness.containers import owner_labels
+
+    for mount in spec.mounts:
+        if mount.writable:
+            give_to_cell_user(mount.host)
+    limits = spec.limits
     return docker_engine.client().containers.create(
         spec.image,
         command=list(spec.argv),
         environment=[f"{k}={v}" for k, v in spec.env],
         working_dir=spec.cwd,
         hostname=HOSTNAME,
+        user=spec.user,
         network_mode="none",
         mounts=docker_mounts(spec.mounts),
-        tmpfs={"/tmp": TMPFS_OPTIONS},
+        tmpfs={"/tmp": f"{TMPFS_OPTIONS},size={limits.tmp}"},
         read_only=True,
-        mem_limit=MEM_LIMIT,
-        pids_limit=PIDS_LIMIT,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit=limits.memory,
+        memswap_limit=limits.memory,
+        pids_limit=limits.pids,
+        ulimits=[_ulimit("fsize", limits.file_size), _ulimit("core", 0)],
+        log_config=LogConfig(type=LogConfig.types.NONE),
         init=True,
-        labels={**docker_engine.LABELS, **spec.labels},
+        labels={**docker_engine.LABELS, **owner_labels(), **spec.labels},
         detach=True,
     )
+
+
+def _ulimit(name: str, value: int):
+    from docker.types import Ulimit
+
+    return Ulimit(name=name, soft=value, hard=value)
 
 
 def _wait(container, timeout: float) -> tuple[int, bool]:
@@ -108,16 +144,37 @@ def _wait(container, timeout: float) -> tuple[int, bool]:
         return int(container.wait(timeout=30)["StatusCode"]), True
 
 
-def _logs(container) -> tuple[str, str]:
-    """stdout and stderr, apart; a container removed meanwhile (runner closed) says so."""
-    import docker.errors
+class _Reader:
+    """The container's stdout and stderr, attached before it starts and read into bounds by a thread."""
 
-    try:
-        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
-        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-    except (docker.errors.NotFound, docker.errors.APIError):  # 404 gone, 409 dead or being removed
-        return "", "ldmatrix: the container was removed before it finished (run interrupted)\n"
-    return out, err
+    def __init__(self, container, limits: Limits) -> None:
+        self.stdout, self.stderr = Bounded(limits.output, "stdout"), Bounded(limits.output, "stderr")
+        self.failed: str | None = None
+        self.stream = docker_engine.client().api.attach(container.id, stdout=True, stderr=True, stream=True,
+                                                        logs=False, demux=True)
+        self.thread = threading.Thread(target=self._read, name="ldmatrix-attach", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for out, err in self.stream:
+                if out:
+                    self.stdout.feed(out)
+                if err:
+                    self.stderr.feed(err)
+        except Exception as err:  # noqa: BLE001 - the container went away under us: said below
+            self.failed = f"{type(err).__name__}: {err}"
+
+    def finish(self) -> tuple[str, int, str, int]:
+        self.thread.join(READ_GRACE)
+        if self.thread.is_alive():
+            self.stream.close()
+            self.thread.join(5)
+        out, out_cut = self.stdout.result()
+        err, err_cut = self.stderr.result()
+        if self.failed:
+            err += f"ldmatrix: reading the container's output failed ({self.failed})\n"
+        return out, out_cut, err, err_cut
 
 
 def remove_container(container) -> None:
@@ -133,7 +190,7 @@ def remove_container(container) -> None:
 
 
 def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> CommandResult:
-    """Run ``spec`` detached, wait, read stdout and stderr apart, always remove the container.
+    """Run ``spec``, read stdout and stderr apart and bounded as they come, always remove the container.
 
     A failure at start (OCI runtime create failed: the command cannot be executed) becomes
     rc 127 with the engine's message as stderr, as a shell reports a command it cannot run.
@@ -141,18 +198,20 @@ def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> Comman
     import docker.errors
 
     start = time.monotonic()
-    container = _create(spec)
+    container = create_container(spec)
     if on_create:
         on_create(container)
     try:
+        reader = _Reader(container, spec.limits)
         try:
             container.start()
         except docker.errors.APIError as err:
+            reader.stream.close()
             return CommandResult(127, "", f"{err.explanation or err}\n", time.monotonic() - start)
         rc, timed_out = _wait(container, spec.timeout)
         duration = time.monotonic() - start
-        out, err_text = _logs(container)
-        return CommandResult(rc, out, err_text, duration, timed_out)
+        out, out_cut, err_text, err_cut = reader.finish()
+        return CommandResult(rc, out, err_text, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut)
     finally:
         remove_container(container)
         if on_remove:
@@ -165,9 +224,16 @@ class DockerRunner:
     def __init__(self) -> None:
         self._live: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._swept = False
 
     def unavailable(self) -> str | None:
-        return docker_engine.unavailable()
+        reason = docker_engine.unavailable()
+        if reason is None and not self._swept:
+            from harness.containers import prune_containers
+
+            self._swept = True
+            prune_containers()  # containers left by killed runs
+        return reason
 
     def container_spec(self, prepared: PreparedCell) -> ContainerSpec:
         return ContainerSpec(

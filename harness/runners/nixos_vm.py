@@ -10,8 +10,10 @@ Which pin runs a cell: the pin whose glibc is the cell's glibc (23.11 2.38, 24.0
 24.11/25.05 2.40; the first listed wins), or the one named by ``release=`` /
 ``$LDMATRIX_NIXOS_RELEASE`` for every cell. A nix-ld cell's label must be in that pin's ``nix_ld``
 table (it picks ``programs.nix-ld.package``); nix-ld and glibc are the pin's, never imitated.
-A cell no pin can run gets an ``error`` result that says so; the container strategy is not run
-in a VM (its FHS root is the sandbox's and docker's business).
+A cell no pin can run is answered with a NotRun that says so (skipped); the container strategy
+is not run in a VM (its FHS root is the sandbox's and docker's business). A cell the VM should
+have run and did not (nix-build failed, timed out, or did not report it) is a NotRun with
+``error``: the session records ``error`` with that reason, never a made-up exit status.
 
 ``run(prepared)`` boots one VM for one cell (about a minute); ``run_batch(cells)`` runs many
 cells per VM, one VM per (pin, nix-ld package).
@@ -33,12 +35,11 @@ from pathlib import Path
 
 from harness import command_script
 from harness.errors import LdmatrixError
-from harness.model import CommandResult, PreparedCell
+from harness.model import CommandResult, NotRun, PreparedCell, RootKind
 from harness.nixgen import RESULTS_FILE, NixpkgsPin, generate_test, load_pins, parse_results
 
 KVM_CREATE_VM = 0xAE01
 BOOT_ALLOWANCE = 1800.0  # seconds for fetching the closure and booting, on top of the cells' timeouts
-NOT_RUN_RC = 125  # the rc of a cell the VM did not run (classified as error, with the reason on stderr)
 _NEEDS = "needs nix and /dev/kvm: run on a NixOS or Nix machine with KVM and network access to a binary cache"
 
 
@@ -85,8 +86,14 @@ def cache_problem(substituter: str, timeout: float = 5.0) -> str | None:
     return None
 
 
-def _not_run(reason: str) -> CommandResult:
-    return CommandResult(NOT_RUN_RC, "", f"ldmatrix nixos-vm: {reason}\n", 0.0)
+def _not_run(reason: str) -> NotRun:
+    """A cell that should have run in a VM and did not: the session records it as ``error`` with ``reason``."""
+    return NotRun(reason, error=True)
+
+
+def _cannot_run(reason: str) -> NotRun:
+    """A cell this runner cannot run at all (no pin for it, not a NixOS cell): skipped with ``reason``."""
+    return NotRun(reason, error=False)
 
 
 class NixosVmRunner:
@@ -129,7 +136,7 @@ class NixosVmRunner:
                 return f"{_NEEDS}; here {cache} (set LDMATRIX_NIX_SUBSTITUTER for another cache)"
         return None
 
-    def run(self, prepared: PreparedCell) -> CommandResult:
+    def run(self, prepared: PreparedCell) -> CommandResult | NotRun:
         return self.run_batch([prepared])[0]
 
     def close(self) -> None:
@@ -158,15 +165,19 @@ class NixosVmRunner:
 
     # ---------------------------------------------------------------- batches
 
-    def run_batch(self, cells: list[PreparedCell]) -> list[CommandResult]:
+    def run_batch(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
         """Run ``cells``, one VM per (pin, nix-ld package); results in the order of ``cells``."""
-        results: dict[int, CommandResult] = {}
+        results: dict[int, CommandResult | NotRun] = {}
         groups: dict[tuple[str, str | None], list[int]] = {}
         pins: dict[str, NixpkgsPin] = {}
         for index, prepared in enumerate(cells):
+            if prepared.root.kind is not RootKind.NIXOS:
+                results[index] = _cannot_run("the nixos-vm runner runs NixOS cells only; run the container "
+                                             "strategy with the sandbox or docker runner")
+                continue
             choice = self.pin_for(prepared)
             if isinstance(choice, str):
-                results[index] = _not_run(choice)
+                results[index] = _cannot_run(choice)
                 continue
             pin, attr = choice
             pins[pin.release] = pin
@@ -177,7 +188,7 @@ class NixosVmRunner:
                 results[i] = result
         return [results[i] for i in range(len(cells))]
 
-    def _run_vm(self, pin: NixpkgsPin, attr: str | None, cells: list[PreparedCell]) -> list[CommandResult]:
+    def _run_vm(self, pin: NixpkgsPin, attr: str | None, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
         try:
             text = generate_test(pin, cells, attr)
         except LdmatrixError as err:

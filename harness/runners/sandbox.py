@@ -1,14 +1,17 @@
-"""The default runner: bubblewrap. No network, the store read-only, a fresh tmpfs root per cell.
+"""The default runner: bubblewrap. No network, no capabilities, uid 1000, the store read-only.
 
 The NixOS-like root is a tmpfs with each store path bound read-only under /nix/store and
 /bin/sh linked to the store's busybox; nothing at /lib, /lib64 or /usr/lib unless a strategy
 put it there. The FHS root (``container``) binds the build root's top-level directories
-read-only over a tmpfs, so /home and /tmp stay writable and fresh.
+read-only over a tmpfs, so /home and /tmp stay writable and fresh. The command line comes from
+harness.bwrap; memory, processes and output are bounded as harness.limits says, and the
+timeout kills the whole sandbox (its cgroup, and bwrap's pid namespace with it).
 """
 
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -16,83 +19,146 @@ import time
 from pathlib import Path
 
 from harness import command_script
+from harness.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
+from harness.cell_user import ensure as cell_user_program
+from harness.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
+from harness.runners.output import Bounded
 
-_SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
+__all__ = ["SandboxRunner", "bwrap_argv", "fhs_root_args", "run_bounded", "run_cell"]
 
-
-def fhs_root_args(fhs_root: Path) -> list[str]:
-    """Bind a root file system's top-level directories read-only over bwrap's tmpfs /.
-
-    The shared root is never written, and /home, /tmp and the like stay fresh and writable.
-    """
-    args: list[str] = []
-    for entry in sorted(fhs_root.iterdir()):
-        if entry.name in _SKIP_TOP:
-            continue
-        if entry.is_symlink():
-            args += ["--symlink", os.readlink(entry), f"/{entry.name}"]
-        elif entry.is_dir():
-            args += ["--ro-bind", str(entry), f"/{entry.name}"]
-    return args
+CHUNK = 1 << 16
 
 
 def _root_args(root: RootSpec) -> list[str]:
-    args = ["--tmpfs", "/"]
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
-        args += fhs_root_args(root.fhs_root)
-    else:
-        args += ["--dir", "/nix/store"]
-        for path in root.store_paths:
-            args += ["--ro-bind", str(path.host_path), path.store_path]
-        for link in root.links:
-            args += ["--symlink", link.target, link.path]
+        return fhs_root_args(root.fhs_root)
+    made: set[str] = set()
+    args = parent_dirs("/nix/store/x", made)
+    for path in root.store_paths:
+        args += ["--ro-bind", str(path.host_path), path.store_path]
+    for link in root.links:
+        args += [*parent_dirs(link.path, made), "--symlink", link.target, link.path]
     return args
 
 
-def bwrap_argv(prepared: PreparedCell, bwrap: str = "bwrap") -> list[str]:
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "ldmatrix"]
-    args += _root_args(prepared.root)
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+def bwrap_argv(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = CELL,
+               cell_user: Path | None = None) -> list[str]:
+    """The cell's bubblewrap command: its root, its mounts, its environment exactly and in order,
+    started through the cell-user program (harness/cell_user.py; built on first use)."""
+    binds = tuple(Bind(m.host, m.target, m.writable) for m in prepared.mounts)
+    return sandbox_argv(_root_args(prepared.root), binds, prepared.argv, cwd=prepared.cwd, env=prepared.env,
+                        limits=limits, bwrap=bwrap, cell_user=cell_user or cell_user_program())
+
+
+def run_cell(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = CELL) -> CommandResult:
+    """Run a prepared cell in the sandbox: its writable mounts given to the cell user, bounded."""
     for mount in prepared.mounts:
-        args += ["--bind" if mount.writable else "--ro-bind", str(mount.host), mount.target]
-    args += ["--remount-ro", "/", "--chdir", prepared.cwd, "--", *prepared.argv]
-    return args
+        if mount.writable:
+            give_to_cell_user(mount.host)
+    argv = bwrap_argv(prepared, bwrap, limits)
+    command_script.write(prepared, argv, runner="sandbox")
+    return run_bounded(argv, prepared.timeout, limits)
+
+
+def _read(proc: subprocess.Popen, outputs: dict[int, Bounded], deadline: float, on_timeout) -> bool:
+    """Read both pipes into their bounds until EOF; at the deadline call ``on_timeout`` once."""
+    timed_out = False
+    with selectors.DefaultSelector() as sel:
+        for pipe in (proc.stdout, proc.stderr):
+            assert pipe is not None
+            os.set_blocking(pipe.fileno(), False)
+            sel.register(pipe.fileno(), selectors.EVENT_READ)
+        open_fds = len(outputs)
+        while open_fds:
+            wait = None if timed_out else max(0.0, deadline - time.monotonic())
+            events = sel.select(wait)
+            if not events and not timed_out:
+                timed_out = True
+                on_timeout()
+                continue
+            for key, _ in events:
+                try:
+                    data = os.read(key.fd, CHUNK)
+                except BlockingIOError:
+                    continue
+                if data:
+                    outputs[key.fd].feed(data)
+                else:
+                    sel.unregister(key.fd)
+                    open_fds -= 1
+    return timed_out
+
+
+def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> CommandResult:
+    """Run ``argv`` (a bubblewrap command) in its own cgroup and session, under ``limits``.
+
+    stdout and stderr are kept up to ``limits.output`` each (see harness.runners.output); at the
+    timeout everything the command started is killed.
+    """
+    cgroup = make_cgroup(limits)
+    start = time.monotonic()
+    memory_hit = False
+    try:
+        proc = subprocess.Popen(wrap(argv, limits, cgroup), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
+        assert proc.stdout is not None and proc.stderr is not None
+        stdout, stderr = Bounded(limits.output, "stdout"), Bounded(limits.output, "stderr")
+        outputs = {proc.stdout.fileno(): stdout, proc.stderr.fileno(): stderr}
+
+        def kill() -> None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # bwrap: its pid namespace goes with it
+            except ProcessLookupError:
+                pass
+            if cgroup is not None:
+                cgroup.kill()
+
+        try:
+            timed_out = _read(proc, outputs, start + timeout, kill)
+            rc = proc.wait()
+        except BaseException:
+            kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
+        duration = time.monotonic() - start
+    finally:
+        if cgroup is not None:
+            memory_hit = cgroup.hit_memory_limit(limits.memory)
+            cgroup.kill()
+            cgroup.close_later()
+    out, out_cut = stdout.result()
+    err, err_cut = stderr.result()
+    if memory_hit:
+        err += f"ldmatrix: the cell reached its memory limit ({limits.memory >> 20} MiB)\n"
+    return CommandResult(rc, out, err, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut)
 
 
 class SandboxRunner:
     name = "sandbox"
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits = CELL) -> None:
         self.bwrap = shutil.which("bwrap")
+        self.limits = limits
 
     def unavailable(self) -> str | None:
         if self.bwrap is None:
             return "bubblewrap (bwrap) not found: apt-get install -y bubblewrap"
-        probe = subprocess.run([self.bwrap, "--unshare-all", "--ro-bind", "/", "/", "true"],
-                               capture_output=True, text=True)
+        if shutil.which("prlimit") is None:
+            return "prlimit not found: apt-get install -y util-linux"
+        probe = subprocess.run(sandbox_argv(["--ro-bind", "/", "/"], (), ("/bin/true",), cwd="/",
+                                            bwrap=self.bwrap), capture_output=True, text=True)
         if probe.returncode != 0:
             return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()}"
         return None
 
     def run(self, prepared: PreparedCell) -> CommandResult:
-        argv = bwrap_argv(prepared, self.bwrap or "bwrap")
-        command_script.write(prepared, argv, env=prepared.env, runner=self.name)
-        start = time.monotonic()
-        proc = subprocess.Popen(argv, env=dict(prepared.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=prepared.timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            timed_out = True
-        duration = time.monotonic() - start
-        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"),
-                             duration, timed_out)
+        return run_cell(prepared, self.bwrap, self.limits)
 
     def close(self) -> None:
         pass
-

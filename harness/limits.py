@@ -1,0 +1,209 @@
+"""What a cell may use, in one place for every runner: its user, memory, processes, output, files.
+
+A cell runs a foreign program, so it runs as a NixOS user does: uid 1000 ("user"), gid 100
+("users"), no capabilities. Its memory and process count are bounded by a cgroup of its own
+when the machine lets us make one (cgroup v2, or v1's ``memory`` and ``pids`` controllers, as
+root); otherwise memory falls back to RLIMIT_AS and the process count is not bounded (a process
+limit by RLIMIT_NPROC does not hold inside a user namespace started by root). The docker runner
+hands the same numbers to the engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shlex
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CELL_UID = 1000
+CELL_GID = 100
+CELL_USER = "user"
+CELL_GROUP = "users"
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int = 1 << 30  # bytes of memory for the whole cell
+    pids: int = 512  # processes and threads
+    output: int = 1 << 20  # bytes of stdout, and of stderr, kept (the rest is counted)
+    file_size: int = 256 << 20  # the largest file a cell may write (RLIMIT_FSIZE)
+    tmp: int = 256 << 20  # the size of the cell's /tmp
+
+    def describe(self) -> str:
+        return (f"memory {self.memory >> 20} MiB, {self.pids} processes, output {self.output >> 10} KiB "
+                f"per stream kept, files up to {self.file_size >> 20} MiB, /tmp {self.tmp >> 20} MiB")
+
+
+CELL = Limits()
+
+_counter = itertools.count()
+_lock = threading.Lock()
+
+
+def _own_cgroup(controller: str | None) -> Path | None:
+    """This process's cgroup directory for ``controller`` (None: the v2 unified hierarchy)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        number, controllers, path = line.split(":", 2)
+        if controller is None and number == "0" and controllers == "":
+            return CGROUP_ROOT / path.lstrip("/")
+        if controller is not None and controller in controllers.split(","):
+            return CGROUP_ROOT / controller / path.lstrip("/")
+    return None
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A cell's own cgroup (one directory per controller hierarchy), removed by ``close``."""
+
+    dirs: tuple[Path, ...]
+    memory_file: Path | None  # where its peak memory use can be read
+
+    @property
+    def procs_files(self) -> tuple[Path, ...]:
+        return tuple(d / "cgroup.procs" for d in self.dirs)
+
+    def pids(self) -> set[int]:
+        out: set[int] = set()
+        for procs in self.procs_files:
+            try:
+                out |= {int(p) for p in procs.read_text().split()}
+            except OSError:
+                pass
+        return out
+
+    def kill(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def hit_memory_limit(self, limit: int) -> bool:
+        if self.memory_file is None:
+            return False
+        try:
+            text = self.memory_file.read_text()
+        except OSError:
+            return False
+        if self.memory_file.name == "memory.events":  # v2: "oom_kill N"
+            return any(line.split()[0] in ("oom", "oom_kill") and int(line.split()[1]) > 0
+                       for line in text.splitlines() if line.strip())
+        return int(text.strip() or 0) > 0  # v1: memory.failcnt
+
+    def close_later(self) -> None:
+        """``close`` in a thread: the last processes take a few milliseconds to leave a cgroup, and a
+        cell's result need not wait for that."""
+        threading.Thread(target=self.close, name="ldmatrix-cgroup-close").start()
+
+    def close(self) -> None:
+        """Kill what is left in it and remove it (processes take a moment to leave)."""
+        for attempt in range(200):
+            self.kill()
+            remaining = []
+            for d in self.dirs:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    remaining.append(d)
+            if not remaining:
+                return
+            time.sleep(0.001 * (attempt + 1))
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def make_cgroup(limits: Limits) -> Cgroup | None:
+    """A fresh cgroup with the memory and pid limits, or None when this machine does not let us."""
+    with _lock:
+        name = f"ldmatrix-{os.getpid()}-{next(_counter)}"
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return _make_v2(name, limits)
+    return _make_v1(name, limits)
+
+
+def _make_v2(name: str, limits: Limits) -> Cgroup | None:
+    own = _own_cgroup(None)
+    if own is None:
+        return None
+    path = own / name
+    try:
+        path.mkdir()
+    except OSError:
+        return None
+    try:
+        _write(path / "memory.max", str(limits.memory))
+        _write(path / "memory.swap.max", "0")
+        _write(path / "pids.max", str(limits.pids))
+    except OSError:
+        Cgroup((path,), None).close()
+        return None
+    return Cgroup((path,), path / "memory.events")
+
+
+def _make_v1(name: str, limits: Limits) -> Cgroup | None:
+    memory, pids = _own_cgroup("memory"), _own_cgroup("pids")
+    if memory is None or pids is None:
+        return None
+    made: list[Path] = []
+    try:
+        for parent in (memory, pids):
+            (parent / name).mkdir()
+            made.append(parent / name)
+        _write(memory / name / "memory.limit_in_bytes", str(limits.memory))
+        _write(pids / name / "pids.max", str(limits.pids))
+    except OSError:
+        Cgroup(tuple(made), None).close()
+        return None
+    return Cgroup(tuple(made), memory / name / "memory.failcnt")
+
+
+_probe: dict[str, bool] = {}
+
+
+def cgroups_work() -> bool:
+    """Whether cells get a cgroup here (checked once per process)."""
+    if "ok" not in _probe:
+        group = make_cgroup(CELL)
+        _probe["ok"] = group is not None
+        if group is not None:
+            group.close()
+    return _probe["ok"]
+
+
+def wrap(argv: list[str], limits: Limits, cgroup: Cgroup | None) -> list[str]:
+    """``argv`` started inside ``cgroup`` (joined before anything is forked) under the rlimits.
+
+    A shell joins the cgroup and execs prlimit, which execs ``argv``: no preexec_fn in a threaded
+    program, and no process left in between.
+    """
+    join = "".join(f"echo $$ > {shlex.quote(str(p))} && " for p in (cgroup.procs_files if cgroup else ()))
+    rlimits = [f"--fsize={limits.file_size}", "--core=0"]
+    if cgroup is None:
+        rlimits.append(f"--as={limits.memory}")
+    return ["/bin/sh", "-c", f'{join}exec "$@"', "ldmatrix-limits", "prlimit", *rlimits, "--", *argv]
+
+
+def give_to_cell_user(path: Path) -> None:
+    """Make a writable bind (a cell's HOME, a build's /out) the cell user's, so uid 1000 can write it.
+
+    Only root can and needs to: without root, the sandbox maps uid 1000 to the caller.
+    """
+    if os.geteuid() == 0:
+        os.chown(path, CELL_UID, CELL_GID)
+        for parent, dirs, files in os.walk(path):  # what the harness put in it (a launcher's scripts)
+            for name in (*dirs, *files):
+                os.chown(os.path.join(parent, name), CELL_UID, CELL_GID, follow_symlinks=False)
