@@ -442,7 +442,7 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
     return removed
 
 
-AREAS = ("store", "buildroots", "builds")
+AREAS = ("store", "buildroots", "builds", "nix-ld/src", "nix-ld/builds", "nix-ld/crates")
 
 
 def sweep_cache(cache: Cache, progress: Progress) -> list[Path]:

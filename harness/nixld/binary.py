@@ -11,10 +11,12 @@ import os
 import shutil
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import StorePath
+from harness.progress import NullProgress
 from harness.provision import nixbase32
 
 
@@ -35,19 +37,17 @@ def executable(path: Path) -> Path:
 
 
 def install(label: str, path: Path, cache: Cache) -> StorePath:
+    """The nix-ld at ``path`` as the store path ``<digest>-nix-ld-<label>``: a checked cache entry."""
     exe = executable(path)
     sha = hashlib.sha256(exe.read_bytes()).hexdigest()
     digest = nixbase32.digest("nix-ld", label, sha)
-    store = StorePath("nix-ld", label, digest, cache.store / f"{digest}-nix-ld-{label}")
-    target = store.host_path / "libexec" / "nix-ld"
-    if not target.exists():
-        tmp = cache.store / f".tmp-{digest}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "libexec").mkdir(parents=True)
-        shutil.copy2(exe, tmp / "libexec" / "nix-ld")
-        os.chmod(tmp / "libexec" / "nix-ld", 0o555)
-        try:
-            os.replace(tmp, store.host_path)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run won the race
-    return store
+    entry = cache_entry.Entry(cache, "store", f"{digest}-nix-ld-{label}")
+
+    def fill(out: Path, scratch: Path) -> None:
+        (out / "libexec").mkdir()
+        shutil.copyfile(exe, out / "libexec" / "nix-ld")
+        os.chmod(out / "libexec" / "nix-ld", 0o555)
+
+    final = cache_entry.ensure(entry, {"kind": "nix-ld", "label": label, "sha256": sha}, fill, NullProgress(),
+                               f"store path {entry.name}")
+    return StorePath("nix-ld", label, digest, final)

@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import Progress
@@ -75,16 +74,25 @@ def build_key(nar_hash: str, generation: Generation, tc: Toolchain) -> str:
                             repr(ENVIRONMENT[generation]), tc.root.digest, tools)
 
 
-def _build_dir(cache: Cache, key: str, version: str) -> Path:
-    return cache.dir("nix-ld") / "builds" / f"{key}-nix-ld-{version}"
+AREA = "nix-ld/builds"
+
+
+def _entry(cache: Cache, key: str, version: str) -> cache_entry.Entry:
+    return cache_entry.Entry(cache, AREA, f"{key}-nix-ld-{version}")
+
+
+def _made_from(nar_hash: str, generation: Generation, tc: Toolchain) -> dict:
+    return {"kind": "nix-ld-build", "recipe": RECIPE, "nar_hash": nar_hash, "generation": int(generation),
+            "command": COMMANDS[generation], "environment": [list(kv) for kv in ENVIRONMENT[generation]],
+            "build_root": tc.root.digest, "toolchain": dict(tc.of(generation))}
 
 
 def cached(nar_hash: str, generation: Generation, version: str, tc: Toolchain, cache: Cache) -> NixLdBuild | None:
-    """The build of this source with this toolchain, if one was made before."""
-    home = _build_dir(cache, build_key(nar_hash, generation, tc), version)
-    if not (home / "nix-ld").is_file():
+    """The build of this source with this toolchain, if one was made before and still matches its manifest."""
+    entry = _entry(cache, build_key(nar_hash, generation, tc), version)
+    if not entry.path.is_dir() or cache_entry.check(entry, _made_from(nar_hash, generation, tc)) is not None:
         return None
-    return NixLdBuild(home / "nix-ld", home / "build.log", version, nar_hash, tc.describe(generation))
+    return NixLdBuild(entry.path / "nix-ld", entry.path / "build.log", version, nar_hash, tc.describe(generation))
 
 
 def _last_lines(log: Path, n: int = 3) -> str:
@@ -136,39 +144,33 @@ def build(tree: SourceTree, cache: Cache, progress: Progress, tc: Toolchain | No
     binds: tuple[tuple[Path, str, bool], ...] = ()
     if tree.generation is Generation.RUST:
         binds = ((vendored(tree, tc, cache, progress), "/vendor", False),)
-    key = build_key(tree.nar_hash, tree.generation, tc)
-    final = _build_dir(cache, key, tree.version)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    entry = _entry(cache, build_key(tree.nar_hash, tree.generation, tc), tree.version)
     what = f"nix-ld {tree.version}"
-    progress.step(f"{what}: building {tree.origin} with {tc.describe(tree.generation)}")
     started = time.monotonic()
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        log = tmp / "build.log"
+
+    def fill(out: Path, scratch: Path) -> None:
+        progress.step(f"{what}: building {tree.origin} with {tc.describe(tree.generation)}")
+        log = out / "build.log"
         log.write_text(f"# nix-ld {tree.version} from {tree.origin} ({tree.nar_hash}), generation "
                        f"{int(tree.generation)}\n# toolchain: {tc.describe(tree.generation)}\n"
                        f"$ {COMMANDS[tree.generation]}\n")
-        argv = bwrap_argv(tc.root.path, tree.path, tmp, ("sh", "-ec", COMMANDS[tree.generation]),
+        argv = bwrap_argv(tc.root.path, tree.path, out, ("sh", "-ec", COMMANDS[tree.generation]),
                           binds=binds, env=ENVIRONMENT[tree.generation], chdir="/src")
         rc = _run_logged(argv, log, progress, what)
-        if rc != 0 or not (tmp / "nix-ld").is_file():
-            failed = final.parent / f"{final.name}.failed.log"
+        if rc != 0 or not (out / "nix-ld").is_file():
+            failed = entry.path.parent / f"{entry.name}.failed.log"
             os.replace(log, failed)
             why = f"timed out after {BUILD_TIMEOUT:.0f} s" if rc is None else f"exit {rc}"
             raise BuildFailed(f"building {what} ({tree.origin}) failed ({why}); log: {failed}; "
                               f"last lines: {_last_lines(failed)}")
-        (tmp / "build.json").write_text(json.dumps({
+        (out / "build.json").write_text(json.dumps({
             "version": tree.version, "origin": tree.origin, "commit": tree.commit, "nar_hash": tree.nar_hash,
             "generation": int(tree.generation), "toolchain": dict(tc.of(tree.generation)),
             "build_root": {"suite": tc.root.suite, "digest": tc.root.digest},
             "seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "nix-ld").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    progress.step(f"{what}: built in {time.monotonic() - started:.1f} s")
+        progress.step(f"{what}: built in {time.monotonic() - started:.1f} s")
+
+    final = cache_entry.ensure(entry, _made_from(tree.nar_hash, tree.generation, tc), fill, progress,
+                               f"{what} build")
     return NixLdBuild(final / "nix-ld", final / "build.log", tree.version, tree.nar_hash,
                       tc.describe(tree.generation))

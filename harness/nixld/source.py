@@ -20,8 +20,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
+from harness.progress import NullProgress
 from harness.provision import nixbase32
 
 from .labels import check_label
@@ -219,41 +221,43 @@ def _export_git(path: Path, rev: str, work: Path, cache: Cache) -> _Export:
 
 # --- the cache -----------------------------------------------------------------------------------
 
-def _tree_dir(cache: Cache, nar_hash: str) -> Path:
-    return cache.dir("nix-ld") / "src" / nixbase32.digest("nix-ld-source", nar_hash)
+AREA = "nix-ld/src"
+
+
+def _entry(cache: Cache, nar_hash: str) -> cache_entry.Entry:
+    return cache_entry.Entry(cache, AREA, nixbase32.digest("nix-ld-source", nar_hash))
+
+
+def _made_from(nar_hash: str) -> dict:
+    return {"kind": "nix-ld-source", "nar_hash": nar_hash}
 
 
 def cached_tree(cache: Cache, nar_hash: str) -> SourceTree | None:
-    """A tree exported earlier under ``nar_hash`` (only complete ones exist: made by rename)."""
-    home = _tree_dir(cache, nar_hash)
+    """A tree exported earlier under ``nar_hash`` that still matches its manifest (a damaged one is
+    never used: the source is exported again and the entry rebuilt)."""
+    entry = _entry(cache, nar_hash)
+    if not entry.path.is_dir() or cache_entry.check(entry, _made_from(nar_hash)) is not None:
+        return None
     try:
-        info = json.loads((home / "source.json").read_text())
-        return SourceTree(home / "tree", info["nar_hash"], Generation(info["generation"]), info["version"],
+        info = json.loads((entry.path / "source.json").read_text())
+        return SourceTree(entry.path / "tree", info["nar_hash"], Generation(info["generation"]), info["version"],
                           info["origin"], info.get("commit"))
     except (OSError, ValueError, KeyError):
         return None
 
 
 def _store(cache: Cache, export: _Export, nar_hash: str, generation: Generation, version: str) -> SourceTree:
-    home = _tree_dir(cache, nar_hash)
-    found = cached_tree(cache, nar_hash)
-    if found is not None:
-        return found
-    home.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{home.name}-", dir=home.parent))
-    try:
-        shutil.move(str(export.tree), tmp / "tree")
-        (tmp / "source.json").write_text(json.dumps(
+    entry = _entry(cache, nar_hash)
+
+    def fill(out: Path, scratch: Path) -> None:
+        shutil.move(str(export.tree), out / "tree")
+        (out / "source.json").write_text(json.dumps(
             {"nar_hash": nar_hash, "generation": int(generation), "version": version, "origin": export.origin,
              "commit": export.commit}, indent=2) + "\n")
-        try:
-            os.rename(tmp, home)
-        except OSError:
-            if cached_tree(cache, nar_hash) is None:
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return SourceTree(home / "tree", nar_hash, generation, version, export.origin, export.commit)
+
+    cache_entry.ensure(entry, _made_from(nar_hash), fill, NullProgress(), f"nix-ld {version} source")
+    return cached_tree(cache, nar_hash) or SourceTree(entry.path / "tree", nar_hash, generation, version,
+                                                      export.origin, export.commit)
 
 
 def load(path: Path, cache: Cache, *, rev: str | None = None, label: str | None = None,
@@ -262,8 +266,8 @@ def load(path: Path, cache: Cache, *, rev: str | None = None, label: str | None 
     path = path.expanduser()
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
-    scratch = cache.dir("nix-ld/src")
-    with tempfile.TemporaryDirectory(prefix=".tmp-export-", dir=scratch) as tmp:
+    scratch = cache.dir(AREA)
+    with tempfile.TemporaryDirectory(prefix=f".tmp-export-pid{os.getpid()}-", dir=scratch) as tmp:
         work = Path(tmp)
         if rev is not None:
             if not is_git_source(path):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import Progress
@@ -42,54 +41,48 @@ def host_ca_file() -> Path | None:
     return next((Path(c) for c in _CA_CANDIDATES if Path(c).is_file()), None)
 
 
-def crates_dir(tree: SourceTree, cache: Cache) -> Path:
+AREA = "nix-ld/crates"
+
+
+def _lock_sha256(tree: SourceTree) -> str:
     lock = tree.path / "Cargo.lock"
     if not lock.is_file():
         raise SourceError(f"{tree.origin}: no Cargo.lock, so its crates cannot be locked and fetched once")
-    key = hashlib.sha256(lock.read_bytes()).hexdigest()[:32]
-    return cache.dir("nix-ld") / "crates" / key
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
 
 
 def vendored(tree: SourceTree, tc: Toolchain, cache: Cache, progress: Progress) -> Path:
     """The vendor directory of ``tree``'s Cargo.lock: made once, with the network, then reused."""
-    final = crates_dir(tree, cache)
-    if (final / "vendor").is_dir():
-        return final / "vendor"
-    progress.step(f"nix-ld {tree.version}: fetching its crates once (cargo vendor --locked)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    cargo_home = cache.dir("nix-ld") / "cargo-home"
-    cargo_home.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    log = final.parent / f"{final.name}.log"
-    binds: list[tuple[Path, str, bool]] = [(cargo_home, "/cargo-home", True)]
-    env = [("CARGO_HOME", "/cargo-home")]
-    ca = host_ca_file()
-    if ca is not None:
-        binds.append((ca, CA_TARGET, False))
-        env += [("CARGO_HTTP_CAINFO", CA_TARGET), ("SSL_CERT_FILE", CA_TARGET)]
-    env += [(var, os.environ[var]) for var in _PROXY_VARS if os.environ.get(var)]
-    argv = bwrap_argv(tc.root.path, tree.path, tmp, ("cargo", "vendor", "--locked", "--versioned-dirs",
-                                                     "/out/vendor"),
-                      binds=tuple(binds), env=tuple(env), network=True, chdir="/src")
-    try:
-        with log.open("w") as out:
+    lock_sha = _lock_sha256(tree)
+    entry = cache_entry.Entry(cache, AREA, lock_sha[:32])
+    log = entry.path.parent / f"{entry.name}.log"
+
+    def fill(out: Path, scratch: Path) -> None:
+        progress.step(f"nix-ld {tree.version}: fetching its crates once (cargo vendor --locked)")
+        cargo_home = cache.dir("nix-ld/cargo-home")
+        binds: list[tuple[Path, str, bool]] = [(cargo_home, "/cargo-home", True)]
+        env = [("CARGO_HOME", "/cargo-home")]
+        ca = host_ca_file()
+        if ca is not None:
+            binds.append((ca, CA_TARGET, False))
+            env += [("CARGO_HTTP_CAINFO", CA_TARGET), ("SSL_CERT_FILE", CA_TARGET)]
+        env += [(var, os.environ[var]) for var in _PROXY_VARS if os.environ.get(var)]
+        argv = bwrap_argv(tc.root.path, tree.path, out, ("cargo", "vendor", "--locked", "--versioned-dirs",
+                                                         "/out/vendor"),
+                          binds=tuple(binds), env=tuple(env), network=True, chdir="/src")
+        with log.open("w") as output:
             try:
-                proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                      timeout=VENDOR_TIMEOUT)
-                rc = proc.returncode
+                rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                    timeout=VENDOR_TIMEOUT).returncode
             except subprocess.TimeoutExpired:
                 rc = None
-        if rc != 0 or not (tmp / "vendor").is_dir():
+        if rc != 0 or not (out / "vendor").is_dir():
             lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
             why = "timed out" if rc is None else (lines[-1] if lines else f"exit {rc}")
             raise CratesUnreachable(
                 f"nix-ld {tree.version}: its crates could not be fetched ({why}); crates.io must be reachable "
                 f"once, after which builds are offline; log: {log}")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "vendor").is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final / "vendor"
+
+    path = cache_entry.ensure(entry, {"kind": "nix-ld-crates", "cargo_lock_sha256": lock_sha}, fill, progress,
+                              f"crates of nix-ld {tree.version}")
+    return path / "vendor"
