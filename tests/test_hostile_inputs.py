@@ -151,7 +151,7 @@ LOCKS: list[tuple[str, str | bytes, str]] = [
     ("deep-nesting", "[" * 100_000, "nested too deeply"),
     ("empty", "", "not valid JSON"),
     ("a-list", "[]\n", "must be a JSON object"),
-    ("too-big", " " * (2 << 20), "at most 1048576 are read"),
+    ("too-big", " " * (5 << 20), "at most 4194304 are read"),
     ("wrong-format", '{"format": 99}\n', "format: is 99"),
 ]
 

@@ -17,6 +17,7 @@ from harness.progress import Progress
 
 from . import debversion
 from .fetch import NotFound, fetch_bytes
+from .libraries import resolve as resolve_libraries
 from .lockfile import LOCK_PATH, Lock, LockedDeb, SuiteLock, write_lock
 from .mirror import debian_mirror
 from .suites import CONFIG, SuitesConfig
@@ -131,12 +132,12 @@ def fetch_packages(release: Release, mirror: str, arch: str, component: str = "m
     return lzma.decompress(data).decode("utf-8", "replace")
 
 
-def parse_packages(text: str, wanted: set[str]) -> dict[str, list[dict[str, str]]]:
-    """Stanzas of the wanted packages: package -> [fields, ...]."""
+def parse_packages(text: str, wanted: set[str] | None) -> dict[str, list[dict[str, str]]]:
+    """Stanzas of the wanted packages (None: all of them): package -> [fields, ...]."""
     out: dict[str, list[dict[str, str]]] = {}
     for stanza in text.split("\n\n"):
         first = stanza.lstrip("\n").split("\n", 1)[0]
-        if not first.startswith("Package: ") or first[9:].strip() not in wanted:
+        if not first.startswith("Package: ") or (wanted is not None and first[9:].strip() not in wanted):
             continue
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
@@ -180,21 +181,30 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
     mirror = debian_mirror()
     existing = _locked_entries(lock_path, config) if only_missing else {}
     suites = []
-    for suite, packages in config.wanted().items():
-        have = {d.package: d for d in existing[suite].packages} if suite in existing else {}
-        if only_missing and all(p in have for p in packages):
-            suites.append(SuiteLock(suite, existing[suite].date, tuple(have[p] for p in packages)))
+    for suite, static in config.wanted().items():
+        kept = existing.get(suite)
+        have = {d.package: d for d in kept.packages} if kept else {}
+        if only_missing and kept and kept.closures and all(p in have for p in static):
+            suites.append(kept)
             continue
         progress.step(f"lock: reading dists/{suite}/InRelease")
         release = fetch_release(suite, mirror, keyring)
         if release.warning:
             progress.step(release.warning)
         progress.step(f"lock: reading dists/{suite}/main/binary-{config.architecture}/Packages.xz")
-        stanzas = parse_packages(fetch_packages(release, mirror, config.architecture), set(packages))
+        stanzas = parse_packages(fetch_packages(release, mirror, config.architecture), None)
+        newest = {name: next(s for s in found if s["Version"] == debversion.newest([f["Version"] for f in found]))
+                  for name, found in stanzas.items()}
+        libraries = resolve_libraries(suite, newest)
+        packages = sorted({*static, *libraries.packages})
         debs = tuple(have.get(p) or pick(stanzas, suite, p, config.architecture) for p in packages)
         for d in debs:
-            progress.step(f"lock: {d.describe()}" + (" (kept)" if d.package in have else ""))
-        suites.append(SuiteLock(suite, existing[suite].date if have else release.date, debs))
+            if d.package not in have:
+                progress.step(f"lock: {d.describe()}")
+        progress.step(f"lock: {suite}: {len(debs)} packages ({len(have)} kept), "
+                      f"{len(libraries.closures)} library closures")
+        suites.append(SuiteLock(suite, kept.date if have else release.date, debs, libraries.closures,
+                                libraries.depends))
     lock = Lock(lock_path, config.architecture, tuple(suites))
     write_lock(lock, lock_path)
     return lock

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.cache import REPO_ROOT
@@ -18,7 +18,7 @@ from .suites import CONFIG, SuitesConfig
 
 LOCK_PATH = REPO_ROOT / "matrices" / "packages.lock.json"
 FORMAT = 1
-MAX_BYTES = 1 << 20  # the lock is about 4 KB
+MAX_BYTES = 4 << 20  # the lock is about 100 KB
 GLIBC_PACKAGE = "libc6"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -44,6 +44,10 @@ class SuiteLock:
     suite: str
     date: str  # the Date: of the InRelease it came from
     packages: tuple[LockedDeb, ...]
+    # harness/provision/libraries.py: a library attribute or a system role -> its packages, and each
+    # library package -> the library packages it needs (what its RUNPATH names)
+    closures: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    depends: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,23 @@ class Lock:
     path: Path
     architecture: str
     suites: tuple[SuiteLock, ...]
+
+    def suite(self, suite: str) -> SuiteLock:
+        for s in self.suites:
+            if s.suite == suite:
+                return s
+        raise ProvisionError(f"{self.path}: suites.{suite}: not in the lock; run `ldmatrix lock --only-missing`")
+
+    def closure(self, suite: str, name: str) -> tuple[str, ...]:
+        """The packages of a library attribute (or system role) in ``suite``, the named ones first."""
+        closures = self.suite(suite).closures
+        if name not in closures:
+            raise ProvisionError(f"{self.path}: suites.{suite}.closures.{name}: not in the lock; "
+                                 f"run `ldmatrix lock --only-missing`")
+        return closures[name]
+
+    def depends(self, suite: str, package: str) -> tuple[str, ...]:
+        return self.suite(suite).depends.get(package, ())
 
     def deb(self, suite: str, package: str) -> LockedDeb:
         for s in self.suites:
@@ -74,6 +95,9 @@ class Lock:
                                     "version": d.version}
                         for d in sorted(s.packages, key=lambda d: d.package)
                     },
+                    **({"closures": {name: list(pkgs) for name, pkgs in sorted(s.closures.items())},
+                        "depends": {name: list(pkgs) for name, pkgs in sorted(s.depends.items())}}
+                       if s.closures else {}),
                 }
                 for s in sorted(self.suites, key=lambda s: s.suite)
             },
@@ -126,7 +150,7 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
         if suite not in wanted:
             raise _fail(path, f"suites.{suite}", "unknown suite", list(wanted))
     out = []
-    for suite, packages in wanted.items():
+    for suite, static in wanted.items():
         entry = suites.get(suite)
         if partial and entry is None:
             continue
@@ -135,6 +159,8 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
         pkgs = entry.get("packages")
         if not isinstance(pkgs, dict):
             raise _fail(path, f"suites.{suite}.packages", "must be an object of package -> entry")
+        closures, depends = _closures(entry, path, suite, partial)
+        packages = tuple(sorted({*static, *(p for c in closures.values() for p in c)}))
         for name in pkgs:
             if name not in packages:
                 raise _fail(path, f"suites.{suite}.packages.{name}", "not wanted", list(packages))
@@ -157,8 +183,37 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
                 raise _fail(path, f"{key}.sha256", f"not 64 lowercase hex digits: {sha!r}")
             _check_stands_for(path, key, suite, name, version, filename, arch, config)
             debs.append(LockedDeb(suite, name, version, arch, filename, size, sha))
-        out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs)))
+        for key, mapping in (("closures", closures), ("depends", depends)):
+            for name, members in mapping.items():
+                missing = [m for m in members if m not in pkgs and not partial]
+                if missing:
+                    raise _fail(path, f"suites.{suite}.{key}.{name}", f"names {missing[0]}, which has no entry")
+        out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs), closures, depends))
     return Lock(path, arch, tuple(out))
+
+
+def _closures(entry: dict, path: Path, suite: str, partial: bool) -> tuple[dict, dict]:
+    """``closures`` (every library attribute and system role of harness/data/libraries.json) and
+    ``depends`` of a suite's entry, checked for form."""
+    from .libraries import CONFIG as LIBRARIES
+
+    out: list[dict[str, tuple[str, ...]]] = []
+    for key in ("closures", "depends"):
+        raw = entry.get(key, {} if partial else None)
+        if not isinstance(raw, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v)
+                                                for v in raw.values()):
+            raise _fail(path, f"suites.{suite}.{key}", "must be an object of name -> [packages]; "
+                                                      "run `ldmatrix lock --only-missing`")
+        out.append({str(k): tuple(v) for k, v in raw.items()})
+    closures, depends = out
+    names = set(LIBRARIES.closures)
+    for name in closures:
+        if name not in names:
+            raise _fail(path, f"suites.{suite}.closures.{name}", "unknown", sorted(names))
+    if not partial:
+        for name in sorted(names - set(closures)):
+            raise _fail(path, f"suites.{suite}.closures.{name}", "missing")
+    return closures, depends
 
 
 def load_lock(path: Path = LOCK_PATH, config: SuitesConfig = CONFIG) -> Lock:

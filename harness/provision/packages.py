@@ -1,0 +1,162 @@
+"""Library and system packages of one suite as store paths, patched the way Nix builds them.
+
+A Nix-built library finds what it needs through its own RUNPATH (each dependency's store path),
+so ``programs.nix-ld.libraries`` or a RUNPATH only has to name the top-level libraries. A Debian
+library has no RUNPATH; here each package's libraries and programs get one — their own lib/, the
+lib/ of every library package they depend on (the lock's ``depends``), the store glibc and
+gcc-lib — and programs get the store glibc's loader. Layout: ``lib/`` (flattened from
+``(usr/)lib/<triplet>``), ``bin/`` (from ``(usr/)(s)bin``), ``share/`` (``usr/share``).
+
+- ``libc-bin`` also gets its ``ldd`` pointed at the store: the bash of the store paths, the store
+  glibc's loader (as nixpkgs' glibc.bin does).
+- ``ca-certificates`` also gets ``etc/ssl/certs/ca-certificates.crt``, the bundle of its
+  certificates (what update-ca-certificates makes on Debian, nixpkgs' cacert on NixOS).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+from harness.cache import Cache
+from harness.errors import ProvisionError
+from harness.model import GlibcSet, StorePath
+from harness.patchelf import patch
+from harness.progress import Progress
+
+from .libraries import ALIASES, CONFIG as LIBRARIES
+from .lockfile import Lock
+from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
+
+SBIN_DIRS = ("sbin", "usr/sbin")
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+
+
+def _is_elf(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def _dynamic_elf(path: Path) -> tuple[bool, bool]:
+    """(is a dynamically linked ELF, has an interpreter)."""
+    from harness import elf
+
+    if path.is_symlink() or not path.is_file() or not _is_elf(path):
+        return False, False
+    info = elf.read(path)
+    return info.dynamic, info.interpreter is not None
+
+
+def _merge_dir(tree: Path, sources: tuple[str, ...], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        src = tree / source
+        if not src.is_dir() or src.is_symlink():
+            continue
+        for entry in sorted(src.iterdir()):
+            if not (out / entry.name).exists() and not (out / entry.name).is_symlink():
+                os.rename(entry, out / entry.name)
+
+
+def _layout(tree: Path, out: Path, what: str) -> None:
+    lib_dirs = tuple(d for d in LIB_DIRS if (tree / d).is_dir() and any((tree / d).iterdir()))
+    if lib_dirs:
+        _flatten_dir(tree, lib_dirs, out / "lib", what)
+    else:
+        (out / "lib").mkdir()
+    _merge_dir(tree, (*BIN_DIRS, *SBIN_DIRS), out / "bin")
+    if (tree / "usr" / "share").is_dir():
+        os.rename(tree / "usr" / "share", out / "share")
+
+
+def _patch_tree(out: Path, glibc: GlibcSet, dep_libs: list[str]) -> None:
+    for directory, origin in ((out / "lib", "$ORIGIN"), (out / "bin", "$ORIGIN/../lib")):
+        for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+            dynamic, has_interpreter = _dynamic_elf(path)
+            if not dynamic:
+                continue
+            mode = path.stat().st_mode
+            path.chmod(mode | 0o200)
+            patch(path, glibc.loader if has_interpreter else None,
+                  [origin, *dep_libs, glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir])
+            path.chmod(mode)
+
+
+def _point_ldd_at_the_store(out: Path, glibc: GlibcSet, bash: StorePath) -> None:
+    ldd = out / "bin" / "ldd"
+    if not ldd.is_file():
+        raise ProvisionError(f"{out.name}: libc-bin has no bin/ldd")
+    text = ldd.read_text()
+    text = re.sub(r"^#!.*\n", f"#!{bash.store_path}/bin/bash\n", text, count=1)
+    text = re.sub(r"^RTLDLIST=.*$", f"RTLDLIST={glibc.loader}", text, count=1, flags=re.MULTILINE)
+    ldd.write_text(text)
+
+
+def _bundle_certificates(out: Path) -> None:
+    certificates = sorted((out / "share" / "ca-certificates").rglob("*.crt"))
+    if not certificates:
+        raise ProvisionError(f"{out.name}: ca-certificates holds no share/ca-certificates/*.crt")
+    bundle = out / CA_BUNDLE
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text("".join(c.read_text() for c in certificates))
+
+
+class PackageStore:
+    """The library and system packages of ``glibc``'s suite, as store paths made on first use."""
+
+    def __init__(self, glibc: GlibcSet, lock: Lock, cache: Cache, progress: Progress,
+                 bash: StorePath | None = None):
+        self.glibc, self.lock, self.cache, self.progress, self.bash = glibc, lock, cache, progress, bash
+        self.suite = glibc.suite
+        self._made: dict[str, StorePath] = {}
+        self._lock = threading.RLock()
+
+    def path(self, package: str) -> StorePath:
+        """The store path of ``package`` (and, first, of every library package it depends on)."""
+        with self._lock:
+            if package not in self._made:
+                self._made[package] = self._make(package)
+            return self._made[package]
+
+    def _make(self, package: str) -> StorePath:
+        deps = [self.path(d) for d in self.lock.depends(self.suite, package)]
+        deb = self.lock.deb(self.suite, package)
+        glibc, bash = self.glibc, self.bash
+        if package == "libc-bin" and bash is None:
+            raise ProvisionError("ldd (libc-bin) needs the store bash; provision it first")
+
+        def layout(tree: Path, out: Path, what: str) -> None:
+            _layout(tree, out, what)
+            _patch_tree(out, glibc, [d.lib_dir for d in deps])
+            if package == "libc-bin" and bash is not None:
+                _point_ldd_at_the_store(out, glibc, bash)
+            if package == "ca-certificates":
+                _bundle_certificates(out)
+
+        extra = (glibc.glibc.basename, glibc.gcc_lib.basename, *(d.basename for d in deps),
+                 *((bash.basename,) if package == "libc-bin" and bash else ()))
+        return make_package_path(package, store_version(deb.version), (deb,), self.cache, self.progress, layout,
+                                 extra=extra)
+
+    def closure(self, name: str) -> tuple[StorePath, ...]:
+        """The store paths of a library attribute or a system role: its packages, and aliases to the
+        glibc set's own store paths (``@libxcrypt``)."""
+        specs = LIBRARIES.closures.get(name)
+        if specs is None:
+            raise ProvisionError(f"unknown library {name!r} (allowed: {', '.join(sorted(LIBRARIES.attributes))})")
+        aliases = tuple(getattr(self.glibc, ALIASES[s]) for s in specs if s in ALIASES)
+        packages = self.lock.closure(self.suite, name) if any(s not in ALIASES for s in specs) else ()
+        return (*aliases, *(self.path(p) for p in packages))
+
+    def libraries(self, names: tuple[str, ...]) -> tuple[StorePath, ...]:
+        """The store paths of a library set, each once, in the order its attributes name them."""
+        out: dict[str, StorePath] = {}
+        for name in names:
+            for path in self.closure(name):
+                out.setdefault(path.basename, path)
+        return tuple(out.values())
