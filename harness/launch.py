@@ -7,8 +7,8 @@ is a real launcher with its own way of ordering the environment:
 
 - ``direct``: bubblewrap execs it by absolute path with the login environment in profile order;
 - ``env-i``: ``env -i K=V ... PROGRAM``, an explicit list in that order (busybox's env);
-- ``bash-login``, ``bash-path``, ``dot-slash``: a real (static) bash login shell that sourced a
-  NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
+- ``bash-login``, ``bash-path``, ``dot-slash``: the system's (static) bash as a login shell that
+  sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
   ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
   passes its exports in the order of its own variable table;
 - ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in a Python
@@ -27,7 +27,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
-from harness.environments import HOME, login_session, set_environment, with_pwd
+from harness.environments import HOME, login_session, with_pwd
 from harness.model import Launch, Link, StorePath
 
 RECORD = f"{HOME}/.ldmatrix/launch.expect"
@@ -102,10 +102,10 @@ main()
 
 @dataclass(frozen=True)
 class Tools:
-    """The store paths the launch styles run: busybox (env), bash, python (one per store glibc)."""
+    """The store paths the launch styles run besides the system's bash: busybox (env -i) and
+    python (one per store glibc)."""
 
     busybox: StorePath
-    bash: StorePath | None = None
     python: StorePath | None = None
 
 
@@ -126,7 +126,6 @@ class Launched:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     home_files: dict[str, bytes] = field(default_factory=dict)  # relative to HOME
-    root_files: dict[str, str] = field(default_factory=dict)  # absolute paths in the root (/etc/profile)
     links: tuple[Link, ...] = ()
     store_paths: tuple[StorePath, ...] = ()
 
@@ -163,8 +162,9 @@ def env_i(target: Target, tools: Tools) -> Launched:
     return Launched(outer, target.login_env, _harness_recorded(target, target.login_env, argv))
 
 
-def _bash(target: Target, tools: Tools, command: tuple[str, ...], cwd: str | None, path_home_bin: bool) -> Launched:
-    assert tools.bash is not None
+def _bash(target: Target, command: tuple[str, ...], cwd: str | None, path_home_bin: bool) -> Launched:
+    """The system's bash (/run/current-system/sw/bin/bash, harness/system.py) as a login shell: it
+    reads /etc/profile, which exports the system's variables, then runs ``command``."""
     home_files: dict[str, bytes] = {}
     lines = []
     if cwd:
@@ -179,42 +179,22 @@ def _bash(target: Target, tools: Tools, command: tuple[str, ...], cwd: str | Non
     lines.append(shlex.join(run))
     if path_home_bin:
         home_files[".profile"] = b'export PATH="$HOME/bin:$PATH"\n'
-    bash = f"{SW_BIN}/bash"
-    links = (Link(bash, f"{tools.bash.store_path}/bin/bash"),
-             Link(f"{SW_BIN}/env", f"{tools.busybox.store_path}/bin/busybox"))
-    login_env = tuple((k, v) for k, v in target.login_env if (k, v) not in target.strategy_env)
-    return Launched(
-        argv=(bash, "-l", "-c", "\n".join(lines)),
-        env=login_session(login_env),
-        home_files=home_files,
-        root_files={"/etc/profile": PROFILE, "/etc/set-environment": set_environment(login_env)},
-        links=links,
-        store_paths=(tools.bash,),
-    )
-
-
-PROFILE = """# /etc/profile (ldmatrix, after NixOS's): read by login shells.
-if [ -n "$__ETC_PROFILE_SOURCED" ]; then return; fi
-__ETC_PROFILE_SOURCED=1
-# Prevent this file from being sourced by interactive non-login child shells.
-export __ETC_PROFILE_DONE=1
-# The system's environment.variables (programs.nix-ld's among them).
-. /etc/set-environment
-"""
+    return Launched(argv=(f"{SW_BIN}/bash", "-l", "-c", "\n".join(lines)), env=login_session(target.login_env),
+                    home_files=home_files)
 
 
 def bash_login(target: Target, tools: Tools) -> Launched:
-    return _bash(target, tools, target.argv, None, path_home_bin=False)
+    return _bash(target, target.argv, None, path_home_bin=False)
 
 
 def bash_path(target: Target, tools: Tools) -> Launched:
     name = target.argv[0].rsplit("/", 1)[1]
-    return _bash(target, tools, (name, *target.argv[1:]), None, path_home_bin=True)
+    return _bash(target, (name, *target.argv[1:]), None, path_home_bin=True)
 
 
 def dot_slash(target: Target, tools: Tools) -> Launched:
     directory, name = target.argv[0].rsplit("/", 1)
-    return _bash(target, tools, (f"./{name}", *target.argv[1:]), directory, path_home_bin=False)
+    return _bash(target, (f"./{name}", *target.argv[1:]), directory, path_home_bin=False)
 
 
 def python(target: Target, tools: Tools) -> Launched:

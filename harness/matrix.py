@@ -25,13 +25,15 @@ from harness.nixld.pins import PinnedSource
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")
-AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 RUNNERS = ("sandbox", "docker", "nixos-vm")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out
 MAX_TIMEOUT = 3600.0  # seconds per cell
 MAX_CELLS = 100_000
+NO_LIBRARIES, DEFAULT_LIBRARIES = "none", "default"
+LIBRARY_STRATEGIES = frozenset({Strategy.PATCHELF, Strategy.LD_LIBRARY_PATH, Strategy.NIX_LD})
 _CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9][0-9.]*)$")
 
 
@@ -89,6 +91,7 @@ class Matrix:
     cells: tuple[Cell, ...]
     rules: tuple[Rule, ...]
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
+    library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
 
     def expectation(self, cell: Cell) -> Expectation:
         """The first rule that matches decides. A known bug's rule, unless it says its fixed outcome,
@@ -152,6 +155,7 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
         "nix_ld": cell.nix_ld,
         "env": cell.env,
         "launch": cell.launch.value,
+        "libs": cell.libs,
         "reproducer": spec.reproducer,
         "built_in": spec.built_in,
     }
@@ -163,6 +167,7 @@ class _Loader:
         self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
         self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
+        self.library_sets: dict[str, tuple[str, ...]] = {NO_LIBRARIES: ()}  # libs axis name -> attributes
 
     def error(self, where: Any, key: str, message: str, allowed: Iterable[str] | None = None, line: int | None = None):
         if line is None:
@@ -248,8 +253,10 @@ class _Loader:
             seen: set[str] = set()
             parsed: list[Any] = []
             for i, raw in enumerate(values):
-                text = str(raw)
                 line = values.line_of(i) if hasattr(values, "line_of") else section.line_of(key)
+                if key == "libs":
+                    raw = self.library_set(section, raw, line)
+                text = str(raw)
                 if text in seen:
                     raise self.error(section, key, f"{text!r} is listed twice", line=line)
                 seen.add(text)
@@ -258,6 +265,8 @@ class _Loader:
                     if isinstance(strategies, str):
                         raise self.error(section, key, strategies, [s.value for s in Strategy], line=line)
                     parsed.append(strategies)
+                elif key == "libs":
+                    parsed.append(text)  # checked and named by library_set above
                 elif key == "nix_ld":
                     if not is_label(text):
                         raise self.error(section, key, f"nix-ld label {text!r} is not a version ({LABEL_EXAMPLE})",
@@ -278,7 +287,27 @@ class _Loader:
         axes.setdefault("binary", list(binaries))
         axes.setdefault("env", ["nixos-login"])
         axes.setdefault("launch", [Launch.DIRECT.value])
+        axes.setdefault("libs", [NO_LIBRARIES])
         return axes
+
+    def library_set(self, section: Any, raw: Any, line: int) -> str:
+        """A ``libs`` value: ``none``, ``default`` (programs.nix-ld's baseLibraries) or a list of
+        nixpkgs attributes (a YAML list, or names joined by '+'); its name, registered once."""
+        from harness.provision.libraries import CONFIG as LIBRARIES
+
+        attrs = [str(a) for a in raw] if isinstance(raw, list) else str(raw).split("+")
+        if not attrs or any(not a for a in attrs):
+            raise self.error(section, "libs", "an empty library list", line=line)
+        name = "+".join(attrs)
+        if name in (NO_LIBRARIES, DEFAULT_LIBRARIES):
+            self.library_sets[name] = () if name == NO_LIBRARIES else LIBRARIES.default
+            return name
+        for attr in attrs:
+            if attr not in LIBRARIES.attributes:
+                raise self.unknown(section, "libs", "unknown library", attr,
+                                   [NO_LIBRARIES, DEFAULT_LIBRARIES, *sorted(LIBRARIES.attributes)], line=line)
+        self.library_sets[name] = tuple(attrs)
+        return name
 
     def matchers(self, entry: Any, context: str, binaries: Mapping[str, BinarySpec],
                  axes: Mapping[str, list[Any]], line: int | None = None) -> tuple[Matcher, ...]:
@@ -327,6 +356,7 @@ class _Loader:
             "glibc": sorted(self.glibc_suites, key=parse_version),
             "env": sorted(PROFILES),
             "launch": [style.value for style in Launch],
+            "libs": axes["libs"],
             "uses": [s.value for s in Strategy],
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
@@ -361,7 +391,7 @@ class _Loader:
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
         count = 1
-        for key in ("binary", "strategy", "glibc", "env", "launch"):
+        for key in ("binary", "strategy", "glibc", "env", "launch", "libs"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -371,10 +401,11 @@ class _Loader:
     def expand(self, axes: Mapping[str, list[Any]], binaries: Mapping[str, BinarySpec]) -> list[Cell]:
         """Every combination; some axes do not apply to some cells and collapse to one value there:
         ``container`` runs on its build suite's glibc and is started directly, and a bash launch
-        style composes its own environment (bash's order), so the ``env`` profile is nixos-login."""
+        style composes its own environment (bash's order), so the ``env`` profile is nixos-login; a
+        library set is offered only by patchelf, LD_LIBRARY_PATH and nix-ld."""
         cells: dict[str, Cell] = {}
-        for binary, strategy, glibc, env, style in itertools.product(
-            axes["binary"], axes["strategy"], axes["glibc"], axes["env"], axes["launch"]
+        for binary, strategy, glibc, env, style, libs in itertools.product(
+            axes["binary"], axes["strategy"], axes["glibc"], axes["env"], axes["launch"], axes["libs"]
         ):
             launch = Launch(style)
             if Strategy.CONTAINER in strategy:
@@ -382,8 +413,10 @@ class _Loader:
                 launch = Launch.DIRECT
             if launch.uses_bash:
                 env = "nixos-login"
+            if not set(strategy) & LIBRARY_STRATEGIES:
+                libs = NO_LIBRARIES
             for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
@@ -498,7 +531,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     if runner not in RUNNERS:
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
-                  tuple(cells), tuple(rules), sources)
+                  tuple(cells), tuple(rules), sources, dict(loader.library_sets))
 
 
 def _kind(value: Any) -> str:

@@ -176,6 +176,7 @@ class Cell:
     nix_ld: str | None = None  # nix-ld version label, only for nix-ld cells
     env: str = "nixos-login"  # login environment profile
     launch: Launch = Launch.DIRECT  # how the program is started
+    libs: str = "none"  # the library set NixOS offers it (harness/data/libraries.json): none, default, a+b
 
     @property
     def strategy_name(self) -> str:
@@ -184,7 +185,7 @@ class Cell:
     @property
     def axes(self) -> dict[str, str]:
         out = {"binary": self.binary, "strategy": self.strategy_name, "glibc": self.glibc, "env": self.env,
-               "launch": self.launch.value}
+               "launch": self.launch.value, "libs": self.libs}
         if self.nix_ld is not None:
             out["nix_ld"] = self.nix_ld
         return out
@@ -199,6 +200,8 @@ class Cell:
             parts.append(self.env)
         if self.launch is not Launch.DIRECT:
             parts.append(self.launch.value)
+        if self.libs != "none":
+            parts.append(f"libs-{self.libs}")
         return ".".join(parts)
 
 

@@ -23,6 +23,7 @@ from harness.model import (
 from harness.nixld.provide import how_to_supply
 from harness.reproducers import REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
+from harness.system import SystemPaths, layout
 from harness.strategies.nix_ld import NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
@@ -38,7 +39,9 @@ class Artefacts:
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
     nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
-    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> bash, python for launch styles
+    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> python etc. for launch styles
+    systems: Mapping[str, SystemPaths] = field(default_factory=dict)  # glibc version -> the NixOS system's paths
+    libraries: Mapping[tuple[str, str], tuple[StorePath, ...]] = field(default_factory=dict)  # (glibc, libs)
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
 
 
@@ -71,6 +74,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         build_root=art.roots[subject.built_in],
         nix_ld=art.nix_ld.get(cell.nix_ld) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
+        libraries=art.libraries.get((cell.glibc, cell.libs), ()),
     )
     plan = Plan()
     try:
@@ -106,10 +110,16 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
+    system = None
+    if not plan.fhs and cell.glibc in art.systems:  # /etc, /run/current-system/sw/bin, /usr/bin/env
+        system = layout(art.systems[cell.glibc], tuple(kv for kv in env if kv not in target.strategy_env))
+    store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
+                                           *launched.store_paths)}
     mounts = [Mount(home, HOME, writable=True)]
     mounts += [Mount(b.host_path, b.path) for b in binaries]
-    mounts += [Mount(p.host_path, p.store_path) for p in (*plan.store_paths, *launched.store_paths)]
-    mounts += installed.overlay_mounts([*plan.links, *launched.links], art.cache, launched.root_files)
+    mounts += [Mount(p.host_path, p.store_path) for p in store_paths.values()]
+    mounts += installed.overlay_mounts([*(system.links if system else ()), *plan.links, *launched.links],
+                                       art.cache, system.files if system else {})
     mounts += plan.mounts
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,

@@ -21,8 +21,9 @@ from harness.errors import LdmatrixError
 from harness.launch import Tools
 from harness.matrix import Matrix
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, Launch, NotRun, Outcome, PreparedCell, Skip, Verdict,
+    Cell, CellResult, CommandResult, GlibcSet, Launch, NotRun, Outcome, PreparedCell, Skip, Strategy, Verdict,
 )
+from harness.system import SystemPaths
 from harness.outcome import classify
 from harness.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Artefacts, prepare
@@ -76,30 +77,43 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    tools = launch_tools(cells, glibc_sets, options, progress)
+    systems, libraries, tools = nixos_systems(matrix, cells, glibc_sets, options, progress)
     labels = {c.nix_ld for c in cells if c.nix_ld is not None}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
     return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
-                     options.cache)
+                     systems, libraries, options.cache)
 
 
-def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
-                 progress: Progress) -> dict[str, Tools]:
-    """bash and python for the cells whose launch style needs them, per store glibc."""
+def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
+                  progress: Progress) -> tuple[dict[str, SystemPaths], dict[tuple[str, str], tuple], dict[str, Tools]]:
+    """Per store glibc the cells run on in the NixOS-like root: the system's store paths (coreutils,
+    bash, ldd, tzdata, certificates), the library sets the cells name, python for its launch style."""
+    from harness.provision.packages import PackageStore
     from harness.provision.tools import provision_bash, provision_python
 
-    styles: dict[str, set[Launch]] = {}
-    for cell in cells:
-        styles.setdefault(cell.glibc, set()).add(cell.launch)
-    out = {}
-    for version, used in sorted(styles.items()):
+    nixos = [c for c in cells if Strategy.CONTAINER not in c.strategy]
+    if not nixos:
+        return {}, {}, {}
+    lock = options.lock or provision.load_lock()
+    bash = provision_bash(options.cache, progress, lock=lock)
+    systems: dict[str, SystemPaths] = {}
+    libraries: dict[tuple[str, str], tuple] = {}
+    tools: dict[str, Tools] = {}
+    for version in sorted({c.glibc for c in nixos}):
         glibc = glibc_sets[version]
-        bash = (provision_bash(options.cache, progress, lock=options.lock)
-                if any(s.uses_bash for s in used) else None)
-        python = (provision_python(glibc, options.cache, progress, lock=options.lock)
-                  if Launch.PYTHON in used else None)
-        out[version] = Tools(busybox=glibc.shell, bash=bash, python=python)
-    return out
+        store = PackageStore(glibc, lock, options.cache, progress, bash=bash)
+        progress.step(f"NixOS system for glibc {version}: coreutils, bash, ldd, tzdata, certificates")
+        systems[version] = SystemPaths(coreutils=store.closure("coreutils"), ldd=store.closure("ldd")[0],
+                                       tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
+                                       bash=bash)
+        here = [c for c in nixos if c.glibc == version]
+        for name in sorted({c.libs for c in here} - {"none"}):
+            progress.step(f"library set {name} for glibc {version}")
+            libraries[(version, name)] = store.libraries(tuple(matrix.library_sets[name]))
+        python = (provision_python(glibc, options.cache, progress, lock=lock)
+                  if any(c.launch is Launch.PYTHON for c in here) else None)
+        tools[version] = Tools(busybox=glibc.shell, python=python)
+    return systems, libraries, tools
 
 
 def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult:

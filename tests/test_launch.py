@@ -25,7 +25,7 @@ def store(name: str) -> StorePath:
     return StorePath(name, "1", "0" * 32, Path("/nonexistent"))
 
 
-TOOLS = Tools(busybox=store("busybox"), bash=store("bash"), python=store("python3"))
+TOOLS = Tools(busybox=store("busybox"), python=store("python3"))
 
 
 def target(checks: bool = True, strategy_env: tuple[tuple[str, str], ...] = ()) -> Target:
@@ -77,14 +77,11 @@ def test_bash_styles_run_a_login_shell_that_records(style: Launch, command: str)
     assert ("cd /home/user/bin" in script) == (style is Launch.DOT_SLASH)
     assert (".profile" in got.home_files) == (style is Launch.BASH_PATH)
     assert dict(got.env).keys() == {"HOME", "LOGNAME", "SHELL", "USER", "PATH", "TERM"}  # the session only
-    assert "export NIX_LD_LIBRARY_PATH=/run/current-system/sw/share/nix-ld/lib" in got.root_files["/etc/set-environment"]
-    assert ". /etc/set-environment" in got.root_files["/etc/profile"]
 
 
 def test_bash_exports_what_the_strategy_adds_in_the_shell() -> None:
     got = launch.launch(Launch.BASH_LOGIN, target(strategy_env=(("LD_LIBRARY_PATH", "/x/lib"),)), TOOLS)
     assert "export LD_LIBRARY_PATH=/x/lib" in got.argv[3]
-    assert "export LD_LIBRARY_PATH" not in got.root_files["/etc/set-environment"]
 
 
 def test_python_adds_nix_lds_variables_to_an_environment_without_them() -> None:

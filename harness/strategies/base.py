@@ -17,6 +17,7 @@ class StrategyContext:
     build_root: BuildRoot  # the build root of the binary under test (its FHS root)
     nix_ld: StorePath | None  # the nix-ld under test, when the cell names one and it is supplied
     nix_ld_label: str | None
+    libraries: tuple[StorePath, ...] = ()  # the cell's library set (harness/provision/packages.py)
 
 
 @dataclass
@@ -31,3 +32,8 @@ class Plan:
     mounts: list[Mount] = field(default_factory=list)
     store_paths: list[StorePath] = field(default_factory=list)  # extra store paths (nix-ld)
     fhs: bool = False  # run in the build suite's FHS root instead of the NixOS-like root
+
+    def add_store_paths(self, paths: tuple[StorePath, ...] | list[StorePath]) -> None:
+        """Store paths the cell needs bound, each once (composed strategies may name the same)."""
+        have = {p.basename for p in self.store_paths}
+        self.store_paths += [p for p in paths if p.basename not in have]

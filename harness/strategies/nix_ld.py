@@ -2,8 +2,9 @@
 
 - ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (NixOS: a systemd-tmpfiles link)
 - ``/run/current-system/sw/share/nix-ld/lib/ld.so`` -> the system glibc's loader, next to links
-  to the libraries of ``programs.nix-ld.libraries`` (NixOS's default list includes stdenv.cc.cc,
-  our gcc-lib)
+  to the libraries of ``programs.nix-ld.libraries``: the cell's library set (``libs``: none,
+  default = nixpkgs' baseLibraries, or a list), each library's lib/ linked in as buildEnv does
+  (the first of two with one name wins, as ``ignoreCollisions``)
 - ``NIX_LD`` and ``NIX_LD_LIBRARY_PATH`` in the login environment.
 
 One difference, stated: the store glibc here is Debian's, whose loader does not search its own
@@ -26,11 +27,13 @@ class NixLdMissing(Exception):
 def apply(plan: Plan, ctx: StrategyContext) -> None:
     if ctx.nix_ld is None:
         raise NixLdMissing(ctx.nix_ld_label)
-    plan.store_paths.append(ctx.nix_ld)
+    plan.add_store_paths([ctx.nix_ld, *ctx.libraries])
     plan.links.append(Link(LOADER_LINK, f"{ctx.nix_ld.store_path}/libexec/nix-ld"))
     plan.links.append(Link(f"{NIX_LD_LIB}/ld.so", ctx.glibc.loader))
-    for store_path in (ctx.glibc.glibc, ctx.glibc.gcc_lib):
+    linked: set[str] = {"ld.so"}
+    for store_path in (ctx.glibc.glibc, *ctx.libraries):
         for lib in sorted((store_path.host_path / "lib").iterdir()):
-            if ".so" in lib.name and lib.name != "ld-linux-x86-64.so.2":
+            if ".so" in lib.name and lib.name != "ld-linux-x86-64.so.2" and lib.name not in linked:
+                linked.add(lib.name)
                 plan.links.append(Link(f"{NIX_LD_LIB}/{lib.name}", f"{store_path.lib_dir}/{lib.name}"))
     plan.nix_ld_env += [("NIX_LD", f"{NIX_LD_LIB}/ld.so"), ("NIX_LD_LIBRARY_PATH", NIX_LD_LIB)]

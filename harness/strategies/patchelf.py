@@ -1,7 +1,8 @@
 """``patchelf``: point the interpreter and RUNPATH into the store, as autoPatchelfHook would.
 
-RUNPATH gets the store glibc and gcc-lib (what stdenv's compiler gives every Nix-built binary),
-not libxcrypt: a library outside those stays missing, as in the seed.
+RUNPATH gets the store glibc and gcc-lib (what stdenv's compiler gives every Nix-built binary)
+and the lib/ of every store path of the cell's library set (autoPatchelfHook's buildInputs), not
+libxcrypt: a library outside those stays missing, as in the seed.
 """
 
 from __future__ import annotations
@@ -11,4 +12,5 @@ from harness.strategies.base import Plan, StrategyContext
 
 def apply(plan: Plan, ctx: StrategyContext) -> None:
     plan.interpreter = ctx.glibc.loader
-    plan.runpath += [ctx.glibc.glibc.lib_dir, ctx.glibc.gcc_lib.lib_dir]
+    plan.runpath += [ctx.glibc.glibc.lib_dir, ctx.glibc.gcc_lib.lib_dir, *(p.lib_dir for p in ctx.libraries)]
+    plan.add_store_paths(ctx.libraries)

@@ -1,0 +1,111 @@
+"""What a NixOS system has besides /nix/store, so that a real program's verdict is about its loader.
+
+Laid out as NixOS does, with contents from the suite's Debian packages where a file needs real
+content (harness/provision/packages.py makes them store paths):
+
+- ``/run/current-system/sw/bin``: coreutils, bash and ``ldd`` (links into their store paths);
+- ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
+- ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
+  gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``profile`` and
+  ``set-environment`` (the login environment, programs.nix-ld's variables among it),
+  ``ssl/certs/ca-certificates.crt`` and ``ca-bundle.crt``, ``zoneinfo`` and ``localtime`` (UTC).
+
+Not there, as on NixOS: /lib, /lib64, /usr/lib and every other /usr/bin program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.environments import HOME, set_environment
+from harness.model import Link, StorePath
+
+SW_BIN = "/run/current-system/sw/bin"
+NIXOS_RELEASE = ("23.11", "tapir", "Tapir")  # the release the seed post ran; the login environment is its
+
+OS_RELEASE = f"""ID=nixos
+LOGO="nix-snowflake"
+NAME=NixOS
+PRETTY_NAME="NixOS {NIXOS_RELEASE[0]} ({NIXOS_RELEASE[2]})"
+VERSION="{NIXOS_RELEASE[0]} ({NIXOS_RELEASE[2]})"
+VERSION_CODENAME={NIXOS_RELEASE[1]}
+VERSION_ID="{NIXOS_RELEASE[0]}"
+"""
+PASSWD = f"""root:x:0:0:System administrator:/root:{SW_BIN}/bash
+user:x:1000:100::{HOME}:{SW_BIN}/bash
+nobody:x:65534:65534:Unprivileged account (don't use!):/var/empty:{SW_BIN}/nologin
+"""
+GROUP = """root:x:0:
+users:x:100:user
+nogroup:x:65534:
+"""
+NSSWITCH = """passwd:    files
+group:     files
+shadow:    files
+hosts:     files dns
+networks:  files
+ethers:    files
+services:  files
+protocols: files
+rpc:       files
+"""
+HOSTS = """127.0.0.1 localhost
+::1 localhost
+"""
+PROFILE = """# /etc/profile (ldmatrix, after NixOS's): read by login shells.
+if [ -n "$__ETC_PROFILE_SOURCED" ]; then return; fi
+__ETC_PROFILE_SOURCED=1
+# Prevent this file from being sourced by interactive non-login child shells.
+export __ETC_PROFILE_DONE=1
+# The system's environment.variables (programs.nix-ld's among them).
+. /etc/set-environment
+"""
+
+
+@dataclass(frozen=True)
+class SystemPaths:
+    """The store paths the system's layout links to (one set per store glibc)."""
+
+    coreutils: tuple[StorePath, ...]  # coreutils first, then its libraries
+    ldd: StorePath  # libc-bin, its ldd pointed at the store
+    tzdata: StorePath
+    cacert: StorePath
+    bash: StorePath
+
+    @property
+    def store_paths(self) -> tuple[StorePath, ...]:
+        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, self.bash)
+
+    def sw_bin(self) -> tuple[Link, ...]:
+        """``/run/current-system/sw/bin``: every coreutils program, bash, ldd."""
+        coreutils = self.coreutils[0]
+        names = sorted(p.name for p in (coreutils.host_path / "bin").iterdir())
+        links = [Link(f"{SW_BIN}/{name}", f"{coreutils.store_path}/bin/{name}") for name in names]
+        links += [Link(f"{SW_BIN}/bash", f"{self.bash.store_path}/bin/bash"),
+                  Link(f"{SW_BIN}/sh", f"{self.bash.store_path}/bin/bash"),
+                  Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd")]
+        return tuple(links)
+
+
+@dataclass(frozen=True)
+class SystemLayout:
+    store_paths: tuple[StorePath, ...]
+    links: tuple[Link, ...]
+    files: dict[str, str]
+
+
+def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...]) -> SystemLayout:
+    """The system's links and files for a cell whose login environment is ``login_env``."""
+    certs = f"{paths.cacert.store_path}/etc/ssl/certs/ca-certificates.crt"
+    links = (
+        *paths.sw_bin(),
+        Link("/usr/bin/env", f"{paths.coreutils[0].store_path}/bin/env"),
+        Link("/etc/ssl/certs/ca-certificates.crt", certs),
+        Link("/etc/ssl/certs/ca-bundle.crt", certs),
+        Link("/etc/zoneinfo", f"{paths.tzdata.store_path}/share/zoneinfo"),
+        Link("/etc/localtime", "/etc/zoneinfo/UTC"),
+    )
+    files = {"/etc/os-release": OS_RELEASE, "/etc/passwd": PASSWD, "/etc/group": GROUP,
+             "/etc/nsswitch.conf": NSSWITCH, "/etc/hosts": HOSTS, "/etc/profile": PROFILE,
+             "/etc/set-environment": set_environment(login_env)}
+    return SystemLayout(paths.store_paths, links, files)
