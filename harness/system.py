@@ -6,7 +6,8 @@ content (harness/provision/packages.py makes them store paths):
 - ``/run/current-system/sw/bin``: coreutils, bash and ``ldd`` (links into their store paths);
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
 - ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
-  gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``profile`` and
+  gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``hostname``, an empty
+  ``resolv.conf`` (no network; a container engine mounts its own over these), ``profile`` and
   ``set-environment`` (the login environment, programs.nix-ld's variables among it),
   ``ssl/certs/ca-certificates.crt`` and ``ca-bundle.crt``, ``zoneinfo`` and ``localtime`` (UTC).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.bwrap import HOSTNAME
 from harness.environments import HOME, set_environment
 from harness.model import Link, StorePath
 
@@ -106,6 +108,6 @@ def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...]) -> System
         Link("/etc/localtime", "/etc/zoneinfo/UTC"),
     )
     files = {"/etc/os-release": OS_RELEASE, "/etc/passwd": PASSWD, "/etc/group": GROUP,
-             "/etc/nsswitch.conf": NSSWITCH, "/etc/hosts": HOSTS, "/etc/profile": PROFILE,
-             "/etc/set-environment": set_environment(login_env)}
+             "/etc/nsswitch.conf": NSSWITCH, "/etc/hosts": HOSTS, "/etc/hostname": f"{HOSTNAME}\n",
+             "/etc/resolv.conf": "", "/etc/profile": PROFILE, "/etc/set-environment": set_environment(login_env)}
     return SystemLayout(paths.store_paths, links, files)

@@ -95,3 +95,33 @@ def test_fhs_root_has_its_loader(host_of, tmp_path: Path) -> None:
     root = provision.build_root("bullseye", Cache.default(), NullProgress())
     with host_of(bare_root(fhs_root(root), tmp_path)) as host:
         assert host.file(LOADER).exists and host.file("/usr/bin/gcc").exists
+
+
+def patchelf_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
+    from harness import matrix as matrix_mod
+    from harness.cache import REPO_ROOT
+    from harness.prepare import prepare
+    from harness.session import RunOptions, provision_all
+
+    matrix = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml")
+    cell = Cell(binary="c-hello", strategy=(Strategy.PATCHELF,), glibc=glibc.glibc_version)
+    art = provision_all(matrix, (cell,), RunOptions(), NullProgress())
+    prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0)
+    assert isinstance(prepared, PreparedCell)
+    return prepared
+
+
+@pytest.mark.parametrize("host_of", HOSTS)
+def test_the_nixos_root_looks_like_nixos_to_a_real_program(host_of, glibc: GlibcSet, tmp_path: Path) -> None:
+    """/etc, /run/current-system/sw/bin and /usr/bin/env as NixOS has them, and nothing at /lib*."""
+    with host_of(patchelf_cell(glibc, tmp_path)) as host:
+        assert host.file("/etc/os-release").contains("^ID=nixos$")
+        assert host.run("/run/current-system/sw/bin/id -un").stdout == "user\n"
+        assert host.run("/run/current-system/sw/bin/id -gn").stdout == "users\n"
+        assert host.file("/usr/bin/env").is_symlink
+        ldd = host.run("/run/current-system/sw/bin/ldd --version")
+        assert ldd.rc == 0 and ldd.stdout.splitlines()[0].endswith(" 2.36"), ldd.stdout + ldd.stderr
+        assert host.file("/etc/ssl/certs/ca-certificates.crt").contains("BEGIN CERTIFICATE")
+        assert host.run("/run/current-system/sw/bin/date +%Z").stdout == "UTC\n"
+        for absent in (LOADER, "/lib64", "/lib", "/usr/lib"):
+            assert not host.file(absent).exists, f"{absent} exists in the NixOS-like root"
