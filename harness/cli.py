@@ -325,7 +325,7 @@ def parser() -> argparse.ArgumentParser:
 
     bis = sub.add_parser("bisect", help="the first nix-ld commit where a cell's outcome changes")
     bis.add_argument("matrix", type=Path)
-    bis.add_argument("cell", help="a nix-ld cell of the matrix, e.g. c-hello.nix-ld-2.0.5.glibc-2.31")
+    bis.add_argument("cell", help="a nix-ld cell of the matrix, e.g. c-hello.nix-ld-2.0.5.glibc-2.31.libs-default")
     bis.add_argument("--repo", type=Path, required=True, help="nix-ld's git repository or a bundle of it")
     bis.add_argument("--old", required=True, help="the older revision (tag or commit)")
     bis.add_argument("--new", required=True, help="the newer revision, whose outcome differs")

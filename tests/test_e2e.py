@@ -71,7 +71,7 @@ def test_seed_facts_from_real_runs(seed_run, cell_id: str, outcome: str, proof: 
 
 def test_nix_ld_cells_run_a_real_nix_ld(seed_run) -> None:
     _, results, _ = seed_run
-    record = results["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"]
+    record = results["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.libs-default"]
     if record["outcome"] is None:
         pytest.skip(f"no nix-ld here: {record['skip_reason']}")
     assert record["outcome"] == "env-corrupted"

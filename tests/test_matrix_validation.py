@@ -168,11 +168,11 @@ def test_seed_has_the_seed_facts() -> None:
     assert cells["c-needs-libcrypt.patchelf+LD_LIBRARY_PATH.glibc-2.36"] is Outcome.OK
     assert cells["c-needs-glibc-2.38.patchelf.glibc-2.31"] is Outcome.GLIBC_TOO_OLD
     assert cells["c-needs-glibc-2.38.patchelf.glibc-2.41"] is Outcome.OK
-    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"] is Outcome.ENV_CORRUPTED
-    assert cells["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36"] is Outcome.ENV_CORRUPTED  # AT_EXECFN
-    assert cells["rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36"] is Outcome.OK
-    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run"] is Outcome.OK
-    assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36"] is Outcome.OK
+    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.libs-default"] is Outcome.ENV_CORRUPTED
+    assert cells["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36.libs-default"] is Outcome.ENV_CORRUPTED  # AT_EXECFN
+    assert cells["rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36.libs-default"] is Outcome.OK
+    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default"] is Outcome.OK
+    assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36.libs-default"] is Outcome.OK
 
 
 SOURCES = """\
@@ -216,8 +216,8 @@ def test_a_known_bug_is_fixed_into_what_the_later_rules_expect(tmp_path: Path) -
 def test_seed_nix_ld_facts_as_observed() -> None:
     m = matrix.load(REPO / "matrices" / "seed.yaml")
     cells = {c.id: m.expectation(c) for c in m.cells}
-    crash = cells["c-needs-libcrypt.nix-ld-2.0.5.glibc-2.31"]
+    crash = cells["c-needs-libcrypt.nix-ld-2.0.5.glibc-2.31.libs-default"]
     assert (crash.outcome, crash.fixed_outcome) == (Outcome.CRASH, Outcome.MISSING_LIBRARY)
-    assert cells["c-hello.nix-ld-2.0.5.glibc-2.36"].outcome is Outcome.OK
-    assert cells["c-hello.nix-ld-1.2.2.glibc-2.43"].outcome is Outcome.OK
+    assert cells["c-hello.nix-ld-2.0.5.glibc-2.36.libs-default"].outcome is Outcome.OK
+    assert cells["c-hello.nix-ld-1.2.2.glibc-2.43.libs-default"].outcome is Outcome.OK
     assert set(m.nix_ld_sources) == {"1.2.2", "1.2.3", "2.0.5", "2.0.6"}

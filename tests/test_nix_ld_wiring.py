@@ -56,14 +56,14 @@ def detail(results: dict[str, CellResult], cell_id: str) -> str:
 
 @pytest.mark.parametrize("glibc", GLIBCS)
 def test_c_hello_runs_through_the_layout(results: dict[str, CellResult], glibc: str) -> None:
-    cid = f"c-hello.nix-ld-{LABEL}.glibc-{glibc}"
+    cid = f"c-hello.nix-ld-{LABEL}.glibc-{glibc}.libs-default"
     assert outcome(results, cid) is Outcome.OK, detail(results, cid)
 
 
 @pytest.mark.parametrize("glibc", GLIBCS)
 def test_libcrypt_missing_then_found_with_ld_library_path(results: dict[str, CellResult], glibc: str) -> None:
-    plain = f"c-needs-libcrypt.nix-ld-{LABEL}.glibc-{glibc}"
-    fixed = f"c-needs-libcrypt.nix-ld+LD_LIBRARY_PATH-{LABEL}.glibc-{glibc}"
+    plain = f"c-needs-libcrypt.nix-ld-{LABEL}.glibc-{glibc}.libs-default"
+    fixed = f"c-needs-libcrypt.nix-ld+LD_LIBRARY_PATH-{LABEL}.glibc-{glibc}.libs-default"
     assert outcome(results, plain) is Outcome.MISSING_LIBRARY, detail(results, plain)
     assert outcome(results, fixed) is Outcome.OK, detail(results, fixed)
 
@@ -72,7 +72,7 @@ def test_libcrypt_missing_then_found_with_ld_library_path(results: dict[str, Cel
 @pytest.mark.parametrize("binary", ["rust-spawn-env", "rust-spawn-inherit"])
 @pytest.mark.parametrize("env", ["", ".nix-path-next", ".cargo-run"])
 def test_patched_child_is_ok(results: dict[str, CellResult], binary: str, glibc: str, env: str) -> None:
-    cid = f"{binary}.nix-ld+patchelf-{LABEL}.glibc-{glibc}{env}"
+    cid = f"{binary}.nix-ld+patchelf-{LABEL}.glibc-{glibc}{env}.libs-default"
     assert outcome(results, cid) is Outcome.OK, detail(results, cid)
 
 
@@ -84,7 +84,7 @@ def test_no_corruption_without_a_buggy_nix_ld(results: dict[str, CellResult], bi
     """The corruption cells (nix-ld 1.x, NIX_PATH next) keep argv, environment and AT_EXECFN intact
     with a correct interpreter. One thing differs, and the start-up check sees it: the stand-in
     execs ld.so (nix-ld maps it into the program's own process), so /proc/self/exe names ld.so."""
-    cid = f"{binary}.nix-ld-{LABEL}.glibc-{glibc}{env}"
+    cid = f"{binary}.nix-ld-{LABEL}.glibc-{glibc}{env}.libs-default"
     findings = [line for line in results[cid].stdout.splitlines()
                 if line.startswith("envprint: ") and not line.startswith("envprint: loader-managed entry")]
     assert len(findings) == 1, detail(results, cid)
@@ -94,7 +94,7 @@ def test_no_corruption_without_a_buggy_nix_ld(results: dict[str, CellResult], bi
 
 @pytest.mark.parametrize("glibc", GLIBCS)
 def test_glibc_too_old_through_nix_ld(results: dict[str, CellResult], glibc: str) -> None:
-    cid = f"c-needs-glibc-2.38.nix-ld-{LABEL}.glibc-{glibc}"
+    cid = f"c-needs-glibc-2.38.nix-ld-{LABEL}.glibc-{glibc}.libs-default"
     want = Outcome.GLIBC_TOO_OLD if glibc < "2.38" else Outcome.OK
     assert outcome(results, cid) is want, detail(results, cid)
 

@@ -63,7 +63,7 @@ def v206(nix_ld_archives: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def test_nix_ld_1_2_2_gives_the_seeds_line_byte_for_byte(v122: dict[str, CellResult]) -> None:
-    r = v122["rust-spawn-env.nix-ld-1.2.2.glibc-2.36"]
+    r = v122["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.libs-default"]
     assert r.outcome is Outcome.ENV_CORRUPTED, r.evidence
     assert r.stdout.splitlines()[0] == SEED_LINE  # the printer's first PATH entry: the bogus one
     before = "NIX_PATH=" + SEED_LINE.removeprefix("PATH=").replace("nixpkgxpkgs=", "nixpkgs=", 1)
@@ -73,8 +73,8 @@ def test_nix_ld_1_2_2_gives_the_seeds_line_byte_for_byte(v122: dict[str, CellRes
 
 
 @pytest.mark.parametrize("cell", [
-    "rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run",  # LD_LIBRARY_PATH set: no rename
-    "rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36",  # the child does not use nix-ld
+    "rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default",  # LD_LIBRARY_PATH set: no rename
+    "rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36.libs-default",  # the child does not use nix-ld
 ])
 def test_nix_ld_1_2_2_leaves_these_children_intact(v122: dict[str, CellResult], cell: str) -> None:
     assert v122[cell].outcome is Outcome.OK, (v122[cell].evidence, v122[cell].stdout)
@@ -83,14 +83,14 @@ def test_nix_ld_1_2_2_leaves_these_children_intact(v122: dict[str, CellResult], 
 def test_nix_ld_1_2_2_keeps_an_inherited_environment_but_damages_at_execfn(v122: dict[str, CellResult]) -> None:
     """Inherited login order: NIX_LD_LIBRARY_PATH is the last entry, so the environment is intact
     and what follows on the stack, the kernel's copy of the file name, takes the damage."""
-    r = v122["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36"]
+    r = v122["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36.libs-default"]
     findings = [line for line in r.stdout.splitlines() if line.startswith("envprint: ") and "damaged" in line]
     assert findings == ['envprint: AT_EXECFN damaged: "/home/user/bin/c-envprint" became "e/user/bin/bin/c-envprint"']
     assert r.outcome is Outcome.ENV_CORRUPTED
 
 
 def test_nix_ld_1_2_2_renames_nix_ld_library_path_for_the_program(v122: dict[str, CellResult]) -> None:
-    entries = loader_entries(v122["c-envprint.nix-ld-1.2.2.glibc-2.36"])
+    entries = loader_entries(v122["c-envprint.nix-ld-1.2.2.glibc-2.36.libs-default"])
     assert f"LD_LIBRARY_PATH={NIX_LD_LIB}" in entries
     assert not any(e.startswith("NIX_LD_LIBRARY_PATH=") for e in entries)
 
@@ -102,9 +102,9 @@ def test_nix_ld_2_0_6_leaves_every_child_intact(v206: dict[str, CellResult]) -> 
 
 
 def test_nix_ld_2_0_6_restores_ld_library_path(v206: dict[str, CellResult]) -> None:
-    unset = loader_entries(v206["c-envprint.nix-ld-2.0.6.glibc-2.36"])
+    unset = loader_entries(v206["c-envprint.nix-ld-2.0.6.glibc-2.36.libs-default"])
     assert not any(e.startswith("LD_LIBRARY_PATH=") for e in unset), unset
-    cargo = loader_entries(v206["c-envprint.nix-ld-2.0.6.glibc-2.36.cargo-run"])
+    cargo = loader_entries(v206["c-envprint.nix-ld-2.0.6.glibc-2.36.cargo-run.libs-default"])
     assert f"LD_LIBRARY_PATH={CARGO_LD_LIBRARY_PATH}" in cargo, cargo
 
 
@@ -134,7 +134,7 @@ def test_a_failing_build_names_its_log_and_last_lines(nix_ld_archives: Path, tmp
 
 def test_bisect_names_the_commit_that_fixed_the_2_0_5_crash(nix_ld_archives: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    rc = cli.main(["bisect", str(REPO_ROOT / "matrices" / "seed.yaml"), "c-hello.nix-ld-2.0.5.glibc-2.31",
+    rc = cli.main(["bisect", str(REPO_ROOT / "matrices" / "seed.yaml"), "c-hello.nix-ld-2.0.5.glibc-2.31.libs-default",
                    "--repo", str(nix_ld_archives / "nix-ld.bundle"), "--old", "2.0.5", "--new", "2.0.6",
                    "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out

@@ -154,7 +154,8 @@ def pick(stanzas: dict[str, list[dict[str, str]]], suite: str, package: str, arc
         raise ProvisionError(f"dists/{suite}: no {package} for {arch} in main")
     version = debversion.newest([s["Version"] for s in found])
     s = next(s for s in found if s["Version"] == version)
-    return LockedDeb(suite, package, version, s["Architecture"], s["Filename"], int(s["Size"]), s["SHA256"])
+    # the lock records its own architecture; an "all" package is told by its file name (_all.deb)
+    return LockedDeb(suite, package, version, arch, s["Filename"], int(s["Size"]), s["SHA256"])
 
 
 def _locked_entries(lock_path: Path, config: SuitesConfig) -> dict[str, SuiteLock]:
