@@ -93,6 +93,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for text in (report.skipped_reasons(results), report.failures(results, results_path)):
         if text:
             print(text)
+    disagreeing = report.disagreements(results)
+    if disagreeing:
+        print("the loader did not do what the ELF files predict (a harness bug or a finding):")
+        print(disagreeing)
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
     if args.html:
@@ -265,6 +269,34 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     return 0 if result.first else 1
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from harness import provision
+    from harness.cache import Cache
+    from harness.inspect import inspect
+    from harness.provision.libraries import CONFIG as LIBRARIES
+    from harness.provision.tools import provision_bash
+
+    if not args.file.is_file():
+        raise LdmatrixError(f"{args.file}: no such file")
+    library_sets: dict[str, tuple[str, ...]] = {"none": (), "default": LIBRARIES.default}
+    versions = list(provision.SUITES)
+    if args.matrix:
+        matrix = matrix_mod.load(args.matrix)
+        library_sets = dict(matrix.library_sets) or library_sets
+        versions = sorted({c.glibc for c in matrix.cells}, key=matrix_mod.parse_version)
+    if args.glibc:
+        unknown = [v for v in args.glibc if v not in provision.SUITES]
+        if unknown:
+            raise LdmatrixError(f"--glibc {unknown[0]}: unknown glibc (allowed: {', '.join(provision.SUITES)})")
+        versions = list(args.glibc)
+    cache, progress = Cache.default(), StderrProgress(quiet=args.quiet)
+    lock = provision.load_lock()
+    glibcs = [provision.provision_glibc(v, cache, progress, lock=lock) for v in versions]
+    bash = provision_bash(cache, progress, lock=lock)
+    print(inspect(args.file, glibcs, library_sets, lock, cache, progress, bash))
+    return 0
+
+
 def cmd_damage(args: argparse.Namespace) -> int:
     print(report.damage_table(results_file.read(args.results).results, args.glibc))
     return 0
@@ -317,6 +349,14 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--summary", type=Path, metavar="FILE",
                    help="append a Markdown summary (for CI: $GITHUB_STEP_SUMMARY)")
     d.set_defaults(func=cmd_diff)
+
+    ins = sub.add_parser("inspect", help="what an ELF asks for, what each glibc and library set gives it, "
+                                         "and the smallest programs.nix-ld.libraries that makes it load")
+    ins.add_argument("file", type=Path)
+    ins.add_argument("--matrix", type=Path, help="take the glibc versions and library sets of this matrix")
+    ins.add_argument("--glibc", action="append", default=[], help="only this glibc (repeatable)")
+    ins.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
+    ins.set_defaults(func=cmd_inspect)
 
     dmg = sub.add_parser("damage", help="what nix-ld damaged, per way of starting the program (Markdown)")
     dmg.add_argument("results", type=Path, help="a results.jsonl of a matrix with start-up printer cells")

@@ -231,6 +231,8 @@ class PreparedCell:
     timeout: float
     workdir: Path  # host dir of this cell's files while it runs: the command, its output
     binaries: tuple[InstalledBinary, ...] = ()  # what the cell runs, by path and digest
+    predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/predict.py)
+    prediction: str = ""  # why, in one line
 
 
 @dataclass(frozen=True)
@@ -287,3 +289,5 @@ class CellResult:
     fixed_outcome: Outcome | None = None  # with a known bug: what the cell gives once it is fixed
     extra: dict[str, str] = field(default_factory=dict)
     output_cut: int = 0  # bytes of stdout and stderr not kept (the output was longer than the bound)
+    predicted: Outcome | None = None  # the loader's outcome worked out from the ELF files
+    prediction: str = ""  # why

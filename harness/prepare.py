@@ -16,11 +16,13 @@ from harness import installed
 from harness.cache import Cache
 from harness.environments import HOME, login_environment
 from harness.matrix import BinarySpec
+from harness import elf
 from harness.launch import Target, Tools, launch
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
 from harness.nixld.provide import how_to_supply
+from harness.predict import Prediction, RootView, simulate, view_of
 from harness.reproducers import REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.system import SystemPaths, layout
@@ -122,5 +124,29 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                                        art.cache, system.files if system else {})
     mounts += plan.mounts
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
+    prediction = predict(root, mounts, binaries, env)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
-                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries))
+                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
+                        predicted=prediction.outcome, prediction=prediction.reason)
+
+
+def root_view(root: RootSpec, mounts: list[Mount]) -> RootView:
+    """The cell's root as paths, for harness/predict.py: the root's own trees and links, then the mounts."""
+    if root.kind is RootKind.FHS:
+        assert root.fhs_root is not None
+        base = [("/", root.fhs_root)]
+    else:
+        base = [(p.store_path, p.host_path) for p in root.store_paths]
+    return view_of([*base, *((m.target, m.host) for m in mounts)], ((link.path, link.target) for link in root.links))
+
+
+def predict(root: RootSpec, mounts: list[Mount], binaries: list, env: tuple[tuple[str, str], ...]) -> Prediction:
+    """What the loader will do: the launcher (a Nix-built program) first, then the program it starts,
+    in the environment the program is given."""
+    view = root_view(root, mounts)
+    prediction = Prediction(Outcome.OK, "")
+    for installed_binary in binaries:  # the launcher first, when there is one
+        prediction = simulate(elf.read(installed_binary.host_path), installed_binary.path, view, dict(env))
+        if prediction.outcome is not Outcome.OK:
+            return prediction
+    return prediction

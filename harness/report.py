@@ -209,3 +209,17 @@ def damage_table(results: Iterable[CellResult], glibc: str) -> str:
              "|---|" + "---|" * len(versions)]
     lines += [f"| {how} | " + " | ".join(cells.get(v, "") for v in versions) + " |" for how, cells in rows.items()]
     return "\n".join(lines)
+
+
+def disagreements(results: Iterable[CellResult]) -> str:
+    """Cells whose run did not do what the loader was predicted to do (harness/predict.py): a harness
+    bug or a finding, either way worth a look."""
+    from harness.predict import agrees
+
+    lines = []
+    for r in results:
+        if r.outcome is None or r.predicted is None or agrees(r.predicted, r.outcome):
+            continue
+        lines.append(f"{r.cell_id}: predicted {r.predicted.value} ({r.prediction}), ran {r.outcome.value}")
+        lines.append(f"    {r.evidence}")
+    return "\n".join(lines)

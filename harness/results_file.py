@@ -17,7 +17,7 @@ from typing import Any
 from harness.errors import LdmatrixError
 from harness.model import CellResult, Outcome
 
-_OUTCOME_FIELDS = ("outcome", "expected", "fixed_outcome")
+_OUTCOME_FIELDS = ("outcome", "expected", "fixed_outcome", "predicted")
 _KNOWN_FIELDS = {f.name for f in fields(CellResult)}
 _REASON_WIDTH = 120  # a damaged line's reason is shown in one line; JSON errors can quote a lot
 
@@ -94,6 +94,7 @@ def cell_result(record: Mapping[str, Any]) -> CellResult:
         values[key] = _outcome(record, key)
     for key in ("evidence", "runner"):
         values[key] = _expect(record, key, (str,), "a string", required=True)
+    values["prediction"] = _expect(record, "prediction", (str,), "a string") or ""
     for key in ("bug", "skip_reason"):
         values[key] = _expect(record, key, (str,), "a string or null")
     values["rc"] = _expect(record, "rc", (int,), "an integer or null")

@@ -153,7 +153,8 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
     return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
                       duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
                       stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
-                      extra=_extra(prepared.root.kind.value, folder, cell, art))
+                      extra=_extra(prepared.root.kind.value, folder, cell, art), predicted=prepared.predicted,
+                      prediction=prepared.prediction)
 
 
 def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:

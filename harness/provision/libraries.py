@@ -19,7 +19,7 @@ from harness.errors import ProvisionError
 
 LIBRARIES_PATH = Path(__file__).resolve().parent.parent / "data" / "libraries.json"
 GLIBC_SET_PACKAGES = frozenset({"libc6", "libcrypt1", "libgcc-s1"})
-ALIASES = {"@libxcrypt": "libxcrypt"}  # a glibc set's own store path, by its name in GlibcSet
+ALIASES = {"@libxcrypt": "libxcrypt", "@gcc_lib": "gcc_lib"}  # a glibc set's own store paths, by GlibcSet field
 NONE, DEFAULT = "none", "default"
 _CONSTRAINT = re.compile(r"\s*\(.*?\)|:\w+")
 
