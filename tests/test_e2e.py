@@ -152,3 +152,21 @@ def test_glibc_bump_facts(tmp_path: Path) -> None:
     assert results["c-dlopen-execstack.patchelf+LD_LIBRARY_PATH.glibc-2.36"]["outcome"] == "ok"
     refused = results["c-dlopen-execstack.patchelf+LD_LIBRARY_PATH.glibc-2.41"]
     assert refused["outcome"] == "error" and "cannot enable executable stack" in refused["evidence"]
+
+
+def test_every_run_agrees_with_what_the_elf_files_predict_but_nix_ld_2_0_5s_crash(seed_run) -> None:
+    """The loader simulation (harness/predict.py) and the real runs tell the same story; the one
+    exception is the finding nix-ld 2.0.5 is known for: it crashes before ld.so can report anything."""
+    from harness.model import Outcome
+    from harness.predict import agrees
+
+    _, results, _ = seed_run
+    checked = 0
+    for cell_id, r in results.items():
+        if r["outcome"] is None or r.get("predicted") is None:
+            continue
+        checked += 1
+        if not agrees(Outcome(r["predicted"]), Outcome(r["outcome"])):
+            assert r["outcome"] == "crash" and r["axes"].get("nix_ld") == "2.0.5", (cell_id, r["prediction"],
+                                                                                      r["evidence"])
+    assert checked > 100
