@@ -11,8 +11,8 @@ is a real launcher with its own way of ordering the environment:
   sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
   ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
   passes its exports in the order of its own variable table;
-- ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in a Python
-  started without them, so they are the dict's last keys.
+- ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in the system's
+  python3, started without them, so they are the dict's last keys.
 
 When the program is the start-up printer (envprint), the launcher records what it passes (argv,
 every environment entry in order, AT_EXECFN, /proc/self/exe) in ``RECORD`` and the program is
@@ -102,11 +102,9 @@ main()
 
 @dataclass(frozen=True)
 class Tools:
-    """The store paths the launch styles run besides the system's bash: busybox (env -i) and
-    python (one per store glibc)."""
+    """What the launch styles run besides the system's bash and python3: busybox (env -i)."""
 
     busybox: StorePath
-    python: StorePath | None = None
 
 
 @dataclass(frozen=True)
@@ -198,15 +196,12 @@ def dot_slash(target: Target, tools: Tools) -> Launched:
 
 
 def python(target: Target, tools: Tools) -> Launched:
-    assert tools.python is not None
     outer_env = tuple(kv for kv in target.login_env if kv not in target.nix_ld_env)
     sets = [arg for key, value in target.nix_ld_env for arg in ("--set", f"{key}={value}")]
     record = ["--record", RECORD] if target.checks else []
     python3 = f"{SW_BIN}/python3"
     argv = (python3, f"{HOME}/.ldmatrix/launch.py", *sets, *record, *target.argv)
-    return Launched(argv, outer_env, {".ldmatrix/launch.py": LAUNCH_PY.encode()},
-                    links=(Link(python3, f"{tools.python.store_path}/bin/python3"),),
-                    store_paths=(tools.python,))
+    return Launched(argv, outer_env, {".ldmatrix/launch.py": LAUNCH_PY.encode()})
 
 
 STYLES = {

@@ -21,7 +21,7 @@ from harness.errors import LdmatrixError
 from harness.launch import Tools
 from harness.matrix import Matrix
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, Launch, NotRun, Outcome, PreparedCell, Skip, Strategy, Verdict,
+    Cell, CellResult, CommandResult, GlibcSet, NotRun, Outcome, PreparedCell, Skip, Strategy, Verdict,
 )
 from harness.system import SystemPaths
 from harness.outcome import classify
@@ -87,9 +87,9 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
 def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
                   progress: Progress) -> tuple[dict[str, SystemPaths], dict[tuple[str, str], tuple], dict[str, Tools]]:
     """Per store glibc the cells run on in the NixOS-like root: the system's store paths (coreutils,
-    bash, ldd, tzdata, certificates), the library sets the cells name, python for its launch style."""
+    bash, ldd, python3, tzdata, certificates) and the library sets the cells name."""
     from harness.provision.packages import PackageStore
-    from harness.provision.tools import provision_bash, provision_python
+    from harness.provision.tools import provision_bash
 
     nixos = [c for c in cells if Strategy.CONTAINER not in c.strategy]
     if not nixos:
@@ -102,17 +102,18 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
     for version in sorted({c.glibc for c in nixos}):
         glibc = glibc_sets[version]
         store = PackageStore(glibc, lock, options.cache, progress, bash=bash)
-        progress.step(f"NixOS system for glibc {version}: coreutils, bash, ldd, tzdata, certificates")
+        progress.step(f"NixOS system for glibc {version}: coreutils, bash, ldd, python3, tzdata, certificates")
+        python = store.python()
+        python_libs = tuple(store.path(p) for p in lock.closure(glibc.suite, "python3")
+                            if not p.startswith(("python3", "libpython3")))
         systems[version] = SystemPaths(coreutils=store.closure("coreutils"), ldd=store.closure("ldd")[0],
                                        tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
-                                       bash=bash)
+                                       bash=bash, python=(python, *python_libs))
         here = [c for c in nixos if c.glibc == version]
         for name in sorted({c.libs for c in here} - {"none"}):
             progress.step(f"library set {name} for glibc {version}")
             libraries[(version, name)] = store.libraries(tuple(matrix.library_sets[name]))
-        python = (provision_python(glibc, options.cache, progress, lock=lock)
-                  if any(c.launch is Launch.PYTHON for c in here) else None)
-        tools[version] = Tools(busybox=glibc.shell, python=python)
+        tools[version] = Tools(busybox=glibc.shell)
     return systems, libraries, tools
 
 

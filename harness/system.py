@@ -3,7 +3,8 @@
 Laid out as NixOS does, with contents from the suite's Debian packages where a file needs real
 content (harness/provision/packages.py makes them store paths):
 
-- ``/run/current-system/sw/bin``: coreutils, bash and ``ldd`` (links into their store paths);
+- ``/run/current-system/sw/bin``: coreutils, bash, ``ldd`` and ``python3`` (links into their store
+  paths);
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
 - ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
   gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``hostname``, an empty
@@ -73,19 +74,21 @@ class SystemPaths:
     tzdata: StorePath
     cacert: StorePath
     bash: StorePath
+    python: tuple[StorePath, ...]  # the suite's python3 first, then the libraries its modules need
 
     @property
     def store_paths(self) -> tuple[StorePath, ...]:
-        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, self.bash)
+        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, self.bash, *self.python)
 
     def sw_bin(self) -> tuple[Link, ...]:
-        """``/run/current-system/sw/bin``: every coreutils program, bash, ldd."""
+        """``/run/current-system/sw/bin``: every coreutils program, bash, ldd, python3."""
         coreutils = self.coreutils[0]
         names = sorted(p.name for p in (coreutils.host_path / "bin").iterdir())
         links = [Link(f"{SW_BIN}/{name}", f"{coreutils.store_path}/bin/{name}") for name in names]
         links += [Link(f"{SW_BIN}/bash", f"{self.bash.store_path}/bin/bash"),
                   Link(f"{SW_BIN}/sh", f"{self.bash.store_path}/bin/bash"),
-                  Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd")]
+                  Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd"),
+                  Link(f"{SW_BIN}/python3", f"{self.python[0].store_path}/bin/python3")]
         return tuple(links)
 
 

@@ -25,7 +25,7 @@ def store(name: str) -> StorePath:
     return StorePath(name, "1", "0" * 32, Path("/nonexistent"))
 
 
-TOOLS = Tools(busybox=store("busybox"), python=store("python3"))
+TOOLS = Tools(busybox=store("busybox"))
 
 
 def target(checks: bool = True, strategy_env: tuple[tuple[str, str], ...] = ()) -> Target:

@@ -17,6 +17,7 @@ from harness.progress import Progress
 
 from . import debversion
 from .fetch import NotFound, fetch_bytes
+from .libraries import CONFIG as LIBRARIES
 from .libraries import resolve as resolve_libraries
 from .lockfile import LOCK_PATH, Lock, LockedDeb, SuiteLock, write_lock
 from .mirror import debian_mirror
@@ -185,7 +186,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
     for suite, static in config.wanted().items():
         kept = existing.get(suite)
         have = {d.package: d for d in kept.packages} if kept else {}
-        if only_missing and kept and kept.closures and all(p in have for p in static):
+        if only_missing and kept and set(kept.closures) >= set(LIBRARIES.closures) and all(p in have for p in static):
             suites.append(kept)
             continue
         progress.step(f"lock: reading dists/{suite}/InRelease")

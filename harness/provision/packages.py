@@ -31,6 +31,7 @@ from .lockfile import Lock
 from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
 
 SBIN_DIRS = ("sbin", "usr/sbin")
+_PYTHON_PACKAGE = re.compile(r"^(lib)?python3\.\d+-(minimal|stdlib)$")
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 
 
@@ -142,6 +143,43 @@ class PackageStore:
                  *((bash.basename,) if package == "libc-bin" and bash else ()))
         return make_package_path(package, store_version(deb.version), (deb,), self.cache, self.progress, layout,
                                  extra=extra)
+
+    def python(self) -> StorePath:
+        """The suite's python3 as one prefix (interpreter, minimal and full standard library), its
+        interpreter and extension modules pointed at the store like every other program here."""
+        with self._lock:
+            if "python3" not in self._made:
+                self._made["python3"] = self._make_python()
+            return self._made["python3"]
+
+    def _make_python(self) -> StorePath:
+        closure = self.lock.closure(self.suite, "python3")
+        own = tuple(p for p in closure if _PYTHON_PACKAGE.match(p))
+        deps = [self.path(p) for p in closure if p not in own]
+        debs = tuple(self.lock.deb(self.suite, p) for p in own)
+        minimal = next(d for d in debs if d.package.startswith("python3"))
+        short = minimal.package.removeprefix("python").removesuffix("-minimal")  # "3.11"
+        glibc = self.glibc
+
+        def layout(tree: Path, out: Path, what: str) -> None:
+            stdlib = tree / "usr" / "lib" / f"python{short}"
+            interpreter = tree / "usr" / "bin" / f"python{short}"
+            if not interpreter.is_file() or not (stdlib / "os.py").is_file() or not (stdlib / "json").is_dir():
+                raise ProvisionError(f"{what}: no bin/python{short} with lib/python{short}/os.py and json")
+            (out / "bin").mkdir()
+            (out / "lib").mkdir()
+            os.rename(interpreter, out / "bin" / f"python{short}")
+            (out / "bin" / "python3").symlink_to(f"python{short}")
+            os.rename(stdlib, out / "lib" / f"python{short}")  # found by this landmark beside bin/
+            dep_libs = [d.lib_dir for d in deps]
+            _patch_tree(out, glibc, dep_libs)
+            dynload = out / "lib" / f"python{short}" / "lib-dynload"
+            for module in sorted(dynload.glob("*.so")):
+                patch(module, None, [*dep_libs, glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir])
+
+        extra = (glibc.glibc.basename, glibc.gcc_lib.basename, *(d.basename for d in deps))
+        return make_package_path("python3", store_version(minimal.version), debs, self.cache, self.progress,
+                                 layout, extra=extra)
 
     def closure(self, name: str) -> tuple[StorePath, ...]:
         """The store paths of a library attribute or a system role: its packages, and aliases to the
