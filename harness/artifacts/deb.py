@@ -20,6 +20,7 @@ from .lock import Pin, relock_command
 from .spec import Deb, Where
 
 _PACKAGE_LINE = re.compile(r"^Package: (\S+)$", re.MULTILINE)
+_INDEXES: dict[tuple[str, str, str], str] = {}  # (mirror, suite, arch) -> Packages, read once per process
 
 
 def resolve(deb: Deb, where: Where, progress: Progress) -> Pin:
@@ -27,9 +28,11 @@ def resolve(deb: Deb, where: Where, progress: Progress) -> Pin:
     arch = CONFIG.architecture
     try:
         mirror = debian_mirror()
-        progress.step(f"lock: reading dists/{deb.suite}/InRelease for {deb.package}")
-        release = archive.fetch_release(deb.suite, mirror)
-        text = archive.fetch_packages(release, mirror, arch)
+        key = (mirror, deb.suite, arch)
+        if key not in _INDEXES:
+            progress.step(f"lock: reading dists/{deb.suite}/InRelease and its Packages index")
+            _INDEXES[key] = archive.fetch_packages(archive.fetch_release(deb.suite, mirror), mirror, arch)
+        text = _INDEXES[key]
     except ProvisionError as err:
         raise where.error(f"the Debian mirror cannot be reached ({err}); once the package is in the cache "
                           "no network is needed") from None

@@ -44,7 +44,7 @@ def resolve(artifact: Artifact, cache: Cache, progress: Progress) -> Pin:
     elif isinstance(source, Deb):
         pin = deb.resolve(source, where, progress)
     elif isinstance(source, Url):
-        pin = url.resolve(source, cache, progress, artifact.at("sha256"))
+        pin = url.resolve(source, cache, progress, where, artifact.at("sha256"))
     else:
         pin = local.resolve(source, where)
     return pin
@@ -59,7 +59,7 @@ def fetched(artifact: Artifact, pin: Pin, cache: Cache, progress: Progress, matr
     if isinstance(source, Deb):
         return deb.download(source, pin, cache, progress, where, matrix)
     if isinstance(source, Url):
-        return url.download(source, cache, progress, artifact.at("sha256"), pin.size)
+        return url.download(source, cache, progress, where, artifact.at("sha256"), pin.size)
     return local.verified(source, pin, where, matrix)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness.errors import MatrixError, did_you_mean
+from harness.errors import LdmatrixError, MatrixError, did_you_mean
 from harness.model import OutputCheck
 
 
@@ -47,8 +47,9 @@ DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 URL_SCHEMES = ("https://", "http://", "file:")
 
 
-class ArtifactError(MatrixError):
-    """Something about an artifact a matrix names: one line with the matrix file, line and key."""
+class ArtifactError(LdmatrixError):
+    """Something about an artifact a matrix names: one line with the matrix file, line and key
+    (as a MatrixError says it; one argument, so it can be re-raised with more said)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,12 @@ class Where:
     key: str
 
     def error(self, message: str, allowed: list[str] | None = None) -> ArtifactError:
-        return ArtifactError(self.file, self.line, self.key, message, allowed)
+        """What fetching or checking the artifact found (raised while provisioning)."""
+        return ArtifactError(str(self.invalid(message, allowed)))
+
+    def invalid(self, message: str, allowed: list[str] | None = None) -> MatrixError:
+        """What is wrong with the matrix as written (raised while loading it)."""
+        return MatrixError(self.file, self.line, self.key, message, allowed)
 
 
 @dataclass(frozen=True)
@@ -174,11 +180,11 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
     here = _Here(entry, name, file)
     kinds = kind_of(entry)
     if len(kinds) != 1:
-        raise here.at(kinds[1].value).error(f"say where it comes from once: {kinds[0].value} or {kinds[1].value}, "
+        raise here.at(kinds[1].value).invalid(f"say where it comes from once: {kinds[0].value} or {kinds[1].value}, "
                                             "not both")
     kind = kinds[0]
     if "reproducer" in entry:
-        raise here.at("reproducer").error(f"a binary is a reproducer or comes from a {kind.value}, not both")
+        raise here.at("reproducer").invalid(f"a binary is a reproducer or comes from a {kind.value}, not both")
     here.check_keys(entry, KIND_KEYS[kind], f"binaries.{name}")
     source = {Kind.WHEEL: _wheel, Kind.DEB: _deb, Kind.URL: _url, Kind.FILE: _file}[kind](here, base_dir, suites)
     path = _path(here, kind)
@@ -186,7 +192,7 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
     if built_in is not None:
         built_in = str(built_in)
         if built_in not in suites:
-            raise here.at("built_in").error(f"unknown Debian suite {built_in!r}{did_you_mean(built_in, suites)}: "
+            raise here.at("built_in").invalid(f"unknown Debian suite {built_in!r}{did_you_mean(built_in, suites)}: "
                                             "the suite whose root the container strategy runs it in",
                                             sorted(suites))
     lines = tuple((str(k), entry.line_of(k)) for k in entry) + (("", entry.line),)
@@ -208,14 +214,14 @@ class _Here:
     def check_keys(self, mapping: Any, allowed: tuple[str, ...], context: str) -> None:
         for key in mapping:
             if key not in allowed:
-                raise Where(self.file, mapping.line_of(key), str(key)).error(
+                raise Where(self.file, mapping.line_of(key), str(key)).invalid(
                     f"unknown key in {context}: {str(key)!r}{did_you_mean(key, allowed)}", list(allowed))
 
     def text(self, key: str, mapping: Any = None) -> str:
         mapping = self.entry if mapping is None else mapping
         value = mapping[key]
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
-            raise self.at(key, mapping).error(f"must be a plain value, not {_kind(value)}")
+            raise self.at(key, mapping).invalid(f"must be a plain value, not {_kind(value)}")
         return str(value).strip()
 
 
@@ -227,29 +233,29 @@ def _wheel(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Wheel:
     try:
         requirement = Requirement(text)
     except InvalidRequirement as err:
-        raise where.error(f"{text!r} is not a requirement ({str(err).splitlines()[0]}); "
+        raise where.invalid(f"{text!r} is not a requirement ({str(err).splitlines()[0]}); "
                           "write name==version, e.g. uv==0.1.17") from None
     specs = list(requirement.specifier)
     if requirement.extras or requirement.marker or requirement.url or len(specs) != 1 \
             or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
-        raise where.error(f"{text!r} is not pinned to one version: write name==version, e.g. uv==0.1.17")
+        raise where.invalid(f"{text!r} is not pinned to one version: write name==version, e.g. uv==0.1.17")
     return Wheel(requirement.name, specs[0].version)
 
 
 def _deb(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Deb:
     section = here.entry["deb"]
     if not isinstance(section, dict):
-        raise here.at("deb").error(f"must be a mapping {{package: NAME, suite: SUITE}}, not {_kind(section)}")
+        raise here.at("deb").invalid(f"must be a mapping {{package: NAME, suite: SUITE}}, not {_kind(section)}")
     here.check_keys(section, DEB_KEYS, f"binaries.{here.name}.deb")
     for key in DEB_KEYS:
         if key not in section:
-            raise Where(here.file, section.line, f"binaries.{here.name}.deb.{key}").error("is required")
+            raise Where(here.file, section.line, f"binaries.{here.name}.deb.{key}").invalid("is required")
     package, suite = here.text("package", section), here.text("suite", section)
     if not DEB_PACKAGE.match(package):
-        raise Where(here.file, section.line_of("package"), f"binaries.{here.name}.deb.package").error(
+        raise Where(here.file, section.line_of("package"), f"binaries.{here.name}.deb.package").invalid(
             f"{package!r} is not a Debian package name")
     if suite not in suites:
-        raise Where(here.file, section.line_of("suite"), f"binaries.{here.name}.deb.suite").error(
+        raise Where(here.file, section.line_of("suite"), f"binaries.{here.name}.deb.suite").invalid(
             f"unknown Debian suite {suite!r}{did_you_mean(suite, suites)}", sorted(suites))
     return Deb(package, suite)
 
@@ -257,13 +263,13 @@ def _deb(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Deb:
 def _url(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Url:
     url = here.text("url")
     if not url.startswith(URL_SCHEMES) or any(c.isspace() for c in url):
-        raise here.at("url").error(f"{url!r} is not an http(s) or file: URL")
+        raise here.at("url").invalid(f"{url!r} is not an http(s) or file: URL")
     if "sha256" not in here.entry:
-        raise here.at("url").error("a URL needs the sha256 of what it serves: add sha256: <64 hex digits> "
+        raise here.at("url").invalid("a URL needs the sha256 of what it serves: add sha256: <64 hex digits> "
                                    "(sha256sum FILE)")
     sha = here.text("sha256").lower()
     if not SHA256.match(sha):
-        raise here.at("sha256").error(f"{sha!r} is not a sha256: 64 hex digits (sha256sum FILE)")
+        raise here.at("sha256").invalid(f"{sha!r} is not a sha256: 64 hex digits (sha256sum FILE)")
     return Url(url, sha)
 
 
@@ -272,7 +278,7 @@ def _file(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> LocalFile:
     path = (base_dir / written).resolve() if not Path(written).is_absolute() else Path(written)
     if not path.is_file():
         why = "is a directory" if path.is_dir() else "does not exist"
-        raise here.at("file").error(f"{written} ({path}) {why}: name a program file (relative to the matrix)")
+        raise here.at("file").invalid(f"{written} ({path}) {why}: name a program file (relative to the matrix)")
     return LocalFile(written, path)
 
 
@@ -280,12 +286,12 @@ def _path(here: _Here, kind: Kind) -> str | None:
     if "path" not in here.entry:
         if kind in (Kind.WHEEL, Kind.DEB):
             example = "uv-0.1.17.data/scripts/uv" if kind is Kind.WHEEL else "usr/bin/jq"
-            raise here.at(kind.value).error(f"say which file of the {kind.value} is the program: path: {example}")
+            raise here.at(kind.value).invalid(f"say which file of the {kind.value} is the program: path: {example}")
         return None  # a URL or a file that is the program itself (checked when it is fetched)
     text = here.text("path").lstrip("/")
     parts = PurePosixPath(text).parts
     if not parts or ".." in parts or "\0" in text:
-        raise here.at("path").error(f"{here.entry['path']!r} is not a path inside the {kind.value}")
+        raise here.at("path").invalid(f"{here.entry['path']!r} is not a path inside the {kind.value}")
     return str(PurePosixPath(*parts))
 
 
@@ -294,7 +300,7 @@ def _run(here: _Here) -> tuple[str, ...]:
         return ()
     value = here.entry["run"]
     if not isinstance(value, list) or any(isinstance(v, (list, dict)) or v is None for v in value):
-        raise here.at("run").error("the program's arguments as a list of plain values, e.g. run: [--version]")
+        raise here.at("run").invalid("the program's arguments as a list of plain values, e.g. run: [--version]")
     return tuple(str(v) for v in value)
 
 
@@ -303,11 +309,11 @@ def _expect(here: _Here) -> OutputCheck:
         return OutputCheck()
     section = here.entry["expect"]
     if not isinstance(section, dict):
-        raise here.at("expect").error("what success looks like: {exit: 0, output: REGEX}")
+        raise here.at("expect").invalid("what success looks like: {exit: 0, output: REGEX}")
     here.check_keys(section, EXPECT_KEYS, f"binaries.{here.name}.expect")
     status = section.get("exit", 0)
     if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
-        raise Where(here.file, section.line_of("exit"), f"binaries.{here.name}.expect.exit").error(
+        raise Where(here.file, section.line_of("exit"), f"binaries.{here.name}.expect.exit").invalid(
             f"{status!r} is not an exit status (0 to 255)")
     output = section.get("output")
     if output is not None:
@@ -315,7 +321,7 @@ def _expect(here: _Here) -> OutputCheck:
         try:
             re.compile(output, re.MULTILINE)
         except re.error as err:
-            raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").error(
+            raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").invalid(
                 f"{output!r} is not a regular expression: {err}") from None
     return OutputCheck(status, output)
 

@@ -118,6 +118,8 @@ def _follow(tree: Tree, name: str, where: Where) -> str:
         if member is None:
             if seen:
                 raise where.error(f"{name} in {tree.label} is a link to {current}, which is not in it")
+            if any(n.startswith(f"{current}/") for n in tree.members):
+                raise where.error(f"{name} is a directory in {tree.label}, not a program{_near(tree, name)}")
             raise where.error(f"{name} is not in {tree.label}{_near(tree, name)}")
         if member.kind == "f":
             return current
@@ -193,26 +195,26 @@ def extract(artifact: Artifact, file: Path, label: str, dest: Path, scratch: Pat
         except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
             raise path_where.error(f"{artifact.path} in {label} cannot be read: {err}") from None
     dest.chmod(0o755)
-    return check_program(dest, artifact.path or label, label, path_where)
+    return check_program(dest, f"{artifact.path} in {label}" if artifact.path else label, path_where)
 
 
-def check_program(path: Path, name: str, label: str, where: Where) -> elf.ElfInfo:
-    """A dynamically linked x86_64 ELF program, or one line saying what it is instead."""
+def check_program(path: Path, what: str, where: Where) -> elf.ElfInfo:
+    """A dynamically linked x86_64 ELF program, or one line saying what ``what`` is instead."""
     with path.open("rb") as fh:
         head = fh.read(64)
     if head[:4] != ELF_MAGIC:
-        what = f"a script ({head.splitlines()[0][:40].decode('utf-8', 'replace')})" if head[:2] == b"#!" \
+        kind = f"a script ({head.splitlines()[0][:40].decode('utf-8', 'replace')})" if head[:2] == b"#!" \
             else "a text file" if _texty(head) else "not an ELF file"
-        raise where.error(f"{name} in {label} is {what}, not an ELF program")
+        raise where.error(f"{what} is {kind}, not an ELF program")
     try:
         info = elf.read(path)
     except LdmatrixError as err:
-        raise where.error(f"{name} in {label}: {str(err).split(': ', 1)[-1]}") from None
+        raise where.error(f"{what} is {str(err).split(': ', 1)[-1]}") from None
     if info.machine != "EM_X86_64":
-        raise where.error(f"{name} in {label} is an ELF file for {info.machine}, not x86_64")
+        raise where.error(f"{what} is an ELF file for {info.machine}, not x86_64")
     if info.interpreter is None:
-        what = "a shared library" if info.kind == "ET_DYN" and info.soname else "statically linked (no PT_INTERP)"
-        raise where.error(f"{name} in {label} is {what}: ldmatrix tests programs that the loader starts")
+        kind = "a shared library" if info.kind == "ET_DYN" and info.soname else "statically linked (no PT_INTERP)"
+        raise where.error(f"{what} is {kind}: ldmatrix tests programs that the loader starts")
     return info
 
 

@@ -19,8 +19,9 @@ def cached(cache: Cache, sha256: str) -> Path:
     return cache.downloads / f"{sha256}.download"
 
 
-def download(url: Url, cache: Cache, progress: Progress, where: Where, size: int | None = None) -> Path:
-    """What the URL serves, if it is what the matrix's sha256 says; nothing is kept otherwise."""
+def download(url: Url, cache: Cache, progress: Progress, where: Where, sha_where: Where,
+             size: int | None = None) -> Path:
+    """What the URL serves, if it is what the matrix's sha256 says (``sha_where``); nothing is kept otherwise."""
     dest = cached(cache, url.sha256)
     if (fetch.verifies(dest, size, url.sha256) if size is not None else _sha_ok(dest, url.sha256)):
         return dest
@@ -30,22 +31,22 @@ def download(url: Url, cache: Cache, progress: Progress, where: Where, size: int
         try:
             fetch.save_verified(resp, dest, url.sha256)
         except fetch.Mismatch as err:
-            raise where.error(f"{url.url} gave {err.got}, the matrix says sha256 {url.sha256}; refusing it") \
+            raise sha_where.error(f"{url.url} gave {err.got}, the matrix says sha256 {url.sha256}; refusing it") \
                 from None
 
     try:
         fetch.retrying(url.url, url.name, save)
     except fetch.NotFound:
-        raise where.error(f"{url.url}: not found (404)") from None
+        raise where.error(f"{url.url}: not found" + ("" if url.url.startswith("file:") else " (404)")) from None
     except ProvisionError as err:
         raise where.error(f"{url.url} cannot be reached ({err}); once it is in the cache no network is needed") \
             from None
     return dest
 
 
-def resolve(url: Url, cache: Cache, progress: Progress, where: Where) -> Pin:
+def resolve(url: Url, cache: Cache, progress: Progress, where: Where, sha_where: Where) -> Pin:
     """First use: download it, check the matrix's sha256, and pin its size too."""
-    path = download(url, cache, progress, where)
+    path = download(url, cache, progress, where, sha_where)
     return Pin(url.key, url.sha256, path.stat().st_size)
 
 
