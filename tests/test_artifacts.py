@@ -72,7 +72,8 @@ def test_each_kind_parses(tmp_path: Path) -> None:
     assert uv.key == ("artifact", "wheel:uv==0.1.17#uv-0.1.17.data/scripts/uv")
     assert jq.artifact is not None and jq.artifact.path == "usr/bin/jq"  # a leading / is dropped
     assert jq.built_in == "bookworm" and jq.check == OutputCheck()  # a package's own suite; exit 0
-    assert tool.artifact is not None and tool.artifact.source.key == f"url:file:///nowhere/tool.tar.gz#sha256={'ab' * 32}"
+    assert tool.artifact is not None
+    assert tool.artifact.source.key == f"url:file:///nowhere/tool.tar.gz#sha256={'ab' * 32}"
     assert mine.artifact is not None and mine.artifact.source.path == tmp_path / "mytool"
     assert mine.built_in is None and mine.artifact.path is None
     assert rye.child == "uv" and rye.key == ("spawn-env", "bullseye")

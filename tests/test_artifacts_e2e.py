@@ -26,7 +26,8 @@ DEMO = REPO / "matrices" / "artifacts-demo.yaml"
 
 pytestmark = pytest.mark.slow
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap: apt-get install -y bubblewrap")
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
+                                 reason="needs bubblewrap: apt-get install -y bubblewrap")
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness import cache_entry
+from harness import cache_entry, elf
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.model import BuiltBinary
@@ -28,6 +29,10 @@ from . import deb, local, url, wheel
 from .lock import ArtifactLock, Pin, held, lock_path, read_lock, write_lock
 from .spec import Artifact, Deb, LocalFile, Url, Wheel
 from .unpack import extract
+
+if TYPE_CHECKING:
+    from harness.matrix import Matrix
+    from harness.model import Cell
 
 AREA = "artifacts"
 LAYOUT = "1"  # bump when what an entry holds changes
@@ -102,8 +107,6 @@ def program(artifact: Artifact, pin: Pin, built_in: str | None, cache: Cache, pr
 
     cache_entry.ensure(entry, made_from(artifact, pin), fill, progress, f"program {artifact.name} from {label}")
     binary = entry.path / artifact.name
-    from harness import elf
-
     return BuiltBinary(reproducer=artifact.name, suite=built_in or "", path=binary,
                        sha256=cache_entry.file_sha256(binary), build_log=entry.path / ORIGIN,
                        interpreter=elf.read_interpreter(binary) or "")
@@ -168,14 +171,15 @@ def relock(matrix: Path, display: str, artifacts: Iterable[Artifact], cache: Cac
     return _pins(matrix, display, unique, {a.id for a in unique}, cache, progress, move=not only_missing)
 
 
-def for_cells(matrix, cells, cache: Cache, progress: Progress) -> dict[tuple[str, str], BuiltBinary]:
-    """The programs the cells of ``matrix`` (a harness.matrix.Matrix) run, keyed as the run's binaries
-    are (``BinarySpec.key``)."""
+def for_cells(matrix: Matrix, cells: Iterable[Cell], cache: Cache,
+              progress: Progress) -> dict[tuple[str, str], BuiltBinary]:
+    """The programs the cells of ``matrix`` run, keyed as the run's binaries are (``BinarySpec.key``)."""
     specs = [s for s in matrix.binaries.values() if s.artifact is not None]
     if not specs:
         return {}
+    cells = list(cells)
     used = {c.binary for c in cells} | {matrix.binaries[c.binary].child for c in cells}
-    wanted = {s.artifact.id for s in specs if s.name in used}
+    wanted = {s.artifact.id for s in specs if s.name in used and s.artifact is not None}
     built = provide(matrix.path, str(matrix.path), [(s.artifact, s.built_in) for s in specs], wanted, cache,
                     progress)
-    return {s.key: built[s.artifact.id] for s in specs if s.artifact.id in built}
+    return {s.key: built[s.artifact.id] for s in specs if s.artifact is not None and s.artifact.id in built}

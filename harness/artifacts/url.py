@@ -23,7 +23,7 @@ def download(url: Url, cache: Cache, progress: Progress, where: Where, sha_where
              size: int | None = None) -> Path:
     """What the URL serves, if it is what the matrix's sha256 says (``sha_where``); nothing is kept otherwise."""
     dest = cached(cache, url.sha256)
-    if (fetch.verifies(dest, size, url.sha256) if size is not None else _sha_ok(dest, url.sha256)):
+    if fetch.verifies(dest, size, url.sha256):
         return dest
     progress.step(f"downloading {url.url}")
 
@@ -48,10 +48,3 @@ def resolve(url: Url, cache: Cache, progress: Progress, where: Where, sha_where:
     """First use: download it, check the matrix's sha256, and pin its size too."""
     path = download(url, cache, progress, where, sha_where)
     return Pin(url.key, url.sha256, path.stat().st_size)
-
-
-def _sha_ok(path: Path, sha256: str) -> bool:
-    try:
-        return fetch.file_sha256(path) == sha256
-    except OSError:
-        return False

@@ -173,7 +173,7 @@ def download(wheel: Wheel, pin: Pin, cache: Cache, progress: Progress, where: Wh
     """The pinned wheel in the cache (``downloads/<sha256>.whl``), fetched from the index only when no
     cached copy verifies; the index's sha256 and the bytes must both be the lock's."""
     dest = cache.downloads / f"{pin.sha256}.whl"
-    if fetch.verifies(dest, pin.size, pin.sha256) if pin.size is not None else _sha_ok(dest, pin.sha256):
+    if fetch.verifies(dest, pin.size, pin.sha256):
         return dest
     page = _page(wheel, where)
     listed = next((f for f in page.files if f.filename == pin.filename), None)
@@ -200,10 +200,3 @@ def download(wheel: Wheel, pin: Pin, cache: Cache, progress: Progress, where: Wh
         raise where.error(f"the package index cannot be reached ({err}); once the wheel is in the cache "
                           "no network is needed") from None
     return dest
-
-
-def _sha_ok(path: Path, sha256: str) -> bool:
-    try:
-        return fetch.file_sha256(path) == sha256
-    except OSError:
-        return False

@@ -102,9 +102,10 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verifies(path: Path, size: int, sha256: str) -> bool:
+def verifies(path: Path, size: int | None, sha256: str) -> bool:
+    """``path`` exists with this sha256 (and this size, when it is known)."""
     try:
-        return path.stat().st_size == size and file_sha256(path) == sha256
+        return (size is None or path.stat().st_size == size) and file_sha256(path) == sha256
     except OSError:
         return False
 
