@@ -442,7 +442,7 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
     return removed
 
 
-AREAS = ("store", "buildroots", "builds", "nix-ld/src", "nix-ld/builds", "nix-ld/crates")
+AREAS = ("store", "buildroots", "builds", "nix-ld/src", "nix-ld/builds", "nix-ld/crates", "artifacts")
 
 
 def sweep_cache(cache: Cache, progress: Progress) -> list[Path]:

@@ -50,7 +50,8 @@ def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
             gone = cache_entry.stale(path)
             findings.append(Finding("half-built", path, "its run is gone; the next run removes it" if gone
                                     else "a run is making it now"))
-    downloads = sorted(cache.downloads.glob("*.deb"))
+    downloads = sorted(p for p in cache.downloads.iterdir()  # .deb, .whl, .download: named by their sha256
+                       if p.is_file() and not p.name.startswith(".") and len(p.stem) == 64)
     progress.step(f"verifying {len(downloads)} downloads in {cache.downloads}")
     for path in downloads:
         total += 1

@@ -184,7 +184,31 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_lock(args: argparse.Namespace) -> int:
     from harness.provision import LOCK_PATH, refresh_lock
 
-    refresh_lock(args.lock or LOCK_PATH, StderrProgress(), only_missing=args.only_missing)
+    if args.matrix is not None:
+        return lock_matrix(args)
+    refresh_lock(args.lock or LOCK_PATH, StderrProgress(quiet=args.quiet), only_missing=args.only_missing)
+    return 0
+
+
+def lock_matrix(args: argparse.Namespace) -> int:
+    """``ldmatrix lock MATRIX``: move the pins of the matrix's artifacts (``<matrix>.lock.json``) on."""
+    from harness.artifacts import provide
+    from harness.artifacts.lock import lock_path
+    from harness.cache import Cache
+
+    if args.lock is not None:
+        raise LdmatrixError("lock: --lock names the package lock; a matrix's artifacts are pinned in "
+                            f"{lock_path(args.matrix)}")
+    matrix = matrix_mod.load(args.matrix)
+    artifacts = [b.artifact for b in matrix.binaries.values() if b.artifact is not None]
+    if not artifacts:
+        raise LdmatrixError(f"{args.matrix}: names no wheel, deb, url or file among its binaries: nothing to lock "
+                            "(`ldmatrix lock` moves the package lock)")
+    cache = Cache.default()
+    paths.writable_dir(cache.root, "cache directory (LDMATRIX_CACHE)")
+    lock = provide.relock(matrix.path, str(args.matrix), artifacts, cache, StderrProgress(quiet=args.quiet),
+                          only_missing=args.only_missing)
+    print(f"{lock.path}: {len(lock.pins)} artifacts pinned")
     return 0
 
 
@@ -335,10 +359,14 @@ def parser() -> argparse.ArgumentParser:
     lst.add_argument("-k", metavar="WORDS")
     lst.set_defaults(func=cmd_list)
 
-    lock = sub.add_parser("lock", help="move the package lock to the archive's current versions")
+    lock = sub.add_parser("lock", help="move the package lock to the archive's current versions, or a matrix's "
+                                       "artifact pins (ldmatrix lock MATRIX)")
+    lock.add_argument("matrix", nargs="?", type=Path,
+                      help="a matrix: re-resolve its wheels, packages, URLs and files into MATRIX.lock.json")
     lock.add_argument("--lock", type=Path)
     lock.add_argument("--only-missing", action="store_true",
                       help="keep every pinned package and add only those the lock lacks")
+    lock.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     lock.set_defaults(func=cmd_lock)
 
     d = sub.add_parser("diff", help="cells that changed between two results.jsonl; exit status 1 if any did")

@@ -51,9 +51,17 @@ def _age(container) -> float:
 
 
 def leftovers(now_alive=run_alive) -> list:
-    """Our containers whose run is gone."""
+    """Our containers whose run is gone. Listed sparse, then inspected one by one: a container that
+    another run removes in between (its own cells ending, its own pruning) is no leftover."""
+    import docker.errors
+
+    client = docker_engine.client()
     out = []
-    for container in docker_engine.client().containers.list(all=True, filters={"label": f"{docker_engine.LABEL}=1"}):
+    for listed in client.containers.list(all=True, sparse=True, filters={"label": f"{docker_engine.LABEL}=1"}):
+        try:
+            container = client.containers.get(listed.id)
+        except docker.errors.NotFound:
+            continue
         alive = now_alive(container.labels or {})
         if alive is False or (alive is None and _age(container) > STALE_AGE):
             out.append(container)

@@ -301,7 +301,7 @@ def _roots_of(matrix_path: Path, progress: Progress) -> list[RootSpec]:
     matrix = matrix_mod.load(matrix_path)
     cache = Cache.default()
     glibcs = sorted({c.glibc for c in matrix.cells})
-    suites = sorted({b.built_in for b in matrix.binaries.values()})
+    suites = sorted({b.built_in for b in matrix.binaries.values() if b.built_in})
     roots = [nixos_root(provision.provision_glibc(v, cache, progress)) for v in glibcs]
     return roots + [fhs_root(provision.build_root(s, cache, progress)) for s in suites]
 

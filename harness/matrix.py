@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import yamlsource
+from harness.artifacts import spec as artifact_spec
 from harness.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
-from harness.model import Cell, Expectation, Launch, Outcome, Strategy
+from harness.model import Cell, Expectation, Launch, Outcome, OutputCheck, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
@@ -24,7 +25,8 @@ from harness.nixld.pins import PinnedSource
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
 SOURCE_KEYS = ("url", "hash")
-BINARY_KEYS = ("reproducer", "built_in", "child", "note")
+BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
+SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
@@ -35,14 +37,25 @@ MAX_CELLS = 100_000
 NO_LIBRARIES, DEFAULT_LIBRARIES = "none", "default"
 LIBRARY_STRATEGIES = frozenset({Strategy.PATCHELF, Strategy.LD_LIBRARY_PATH, Strategy.NIX_LD})
 _CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9][0-9.]*)$")
+NO_SUITE = "?"  # a container cell's glibc when its program names no suite to run in (an error unless excluded)
 
 
 @dataclass(frozen=True)
 class BinarySpec:
     name: str
-    reproducer: str
-    built_in: str  # Debian suite of the build root
+    reproducer: str | None  # None: a real program from a wheel, package, URL or file (``artifact``)
+    built_in: str | None  # Debian suite of the build root (an artifact's: the root container runs it in)
     child: str | None = None  # for launchers: the binary they start
+    artifact: artifact_spec.Artifact | None = None
+    run: tuple[str, ...] = ()  # an artifact's arguments
+    check: OutputCheck | None = None  # an artifact's success (a reproducer prints its own check)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Where the run's binaries hold it: (reproducer, suite), or ("artifact", its id)."""
+        if self.artifact is not None:
+            return ("artifact", self.artifact.id)
+        return (str(self.reproducer), str(self.built_in))
 
 
 @dataclass(frozen=True)
@@ -161,6 +174,12 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
     }
 
 
+def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
+    """The binary a cell's strategy is about: the cell's binary, or for a launcher its child."""
+    spec = binaries[name]
+    return binaries[spec.child] if spec.child else spec
+
+
 class _Loader:
     def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any]):
         self.path, self.file = path, display
@@ -207,6 +226,15 @@ class _Loader:
         for name, entry in section.items():
             if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", str(name)):
                 raise self.error(section, str(name), "a binary name is lower case letters, digits, '.' and '-'")
+            if isinstance(entry, dict) and artifact_spec.kind_of(entry):
+                parsed = artifact_spec.parse(entry, str(name), self.file, self.path.resolve().parent, self.suite_glibc)
+                specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, None, parsed.artifact, parsed.run,
+                                              parsed.check)
+                continue
+            if isinstance(entry, dict) and "reproducer" not in entry:
+                raise MatrixError(self.file, entry.line, f"binaries.{name}",
+                                  "say where it comes from: one of reproducer (with built_in), wheel, deb, url "
+                                  "(with sha256) or file", list(SOURCE_KINDS))
             self.check_keys(entry, BINARY_KEYS, f"binaries.{name}", line=section.line_of(name))
             for required in ("reproducer", "built_in"):
                 if required not in entry:
@@ -409,7 +437,8 @@ class _Loader:
         ):
             launch = Launch(style)
             if Strategy.CONTAINER in strategy:
-                glibc = self.suite_glibc[binaries[binary].built_in]  # the build suite's own glibc
+                suite = subject(binaries, binary).built_in  # the root it runs in: its build suite's
+                glibc = self.suite_glibc[suite] if suite else NO_SUITE  # NO_SUITE: refused unless excluded
                 launch = Launch.DIRECT
             if launch.uses_bash:
                 env = "nixos-login"
@@ -511,6 +540,12 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         cells = kept
     if not cells:
         raise MatrixError(display, doc.line, "axes", "every cell is excluded")
+    for cell in cells:
+        if Strategy.CONTAINER in cell.strategy and cell.glibc == NO_SUITE:
+            name = subject(binaries, cell.binary).name
+            raise MatrixError(display, doc["binaries"].line_of(name), f"binaries.{name}.built_in",
+                              "the container strategy runs a program in a Debian suite's root: name it with "
+                              "built_in (or exclude its container cells)", sorted(loader.suite_glibc))
     rules = loader.rules(doc, binaries, axes)
     used: set[int] = set()
     for cell in cells:

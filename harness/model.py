@@ -123,6 +123,18 @@ class BuiltBinary:
 
 
 @dataclass(frozen=True)
+class OutputCheck:
+    """What success looks like for a real program (not a reproducer, which prints its own
+    ``LDMATRIX-CHECK``): its exit status, and a regular expression searched in stdout and stderr."""
+
+    exit: int = 0
+    output: str | None = None  # a Python regular expression (re.search, multiline), None: any output
+
+    def describe(self) -> str:
+        return f"exit {self.exit}" + (f" and output matching /{self.output}/" if self.output is not None else "")
+
+
+@dataclass(frozen=True)
 class InstalledBinary:
     """A binary as a cell runs it: at ``path`` inside the cell, bound read-only from ``host_path``.
 

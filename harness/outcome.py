@@ -1,7 +1,10 @@
 """Classify one raw run (rc, stdout, stderr) into an Outcome, with the line that proves it.
 
 The rules are ordered: a loader error stops a program before its own check can speak, so the
-loader's messages are read first; ``ok`` needs the reproducer's own ``LDMATRIX-CHECK: ok``.
+loader's messages are read first; ``ok`` needs the reproducer's own ``LDMATRIX-CHECK: ok``, or for
+a real program the matrix's check of it (an ``OutputCheck``: its exit status and a regular
+expression searched in its output). A real program that ran and failed its check is ``error``,
+proved by its last line.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import re
 import signal
 from collections.abc import Callable
 
-from harness.model import CommandResult, Outcome, Verdict
+from harness.model import CommandResult, Outcome, OutputCheck, Verdict
 
 CHECK_OK = "LDMATRIX-CHECK: ok"
 CHECK_PREFIX = "LDMATRIX-CHECK:"
@@ -89,6 +92,33 @@ def _error(result: CommandResult, lines: list[str]) -> Verdict:
     return Verdict(Outcome.ERROR, f"exit {result.rc} without {CHECK_OK!r}")
 
 
+def _checked(check: OutputCheck) -> Callable[[CommandResult, list[str]], Verdict | None]:
+    """``ok`` for a real program: its exit status and output are what the matrix says success is."""
+    def rule(result: CommandResult, lines: list[str]) -> Verdict | None:
+        if result.rc != check.exit:
+            return None
+        if check.output is None:
+            return Verdict(Outcome.OK, f"exit {result.rc}")
+        for text in (result.stdout, result.stderr):
+            match = re.search(check.output, text, re.MULTILINE)
+            if match:
+                start = text.rfind("\n", 0, match.start()) + 1
+                end = text.find("\n", match.start())
+                return Verdict(Outcome.OK, text[start:end if end >= 0 else len(text)].strip() or f"exit {result.rc}")
+        return None
+
+    return rule
+
+
+def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
+    """A program that ran and did not pass its check: its last line, and what was wanted."""
+    last = next((line.strip() for text in (result.stderr, result.stdout)
+                 for line in reversed(text.splitlines()) if line.strip()), None)
+    why = f"exit {result.rc}, expected {check.exit}" if result.rc != check.exit else \
+        f"no output matching /{check.output}/"
+    return Verdict(Outcome.ERROR, f"{last} [{why}]" if last else f"no output [{why}]")
+
+
 RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
     _timeout,
     _by_pattern(Outcome.GLIBC_TOO_OLD, _GLIBC_TOO_OLD),
@@ -100,15 +130,16 @@ RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
 )
 
 
-def classify(result: CommandResult) -> Verdict:
+def classify(result: CommandResult, check: OutputCheck | None = None) -> Verdict:
     """The first rule that matches; a result whose output was cut says so in an ``error``'s evidence
-    (the proving line may be in the part that was not kept)."""
+    (the proving line may be in the part that was not kept). ``check``: a real program's success."""
     lines = _lines(result)
-    for rule in RULES:
+    rules = RULES if check is None else tuple(_checked(check) if rule is _ok else rule for rule in RULES)
+    for rule in rules:
         verdict = rule(result, lines)
         if verdict is not None:
             return verdict
-    verdict = _error(result, lines)
+    verdict = _error(result, lines) if check is None else _failed_check(result, check)
     if result.truncated:
         cut = result.stdout_cut + result.stderr_cut
         return Verdict(verdict.outcome, f"{verdict.evidence} (output cut: {cut} bytes not kept)")

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from harness import installed
 from harness.cache import Cache
 from harness.environments import HOME, login_environment
+from harness.errors import LdmatrixError
 from harness.matrix import BinarySpec
 from harness import elf
 from harness.launch import Target, Tools, launch
@@ -23,7 +24,7 @@ from harness.model import (
 )
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
-from harness.reproducers import REPRODUCERS
+from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.system import SystemPaths, layout
 from harness.strategies.nix_ld import NixLdMissing
@@ -62,6 +63,19 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
+def _is_printer(spec: BinarySpec) -> bool:
+    """The start-up printer checks what it is passed against its parent's ``--expect`` record."""
+    return spec.reproducer is not None and REPRODUCERS[spec.reproducer].checks_startup
+
+
+def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[str]:
+    """``[PROGRAM, *run]``, or ``[LAUNCHER, CHILD, *run]``: a launcher gives its child ``--expect FILE``
+    for the start-up printer only; any other child is run with ``--no-expect``, untouched."""
+    if launched and not _is_printer(subject):
+        paths = [paths[0], LAUNCHER_NO_EXPECT, *paths[1:]]
+    return [*paths, *subject.run]
+
+
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
             timeout: float, home: Path | None = None) -> PreparedCell | Skip:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
@@ -73,7 +87,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     subject = child or spec  # the binary the strategy is about
     ctx = StrategyContext(
         glibc=glibc,
-        build_root=art.roots[subject.built_in],
+        build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
         nix_ld=art.nix_ld.get(cell.nix_ld) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
         libraries=art.libraries.get((cell.glibc, cell.libs), ()),
@@ -86,22 +100,22 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         label = cell.nix_ld or "?"
         return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
 
-    subject_binary = art.binaries[(subject.reproducer, subject.built_in)]
+    subject_binary = art.binaries[subject.key]
     binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
                                   art.cache)]
     if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
-        launcher = art.binaries[(spec.reproducer, spec.built_in)]
+        launcher = art.binaries[spec.key]
         nixify = not plan.fhs
         binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{spec.name}", glibc.loader if nixify else None,
                                              [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
                                              art.cache))
-    argv = [b.path for b in binaries]
+    argv = program_argv([b.path for b in binaries], subject, child is not None)
 
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
     added = {key for key, _ in plan.env}
     target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
-                    checks=child is None and REPRODUCERS[subject.reproducer].checks_startup)
+                    checks=child is None and _is_printer(subject))
     launched = launch(cell.launch, target, art.tools.get(cell.glibc) or Tools(busybox=glibc.shell))
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +137,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     mounts += installed.overlay_mounts([*(system.links if system else ()), *plan.links, *launched.links],
                                        art.cache, system.files if system else {})
     mounts += plan.mounts
-    root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
+    if plan.fhs and ctx.build_root is None:  # matrix.load refuses this; a caller that did not load one
+        raise LdmatrixError(f"{subject.name}: the container strategy needs the suite to run in (built_in)")
+    root = fhs_root(ctx.build_root) if ctx.build_root is not None and plan.fhs else nixos_root(glibc)
     prediction = predict(root, mounts, binaries, env)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
                         cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries),

@@ -79,6 +79,11 @@ def _c(name: str, source: str, description: str, **kw: object) -> ReproducerSpec
     return ReproducerSpec(name, Language.C, (source,), description=description, **kw)  # type: ignore[arg-type]
 
 
+# The Rust launchers run ``CHILD [ARGS...] --expect FILE`` (the start-up printer's record); with this
+# option first, ``LAUNCHER --no-expect CHILD [ARGS...]`` runs a real program's own argv, and no FILE.
+LAUNCHER_NO_EXPECT = "--no-expect"
+
+
 def _rust(name: str, source: str, description: str) -> ReproducerSpec:
     return ReproducerSpec(
         name, Language.RUST, (f"src/bin/{source}", "src/launcher.rs"), needs_child=True, description=description

@@ -19,7 +19,8 @@ from harness import cache_entry, command_script, nixld, provision, reproducers
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
-from harness.matrix import Matrix
+from harness.artifacts import provide as artifacts_provide
+from harness.matrix import Matrix, subject
 from harness.model import (
     Cell, CellResult, CommandResult, GlibcSet, NotRun, Outcome, PreparedCell, Skip, Strategy, Verdict,
 )
@@ -51,21 +52,22 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
     for cell in cells:
         glibcs.add(cell.glibc)
         spec = matrix.binaries[cell.binary]
-        builds.add((spec.reproducer, spec.built_in))
-        if spec.child:
-            child = matrix.binaries[spec.child]
-            builds.add((child.reproducer, child.built_in))
+        for binary in (spec, matrix.binaries[spec.child]) if spec.child else (spec,):
+            if binary.artifact is None:  # a real program is fetched, not built (harness/artifacts/)
+                builds.add(binary.key)
     return glibcs, builds
 
 
 def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress) -> Artefacts:
     glibcs, builds = needed(matrix, cells)
     cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
+    programs = artifacts_provide.for_cells(matrix, cells, options.cache, progress)  # first: a wrong pin stops early
     glibc_sets = {}
     for version in sorted(glibcs):
         progress.step(f"store paths for glibc {version}")
         glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
-    suites = sorted({suite for _, suite in builds} | {matrix.binaries[c.binary].built_in for c in cells})
+    in_container = {subject(matrix.binaries, c.binary).built_in for c in cells if Strategy.CONTAINER in c.strategy}
+    suites = sorted({suite for _, suite in builds} | {str(suite) for suite in in_container})
     roots = {}
     for suite in suites:
         progress.step(f"build root {suite}")
@@ -73,7 +75,7 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     build = reproducers.build
     if (options.runner or matrix.runner) == "docker":  # compiled inside the gcc image of the suite
         from harness.docker_build import build_in_container as build
-    binaries = {}
+    binaries = dict(programs)
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
@@ -143,7 +145,7 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
                 return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
                                   **base)
             return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
-        verdict = classify(result)
+        verdict = classify(result, (child or spec).check)  # a real program's success; None: a reproducer's
         (staging / "stdout").write_text(result.stdout)
         (staging / "stderr").write_text(result.stderr)
         (staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")

@@ -116,6 +116,23 @@ MATRICES: list[tuple[str, str | bytes, str]] = [
     ("runner-typo", good("name: t\n", "name: t\nrunner: sandbx\n"), "did you mean 'sandbox'?"),
     ("top-key-typo", good("axes:", "axis:"), "did you mean 'axes'?"),
     ("reproducer-typo", good("reproducer: hello", "reproducer: helo"), "did you mean 'hello'?"),
+    ("wheel-not-pinned", good("c-hello: {reproducer: hello, built_in: bullseye}",
+                              "c-hello: {wheel: 'uv>=0.1', path: uv}"),
+     "binaries.c-hello.wheel: 'uv>=0.1' is not pinned"),
+    ("wheel-without-path", good("c-hello: {reproducer: hello, built_in: bullseye}", "c-hello: {wheel: uv==0.1.17}"),
+     "say which file of the wheel is the program: path:"),
+    ("deb-suite-typo", good("c-hello: {reproducer: hello, built_in: bullseye}",
+                            "c-hello: {deb: {package: jq, suite: bookwrm}, path: usr/bin/jq}"),
+     "binaries.c-hello.deb.suite: unknown Debian suite 'bookwrm'; did you mean 'bookworm'?"),
+    ("url-without-sha256", good("c-hello: {reproducer: hello, built_in: bullseye}",
+                                "c-hello: {url: 'https://x.invalid/t.tar.gz', path: t, built_in: bullseye}"),
+     "binaries.c-hello.url: a URL needs the sha256"),
+    ("expect-regex-broken", good("c-hello: {reproducer: hello, built_in: bullseye}",
+                                 "c-hello: {wheel: uv==0.1.17, path: uv, built_in: bullseye, expect: {output: '[a'}}"),
+     "binaries.c-hello.expect.output: '[a' is not a regular expression"),
+    ("artifact-in-container-without-suite", good("c-hello: {reproducer: hello, built_in: bullseye}",
+                                                 "c-hello: {wheel: uv==0.1.17, path: uv}"),
+     "binaries.c-hello.built_in: the container strategy runs a program in a Debian suite's root"),
     ("exclude-not-a-list", good("expect:", "exclude: {binary: c-hello}\nexpect:"), "must be a list of conditions"),
     ("too-many-cells", good('nix_ld: ["1.2.2", "2.0.6"]',
                             "nix_ld: [" + ", ".join(f'"1.{n}"' for n in range(5000)) + "]"), "at most 100000"),
@@ -169,6 +186,130 @@ def test_malformed_lock_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_lock_that_is_a_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line_error(capsys, ["run", str(SEED), "-q", "--out", str(tmp_path / "out"), "--lock", str(tmp_path)])
     assert "is a directory" in line
+
+
+# ------------------------------------------------------------------------------------------------
+# Artifacts (wheels, packages, URLs): `ldmatrix lock MATRIX` and `ldmatrix run MATRIX`, with a stand-in
+# network serving recorded index pages, stop before any cell with one line naming the matrix's key
+
+INDEX = "http://index.invalid/simple"
+RECORDED = Path(__file__).resolve().parent / "data" / "index"
+
+
+def _artifact_matrix(tmp_path: Path, entry: str) -> Path:
+    return matrix_file(tmp_path, f"name: a\nbinaries:\n  tool: {entry}\naxes: {{strategy: [none], glibc: [\"2.36\"]}}\n"
+                                 "expect: [{outcome: ok}]\n")
+
+
+@pytest.fixture()
+def index_pages(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, bytes]:
+    """The package index at INDEX serves the recorded pages (and whatever a test adds); nothing else answers."""
+    import email.message
+    import io
+    import urllib.error
+
+    from harness.provision import fetch
+    from harness.runners.sandbox import SandboxRunner
+
+    served = {f"{INDEX}/uv/": (RECORDED / "uv.json").read_bytes(),
+              f"{INDEX}/pyobjc-core/": (RECORDED / "pyobjc-core.html").read_bytes()}
+
+    real = fetch.urlopen
+
+    def urlopen(url: str, timeout: float, headers: dict[str, str] | None = None):
+        if url.startswith("file:"):
+            return real(url, timeout)
+        if url not in served:
+            raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        response = io.BytesIO(served[url])
+        response.headers = email.message.Message()  # type: ignore[attr-defined]
+        response.headers["Content-Type"] = "application/vnd.pypi.simple.v1+json" if url.endswith("/uv/") \
+            else "text/html"
+        response.geturl = lambda: url  # type: ignore[attr-defined]
+        return response
+
+    monkeypatch.setattr(fetch, "urlopen", urlopen)
+    monkeypatch.setattr(fetch, "BACKOFF", (0.0, 0.0))
+    monkeypatch.setattr(SandboxRunner, "unavailable", lambda self: None)  # the error comes before any cell
+    monkeypatch.setenv("PIP_INDEX_URL", INDEX)
+    monkeypatch.setenv("LDMATRIX_CACHE", str(tmp_path / "cache"))
+    return served
+
+
+ELF_TRUE = Path("/bin/true").resolve()
+
+
+def _wheel(tmp_path: Path, member: str, data: bytes) -> Path:
+    import zipfile
+
+    path = tmp_path / "t.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(member, data)
+    return path
+
+
+ARTIFACTS: list[tuple[str, Callable[[Path], str], str]] = [
+    ("version-the-index-lacks", lambda t: "{wheel: uv==0.1.170, path: uv}",
+     "binaries.tool.wheel: the package index has no uv 0.1.170; nearest: 0.1.43, 0.1.44, 0.1.45, 0.2.0"),
+    ("wheel-without-linux-x86_64", lambda t: "{wheel: pyobjc-core==10.1, path: x}",
+     "binaries.tool.wheel: pyobjc-core 10.1 has no wheel for Linux x86_64 (manylinux or linux"),
+    ("index-unreachable", lambda t: "{wheel: ruff==0.1.15, path: ruff}",
+     "binaries.tool.wheel: the package index cannot be reached (download of the package index's page of ruff failed"),
+    ("url-wrong-sha256", lambda t: f"{{url: '{ELF_TRUE.as_uri()}', sha256: {'ab' * 32}}}",
+     f"binaries.tool.sha256: {ELF_TRUE.as_uri()} gave sha256"),
+    ("url-gone", lambda t: f"{{url: '{(t / 'gone').as_uri()}', sha256: {'ab' * 32}}}",
+     "binaries.tool.url: file:///"),
+]
+
+
+@pytest.mark.parametrize("entry, expected", [pytest.param(e, x, id=i) for i, e, x in ARTIFACTS])
+def test_artifact_that_cannot_be_pinned_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    index_pages: dict, entry: Callable[[Path], str],
+                                                    expected: str) -> None:
+    path = _artifact_matrix(tmp_path, entry(tmp_path))
+    for argv in (["lock", str(path), "-q"], ["run", str(path), "-q", "--out", str(tmp_path / "out")]):
+        line = one_line_error(capsys, argv)
+        assert f"m.yaml:3: {expected}" in line and "index.invalid" not in line  # no host named
+    assert not (tmp_path / "m.lock.json").exists()  # nothing pinned that was not had
+    assert not (tmp_path / "out" / "a" / "results.jsonl").exists()  # no cell ran
+
+
+ARCHIVE_PATHS: list[tuple[str, str, bytes, str]] = [
+    ("path-not-in-the-archive", "tool/bin/tol", b"", "tool/bin/tol is not in t.zip; near: tool/bin/tool"),
+    ("path-is-a-script", "tool/bin/tool", b"#!/bin/sh\nexit 0\n", "tool/bin/tool in t.zip is a script (#!/bin/sh)"),
+    ("path-is-text", "tool/bin/tool", b"hello\n", "tool/bin/tool in t.zip is a text file, not an ELF program"),
+]
+
+
+@pytest.mark.parametrize("path_in, data, expected", [pytest.param(p, d, x, id=i) for i, p, d, x in ARCHIVE_PATHS])
+def test_artifact_path_that_is_no_program_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      index_pages: dict, path_in: str, data: bytes,
+                                                      expected: str) -> None:
+    import hashlib
+
+    archive = _wheel(tmp_path, "tool/bin/tool", data)
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    path = _artifact_matrix(tmp_path, f"{{url: '{archive.as_uri()}', sha256: {sha}, path: {path_in}}}")
+    line = one_line_error(capsys, ["run", str(path), "-q", "--out", str(tmp_path / "out")])
+    assert f"m.yaml:3: binaries.tool.path: {expected}" in line
+    assert (tmp_path / "m.lock.json").exists()  # the pin of what was fetched is kept: nothing is lost
+    assert not (tmp_path / "out" / "a" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("content, expected", [
+    pytest.param("{not json", "m.lock.json:1: not valid JSON", id="not-json"),
+    pytest.param('{"format": 1, "artifacts": {"wheel:uv==0.1.17": {"sha256": "x"}}}',
+                 "artifacts.wheel:uv==0.1.17.sha256: not 64 lowercase hex digits", id="bad-sha256"),
+    pytest.param(b"\x00\xff", "binary file", id="binary"),
+])
+def test_damaged_artifact_lock_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], index_pages: dict,
+                                           content: str | bytes, expected: str) -> None:
+    path = _artifact_matrix(tmp_path, "{wheel: uv==0.1.17, path: uv-0.1.17.data/scripts/uv}")
+    lock = tmp_path / "m.lock.json"
+    lock.write_bytes(content if isinstance(content, bytes) else content.encode())
+    line = one_line_error(capsys, ["run", str(path), "-q", "--out", str(tmp_path / "out")])
+    assert expected in line and f"ldmatrix lock {path}" in line
+    assert lock.read_bytes() == (content if isinstance(content, bytes) else content.encode())  # left as it was
 
 
 # ------------------------------------------------------------------------------------------------

@@ -30,10 +30,11 @@ class NotFound(Exception):
     """The archive answered 404."""
 
 
-def urlopen(url: str, timeout: float) -> BinaryIO:
-    """The one place that touches the network (tests replace it)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "ldmatrix"})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s)/file from apt config
+def urlopen(url: str, timeout: float, headers: dict[str, str] | None = None) -> BinaryIO:
+    """The one place that touches the network (tests replace it). ``headers``: more request headers
+    (the package index's Accept); only passed when there are some."""
+    req = urllib.request.Request(url, headers={"User-Agent": "ldmatrix", **(headers or {})})
+    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s)/file from apt/pip config
 
 
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
@@ -54,25 +55,38 @@ def with_retries(rel: str, mirror: str, action: Callable[[BinaryIO], object],
 
     404 raises NotFound; anything else that persists raises a one-line ProvisionError naming ``rel``.
     """
-    url = f"{mirror}/{rel}"
+    return retrying(f"{mirror}/{rel}", rel, action, sleep=sleep)
+
+
+def retrying(url: str, what: str, action: Callable[[BinaryIO], object], *, headers: dict[str, str] | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> object:
+    """Open ``url`` and hand the response to ``action``; retry transient errors.
+
+    404 raises NotFound; anything else that persists raises a one-line ProvisionError naming ``what``
+    (not the host). A ``file:`` URL is not retried: a missing file is NotFound at once.
+    """
     last: BaseException | None = None
     for attempt in range(ATTEMPTS):
         try:
-            with urlopen(url, TIMEOUT) as resp:
+            with (urlopen(url, TIMEOUT, headers) if headers else urlopen(url, TIMEOUT)) as resp:
                 return action(resp)
         except urllib.error.HTTPError as err:
             if err.code in (404, 410):
-                raise NotFound(rel) from None
+                raise NotFound(what) from None
             if err.code < 500 and err.code not in (408, 429):
-                raise ProvisionError(f"download of {rel} failed: {_describe(err)}") from None
+                raise ProvisionError(f"download of {what} failed: {_describe(err)}") from None
             last = err
         except _TRANSIENT as err:
+            if url.startswith("file:"):
+                if isinstance(err, urllib.error.URLError) and isinstance(err.reason, FileNotFoundError):
+                    raise NotFound(what) from None
+                raise ProvisionError(f"reading {what} failed: {_describe(err)}") from None
             last = err
         if attempt + 1 < ATTEMPTS:
             sleep(BACKOFF[min(attempt, len(BACKOFF) - 1)])
     assert last is not None
     raise ProvisionError(
-        f"download of {rel} failed after {ATTEMPTS} attempts: {_describe(last)}"
+        f"download of {what} failed after {ATTEMPTS} attempts: {_describe(last)}"
     ) from None
 
 
@@ -88,19 +102,53 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verifies(path: Path, size: int, sha256: str) -> bool:
+def verifies(path: Path, size: int | None, sha256: str) -> bool:
+    """``path`` exists with this sha256 (and this size, when it is known)."""
     try:
-        return path.stat().st_size == size and file_sha256(path) == sha256
+        return (size is None or path.stat().st_size == size) and file_sha256(path) == sha256
     except OSError:
         return False
+
+
+class Mismatch(ProvisionError):
+    """What was downloaded is not what was pinned; ``got`` says how (its size or its sha256)."""
+
+    def __init__(self, got: str):
+        super().__init__(got)
+        self.got = got
+
+
+def save_verified(resp: BinaryIO, dest: Path, sha256: str, size: int | None = None) -> None:
+    """Stream ``resp`` into ``dest`` atomically (a ``.part`` file beside it, renamed into place) only if
+    it is ``size`` bytes (when known) with this ``sha256``; otherwise Mismatch, and nothing is left."""
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{sha256[:12]}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        n = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in iter(lambda: resp.read(CHUNK), b""):
+                h.update(chunk)
+                n += len(chunk)
+                out.write(chunk)
+                if size is not None and n > size:
+                    break
+        if (size is not None and n != size) or h.hexdigest() != sha256:
+            raise Mismatch(f"{n} bytes" if size is not None and n != size else f"sha256 {h.hexdigest()}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cached_deb_path(cache: Cache, deb: LockedDeb) -> Path:
     return cache.downloads / f"{deb.sha256}.deb"
 
 
-def download_deb(deb: LockedDeb, cache: Cache, progress: Progress, mirror: str | None = None) -> Path:
-    """The verified .deb in the cache, downloaded only if no cached copy verifies."""
+def download_deb(deb: LockedDeb, cache: Cache, progress: Progress, mirror: str | None = None, *,
+                 relock: str = "ldmatrix lock") -> Path:
+    """The verified .deb in the cache, downloaded only if no cached copy verifies. ``relock``: the
+    command that moves this pin on (a matrix's own artifacts: ``ldmatrix lock MATRIX``)."""
     dest = cached_deb_path(cache, deb)
     if verifies(dest, deb.size, deb.sha256):
         return dest
@@ -111,34 +159,19 @@ def download_deb(deb: LockedDeb, cache: Cache, progress: Progress, mirror: str |
     progress.step(f"downloading {deb.describe()} ({deb.size / 1e6:.1f} MB)")
 
     def save(resp: BinaryIO) -> None:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{deb.sha256[:12]}.", suffix=".part")
-        tmp = Path(tmp_name)
         try:
-            h = hashlib.sha256()
-            n = 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in iter(lambda: resp.read(CHUNK), b""):
-                    h.update(chunk)
-                    n += len(chunk)
-                    out.write(chunk)
-                    if n > deb.size:
-                        break
-            if n != deb.size or h.hexdigest() != deb.sha256:
-                got = f"{n} bytes" if n != deb.size else f"sha256 {h.hexdigest()}"
-                raise ProvisionError(
-                    f"{deb.filename}: got {got}, the lock says {deb.size} bytes, sha256 {deb.sha256}; "
-                    f"refusing {deb.describe()} (run `ldmatrix lock` if the archive really changed)"
-                )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+            save_verified(resp, dest, deb.sha256, deb.size)
+        except Mismatch as err:
+            raise ProvisionError(
+                f"{deb.filename}: got {err.got}, the lock says {deb.size} bytes, sha256 {deb.sha256}; "
+                f"refusing {deb.describe()} (run `{relock}` if the archive really changed)"
+            ) from None
 
     try:
         with_retries(deb.filename, mirror, save)
     except NotFound:
         raise ProvisionError(
             f"{deb.describe()} is gone from the Debian archive (404 for {deb.filename}); "
-            f"run `ldmatrix lock` to move to the archive's current version"
+            f"run `{relock}` to move to the archive's current version"
         ) from None
     return dest

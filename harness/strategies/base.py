@@ -14,7 +14,7 @@ from harness.model import BuildRoot, GlibcSet, Link, Mount, StorePath
 @dataclass(frozen=True)
 class StrategyContext:
     glibc: GlibcSet
-    build_root: BuildRoot  # the build root of the binary under test (its FHS root)
+    build_root: BuildRoot | None  # the build root of the binary under test (its FHS root; None: it names none)
     nix_ld: StorePath | None  # the nix-ld under test, when the cell names one and it is supplied
     nix_ld_label: str | None
     libraries: tuple[StorePath, ...] = ()  # the cell's library set (harness/provision/packages.py)

@@ -1,13 +1,15 @@
 //! What `spawn-env` and `spawn-inherit` share: run a child, tell it which
 //! environment it should see, relay its exit status.
 //!
-//! Usage: `<program> CHILD [ARGS...]`.  The child is run as
+//! Usage: `<program> [--no-expect] CHILD [ARGS...]`.  The child is run as
 //! `CHILD [ARGS...] --expect FILE`, and FILE (`<program>.expect` in `$TMPDIR`, or
 //! the current directory when `TMPDIR` is unset or empty) records what it is
 //! passed, as NUL-terminated items tagged with one character: `A` each argument,
 //! `E` each `KEY=VALUE` of the environment in order, `X` the file name given to
 //! execve (AT_EXECFN: CHILD itself, which must contain a '/'), `P` the
-//! canonical path of the program (/proc/self/exe).  stdin,
+//! canonical path of the program (/proc/self/exe).  With `--no-expect` (for a
+//! real program, not the start-up printer) the child is run as `CHILD [ARGS...]`
+//! and no FILE is written; its environment is the same either way.  stdin,
 //! stdout and stderr inherited.  The exit code is the child's (a signal `n`
 //! gives `128 + n`); a child that cannot be spawned gives
 //! `<program>: failed to spawn <CHILD>: <io error>` on stderr and exit 127.
@@ -17,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::env;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -89,31 +91,40 @@ fn die(program: &str, message: String, code: i32) -> ! {
 
 /// Runs the whole program; never returns.
 pub fn run(program: &str, mode: Mode) -> ! {
-    let mut args = env::args_os().skip(1);
+    let mut args = env::args_os().skip(1).peekable();
+    let record = match args.peek() {
+        Some(first) if first.as_os_str() == OsStr::new("--no-expect") => false,
+        _ => true,
+    };
+    if !record {
+        args.next();
+    }
     let child = match args.next() {
         Some(child) => child,
-        None => die(program, format!("usage: {} CHILD [ARGS...]", program), 2),
+        None => die(program, format!("usage: {} [--no-expect] CHILD [ARGS...]", program), 2),
     };
     let child_args: Vec<OsString> = args.collect();
 
-    let entries = expected_environment(&mode);
-    let path = match expect_file(program) {
-        Ok(path) => path,
-        Err(err) => die(program, format!("cannot find a directory for the expect file: {}", err), 125),
-    };
-    let mut argv: Vec<OsString> = vec![child.clone()];
-    argv.extend(child_args.iter().cloned());
-    argv.push(OsString::from("--expect"));
-    argv.push(path.clone().into_os_string());
-    if let Err(err) = write_expect_file(&path, &argv, &entries) {
-        // The child cannot be found: spawning it below says so as the launcher always has.
-        if fs::metadata(&child).is_ok() {
-            die(program, format!("cannot write {}: {}", path.display(), err), 125);
-        }
-    }
-
     let mut command = Command::new(&child);
-    command.args(&child_args).arg("--expect").arg(&path);
+    command.args(&child_args);
+    if record {
+        let entries = expected_environment(&mode);
+        let path = match expect_file(program) {
+            Ok(path) => path,
+            Err(err) => die(program, format!("cannot find a directory for the expect file: {}", err), 125),
+        };
+        let mut argv: Vec<OsString> = vec![child.clone()];
+        argv.extend(child_args.iter().cloned());
+        argv.push(OsString::from("--expect"));
+        argv.push(path.clone().into_os_string());
+        if let Err(err) = write_expect_file(&path, &argv, &entries) {
+            // The child cannot be found: spawning it below says so as the launcher always has.
+            if fs::metadata(&child).is_ok() {
+                die(program, format!("cannot write {}: {}", path.display(), err), 125);
+            }
+        }
+        command.arg("--expect").arg(&path);
+    }
     if let Mode::SetFoo = mode {
         command.env("FOO", "BAR");
     }
