@@ -56,6 +56,10 @@ class Matcher:
         if self.key == "uses":
             atoms = {s.value for s in facts["strategy_atoms"]}
             hit = any(v in atoms for v in self.values)
+        elif self.key == "glibc" and not self.comparisons and facts.get("nixpkgs"):
+            # A plain glibc value names Debian's build of that version (the axis's values); a
+            # nixpkgs pin's build is another build, matched only by comparisons (``<2.38``).
+            hit = False
         elif self.comparisons:
             parse = label_version if self.key == "nix_ld" else parse_version
             version = parse(value) if value is not None else None
@@ -149,6 +153,7 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
         "strategy": cell.strategy_name,
         "strategy_atoms": cell.strategy,
         "glibc": cell.glibc,
+        "nixpkgs": cell.nixpkgs,
         "nix_ld": cell.nix_ld,
         "env": cell.env,
         "launch": cell.launch.value,
@@ -158,8 +163,10 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
 
 
 class _Loader:
-    def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any]):
+    def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any],
+                 nixpkgs: Mapping[str, str] | None = None):
         self.path, self.file = path, display
+        self.nixpkgs = dict(nixpkgs or {})  # pin -> its glibc version: more glibc builds (--nixpkgs)
         self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
         self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
@@ -360,8 +367,8 @@ class _Loader:
 
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
-        count = 1
-        for key in ("binary", "strategy", "glibc", "env", "launch"):
+        count = len(axes["glibc"]) + len(self.nixpkgs)  # Debian's glibc builds and the pins'
+        for key in ("binary", "strategy", "env", "launch"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -371,19 +378,23 @@ class _Loader:
     def expand(self, axes: Mapping[str, list[Any]], binaries: Mapping[str, BinarySpec]) -> list[Cell]:
         """Every combination; some axes do not apply to some cells and collapse to one value there:
         ``container`` runs on its build suite's glibc and is started directly, and a bash launch
-        style composes its own environment (bash's order), so the ``env`` profile is nixos-login."""
+        style composes its own environment (bash's order), so the ``env`` profile is nixos-login.
+
+        The glibc builds are Debian's of the axis's versions, then each nixpkgs pin's own
+        (``--nixpkgs``): (version, pin)."""
+        builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, v in self.nixpkgs.items()]
         cells: dict[str, Cell] = {}
-        for binary, strategy, glibc, env, style in itertools.product(
-            axes["binary"], axes["strategy"], axes["glibc"], axes["env"], axes["launch"]
+        for binary, strategy, (glibc, pin), env, style in itertools.product(
+            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"]
         ):
             launch = Launch(style)
             if Strategy.CONTAINER in strategy:
-                glibc = self.suite_glibc[binaries[binary].built_in]  # the build suite's own glibc
+                glibc, pin = self.suite_glibc[binaries[binary].built_in], None  # the build suite's own glibc
                 launch = Launch.DIRECT
             if launch.uses_bash:
                 env = "nixos-login"
             for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, pin)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
@@ -451,15 +462,18 @@ class _Loader:
 
 
 def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
-         reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = ()) -> Matrix:
-    """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis."""
+         reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = (),
+         nixpkgs: Mapping[str, str] | None = None) -> Matrix:
+    """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis.
+    ``nixpkgs``: pins (``--nixpkgs``) and their glibc versions; each pin's glibc build joins the
+    glibc axis as a column of its own."""
     path = Path(path)
     display = _display(path)
     if glibc_suites is None:
         from harness.provision import SUITES as glibc_suites  # noqa: N811
     if reproducers is None:
         from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
-    loader = _Loader(path, display, glibc_suites, reproducers)
+    loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")
     name = loader.name(doc)
