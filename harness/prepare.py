@@ -32,14 +32,15 @@ BIN_DIR = f"{HOME}/bin"
 class Artefacts:
     """Everything provisioned for a run, looked up by the cells."""
 
-    glibc: Mapping[str, GlibcSet]  # "2.36" -> store paths
+    glibc: Mapping[str, GlibcSet]  # Cell.glibc_key ("2.36", "nixos-24.11") -> store paths
     roots: Mapping[str, BuildRoot]  # suite -> build root
     binaries: Mapping[tuple[str, str], BuiltBinary]  # (reproducer, suite) -> binary
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
     nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
-    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> bash, python for launch styles
+    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc key -> bash, python for launch styles
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
+    glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -64,7 +65,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     The binaries are not copied: they are installed once, patched, in the cache and bound
     read-only at ``~/bin/<name>`` (see harness/installed.py).
     """
-    glibc = art.glibc[cell.glibc]
+    if cell.glibc_key not in art.glibc:
+        return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
+    glibc = art.glibc[cell.glibc_key]
     subject = child or spec  # the binary the strategy is about
     ctx = StrategyContext(
         glibc=glibc,
@@ -96,7 +99,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
                     checks=child is None and REPRODUCERS[subject.reproducer].checks_startup)
-    launched = launch(cell.launch, target, art.tools.get(cell.glibc) or Tools(busybox=glibc.shell))
+    launched = launch(cell.launch, target, art.tools.get(cell.glibc_key) or Tools(busybox=glibc.shell))
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"
@@ -113,4 +116,5 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     mounts += plan.mounts
     root = fhs_root(ctx.build_root) if plan.fhs else nixos_root(glibc)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
-                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries))
+                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries), nix_ld=ctx.nix_ld,
+                        nixpkgs=glibc.nixpkgs)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, nixld, provision, reproducers
+from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
@@ -41,14 +41,15 @@ class RunOptions:
     nix_ld: nixld.Supply = field(default_factory=nixld.Supply)  # --nix-ld items and archive directories
     cache: Cache = field(default_factory=Cache.default)
     lock: Lock | None = None  # the package lock; None: matrices/packages.lock.json
+    nixpkgs: nixpkgs.NixpkgsSupply = field(default_factory=nixpkgs.NixpkgsSupply)  # --nixpkgs pins, realised
 
 
 def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[str, str]]]:
-    """The glibc versions and (reproducer, suite) builds the cells use."""
+    """The glibc builds (Cell.glibc_key) and (reproducer, suite) builds the cells use."""
     glibcs: set[str] = set()
     builds: set[tuple[str, str]] = set()
     for cell in cells:
-        glibcs.add(cell.glibc)
+        glibcs.add(cell.glibc_key)
         spec = matrix.binaries[cell.binary]
         builds.add((spec.reproducer, spec.built_in))
         if spec.child:
@@ -60,8 +61,9 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
 def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress) -> Artefacts:
     glibcs, builds = needed(matrix, cells)
     cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
-    glibc_sets = {}
-    for version in sorted(glibcs):
+    glibc_sets = options.nixpkgs.glibc_sets()  # a pin's own, realised; the unrealised ones' cells skip
+    glibc_missing = {key: why for key, why in options.nixpkgs.missing().items() if key in glibcs}
+    for version in sorted(glibcs - glibc_sets.keys() - glibc_missing.keys()):
         progress.step(f"store paths for glibc {version}")
         glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
     suites = sorted({suite for _, suite in builds} | {matrix.binaries[c.binary].built_in for c in cells})
@@ -76,11 +78,23 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    tools = launch_tools(cells, glibc_sets, options, progress)
-    labels = {c.nix_ld for c in cells if c.nix_ld is not None}
-    nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
+    tools = launch_tools([c for c in cells if c.glibc_key in glibc_sets], glibc_sets, options, progress)
+    nix_ld = provide_nix_ld({c.nix_ld for c in cells if c.nix_ld is not None}, matrix, options, progress)
     return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
-                     options.cache)
+                     options.cache, glibc_missing)
+
+
+def provide_nix_ld(labels: set[str], matrix: Matrix, options: RunOptions, progress: Progress) -> nixld.NixLdSet:
+    """Every label's nix-ld: a --nix-ld item, else a --nixpkgs pin's own (pkgs.nix-ld), else the
+    matrix's pinned source; a label only an unrealised pin has is missing with that pin's reason."""
+    from_pins = {label: built for label, built in options.nixpkgs.nix_ld_builds().items()
+                 if label in labels and label not in options.nix_ld.items}
+    rest = nixld.provide(labels - from_pins.keys(), options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
+    pin_reasons = options.nixpkgs.nix_ld_missing()
+    return nixld.NixLdSet(
+        {**rest.store_paths, **{label: store_path for label, (store_path, _) in from_pins.items()}},
+        {**rest.origins, **{label: origin for label, (_, origin) in from_pins.items()}},
+        {label: pin_reasons.get(label, why) for label, why in rest.missing.items()})
 
 
 def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
@@ -90,11 +104,11 @@ def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options
 
     styles: dict[str, set[Launch]] = {}
     for cell in cells:
-        styles.setdefault(cell.glibc, set()).add(cell.launch)
+        styles.setdefault(cell.glibc_key, set()).add(cell.launch)
     out = {}
     for version, used in sorted(styles.items()):
         glibc = glibc_sets[version]
-        bash = (provision_bash(options.cache, progress, lock=options.lock)
+        bash = (glibc.bash or provision_bash(options.cache, progress, lock=options.lock)
                 if any(s.uses_bash for s in used) else None)
         python = (provision_python(glibc, options.cache, progress, lock=options.lock)
                   if Launch.PYTHON in used else None)
@@ -108,38 +122,94 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
     Whatever goes wrong for this cell becomes its result, not the run's end: a runner's NotRun is
     a skip or an ``error`` with its reason, a harness failure an ``error`` saying what failed,
     never a made-up exit status."""
+    staged = _stage(matrix, cell, art, runner, rundir)
+    if staged.prepared is None:
+        return staged.done()
+    try:
+        result: CommandResult | NotRun | Exception = runner.run(staged.prepared)
+    except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+        result = err
+    return staged.finish(result, runner, rundir, art)
+
+
+def run_batch(matrix: Matrix, cells: Iterable[Cell], art: Artefacts, runner: Runner,
+              rundir: RunDirectory) -> list[CellResult]:
+    """Prepare every cell, then hand the prepared ones to the runner at once (``runner.run_batch``:
+    the nixos-vm runner boots one VM per pin for all of its cells), then record each as run_one does."""
+    staged = [_stage(matrix, cell, art, runner, rundir) for cell in cells]
+    ready = [s for s in staged if s.prepared is not None]
+    results: list[CommandResult | NotRun | Exception]
+    try:
+        results = list(runner.run_batch([s.prepared for s in ready]))  # type: ignore[attr-defined,misc]
+        if len(results) != len(ready):
+            raise RuntimeError(f"{runner.name} answered {len(results)} of {len(ready)} cells")
+    except Exception as err:  # noqa: BLE001 - the batch failed as a whole: each of its cells says so
+        results = [err] * len(ready)
+    done = {id(s): s.finish(r, runner, rundir, art) for s, r in zip(ready, results)}
+    return [done[id(s)] if id(s) in done else s.done() for s in staged]
+
+
+@dataclass
+class _Staged:
+    """One cell between preparing and recording: its folder, its HOME, and what became of it."""
+
+    cell: Cell
+    base: dict
+    staging: Path
+    home: Path
+    rundir: RunDirectory
+    prepared: PreparedCell | None = None
+    early: CellResult | None = None  # skipped, or a harness error while preparing
+
+    def done(self) -> CellResult:
+        self.rundir.discard(self.home)
+        self.rundir.discard(self.staging)
+        assert self.early is not None
+        return self.early
+
+    def finish(self, result: CommandResult | NotRun | Exception, runner: Runner, rundir: RunDirectory,
+               art: Artefacts) -> CellResult:
+        base, prepared = self.base, self.prepared
+        assert prepared is not None
+        try:
+            if isinstance(result, Exception):
+                return _harness_error(base, f"ldmatrix could not run this cell: running it ({runner.name}) failed: "
+                                            f"{_one_line(result)}")
+            if isinstance(result, NotRun):
+                if not result.error:
+                    return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
+                                      **base)
+                return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
+            verdict = classify(result)
+            (self.staging / "stdout").write_text(result.stdout)
+            (self.staging / "stderr").write_text(result.stderr)
+            (self.staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
+            folder = rundir.publish(self.staging, self.cell.id)
+        finally:
+            rundir.discard(self.home)
+            rundir.discard(self.staging)  # published (gone already), skipped, or a harness error
+        return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
+                          duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
+                          stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
+                          extra=_extra(prepared.root.kind.value, folder, self.cell, art))
+
+
+def _stage(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> _Staged:
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
-    base = _result_base(matrix, cell, runner.name)
-    staging, home = rundir.staging(cell.id), rundir.scratch(cell.id)
-    stage = "preparing"
+    staged = _Staged(cell, _result_base(matrix, cell, runner.name), rundir.staging(cell.id), rundir.scratch(cell.id),
+                     rundir)
     try:
-        try:
-            prepared = prepare(cell, spec, child, art, staging, matrix.timeout, home=home)
-            if isinstance(prepared, Skip):
-                return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
-                                  **base)
-            stage = f"running it ({runner.name})"
-            result = runner.run(prepared)
-        except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
-            return _harness_error(base, f"ldmatrix could not run this cell: {stage} failed: {_one_line(err)}")
-        if isinstance(result, NotRun):
-            if not result.error:
-                return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
-                                  **base)
-            return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
-        verdict = classify(result)
-        (staging / "stdout").write_text(result.stdout)
-        (staging / "stderr").write_text(result.stderr)
-        (staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
-        folder = rundir.publish(staging, cell.id)
-    finally:
-        rundir.discard(home)
-        rundir.discard(staging)  # published (gone already), skipped, or a harness error
-    return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
-                      duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
-                      extra=_extra(prepared.root.kind.value, folder, cell, art))
+        prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home)
+    except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+        staged.early = _harness_error(staged.base, f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
+        return staged
+    if isinstance(prepared, Skip):
+        staged.early = CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
+                                  **staged.base)
+    else:
+        staged.prepared = prepared
+    return staged
 
 
 def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:
@@ -175,8 +245,11 @@ def result_record(result: CellResult) -> dict:
     return record
 
 
-def header_record(matrix: Matrix, runner: str) -> dict:
-    return {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
+def header_record(matrix: Matrix, runner: str, pins: nixpkgs.NixpkgsSupply | None = None) -> dict:
+    header = {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
+    if pins is not None and pins.columns:
+        header["nixpkgs"] = pins.header()  # each pin's revision and glibc: what a diff says moved
+    return header
 
 
 def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
@@ -187,13 +260,15 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
         runner = get_runner(options.runner or matrix.runner)
         reason = runner.unavailable()
         art = provision_all(matrix, cells, options, progress) if reason is None else None
-        log = rundir.begin(header_record(matrix, runner.name))
+        log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
         try:
             if reason is not None:
                 done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
                                   for c in cells]
+            elif hasattr(runner, "run_batch"):  # one batch: the nixos-vm runner boots one VM per pin
+                done = run_batch(matrix, cells, art, runner, rundir)
             else:
                 futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
                 done = (f.result() for f in concurrent.futures.as_completed(futures))
