@@ -1,0 +1,197 @@
+"""``--nixpkgs PIN`` for real, against a Nix store made here: a pin realised with Nix (nix-instantiate,
+nix-store --realise, --query --requisites), fetched by the hash `ldmatrix pins update` computed, and
+the cells run in the sandbox with the host store paths bound in.
+
+No nixpkgs and no binary cache can be reached here, so the pin's nixpkgs is a stand-in
+(tests/nixpkgs_standin.py: nixpkgs' interface, Debian's packages copied by real derivations) and
+the store is a local one under a temporary directory (Nix's ``--store DIR``, ``$LDMATRIX_NIX_STORE``).
+Everything from the pins file on is the code a machine with nixpkgs runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.cache import Cache
+from harness.progress import NullProgress
+
+import nixpkgs_standin
+
+pytestmark = pytest.mark.slow
+
+REV = "1" * 40
+PINS_SOURCE = {"archive": "https://example.invalid/nixpkgs/{rev}.tar.gz",
+               "head": "https://example.invalid/nixpkgs/commits/{channel}"}
+
+
+@pytest.fixture(scope="module")
+def nix_env(tmp_path_factory: pytest.TempPathFactory):
+    for tool in ("nix-instantiate", "nix-store", "nix-build"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: apt-get install -y nix-bin (a local store needs no daemon)")
+    store = tmp_path_factory.mktemp("nix") / "store"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LDMATRIX_NIX_STORE", str(store))
+    patch.setenv("NIX_CONFIG", "substituters =\nsandbox = false")  # nothing to reach; builds need no sandbox here
+    patch.delenv("NIX_REMOTE", raising=False)
+    yield store
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory, nix_ld_archives: Path) -> nixpkgs_standin.Standin:
+    from harness import nixld, provision
+    from harness.matrix import load
+    from harness.provision.tools import provision_bash
+
+    cache = Cache.default()
+    glibc = provision.provision_glibc("2.36", cache, NullProgress())
+    bash = provision_bash(cache, NullProgress())
+    seed = load(Path(__file__).resolve().parent.parent / "matrices" / "seed.yaml")
+    supply = nixld.Supply(archives=(nix_ld_archives,))
+    built = nixld.provide(["2.0.6"], supply, seed.nix_ld_sources, cache, NullProgress())
+    assert "2.0.6" in built.store_paths, built.missing
+    return nixpkgs_standin.make(tmp_path_factory.mktemp("standin"), glibc, bash, built.store_paths["2.0.6"])
+
+
+@pytest.fixture(scope="module")
+def pins_file(standin: nixpkgs_standin.Standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pins file as `ldmatrix pins update` writes it, the network replaced by the stand-in's archive."""
+    from harness.nixpkgs import cli as pins_cli
+    from harness.cli import main
+
+    path = tmp_path_factory.mktemp("pins") / "pins.json"
+    path.write_text(json.dumps({"source": PINS_SOURCE, "pins": {
+        nixpkgs_standin.NAME: {"channel": "standin", "rev": None, "url": None, "sha256": None, "glibc": None,
+                               "supported": True}}}))
+
+    def fetch(url: str, dest: Path) -> None:
+        if url == PINS_SOURCE["head"].format(channel="standin"):
+            dest.write_text(json.dumps({"sha": REV}))
+        elif url == PINS_SOURCE["archive"].format(rev=REV):
+            shutil.copyfile(standin.archive, dest)
+        else:
+            raise AssertionError(f"unexpected fetch {url}")
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pins_cli, "FETCH", fetch)
+    try:
+        assert main(["pins", "--pins", str(path), "update", nixpkgs_standin.NAME, "-q"]) == 0
+    finally:
+        patch.undo()
+    # fetchTarball takes file:// as it takes https:// (the URL pins update wrote names the network)
+    raw = json.loads(path.read_text())
+    raw["pins"][nixpkgs_standin.NAME]["url"] = standin.archive.as_uri()
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_pins_update_gives_the_hash_fetch_tarball_checks(pins_file: Path, standin, nix_env: Path) -> None:
+    from harness.nixpkgs.pins import load
+
+    pin = load(pins_file).pins[nixpkgs_standin.NAME]
+    assert (pin.rev, pin.glibc, pin.nix_ld) == (REV, "2.36", "2.0.6")
+    assert pin.sha256 and pin.refusal("test") is None
+
+    def fetch_tarball(sha256: str) -> subprocess.CompletedProcess:
+        expr = f'builtins.fetchTarball {{ url = "{standin.archive.as_uri()}"; sha256 = "{sha256}"; }}'
+        return subprocess.run(["nix-instantiate", "--store", str(nix_env), "--eval", "--read-write-mode", "-E", expr],
+                              capture_output=True, text=True)
+
+    assert fetch_tarball(pin.sha256).returncode == 0  # Nix computes the same NAR hash
+    wrong = fetch_tarball("sha256-" + "A" * 43 + "=")
+    assert wrong.returncode != 0 and "hash mismatch" in wrong.stderr
+
+
+MATRIX = """
+name: standin
+binaries:
+  c-hello: {reproducer: hello, built_in: bullseye}
+  c-needs-libcrypt: {reproducer: needs-libcrypt, built_in: bullseye}
+  c-needs-glibc-2.38: {reproducer: needs-glibc-2.38, built_in: trixie}
+axes:
+  strategy: [none, patchelf, patchelf+LD_LIBRARY_PATH, nix-ld]
+  glibc: ["2.41"]
+  nix_ld: ["2.0.6"]
+exclude:
+  - {binary: c-needs-glibc-2.38, strategy: {not: patchelf}}
+expect:
+  - when: {strategy: none}
+    outcome: missing-interpreter
+  - when: {binary: c-needs-glibc-2.38, glibc: "<2.38"}
+    outcome: glibc-too-old
+  - when: {binary: c-needs-libcrypt, strategy: [patchelf, nix-ld]}
+    outcome: missing-library
+  - outcome: ok
+"""
+
+
+def test_cells_run_on_the_pins_own_store_paths(pins_file: Path, nix_env: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.results_file import read
+
+    matrix = tmp_path / "standin.yaml"
+    matrix.write_text(MATRIX)
+    out = tmp_path / "out"
+    status = main(["run", str(matrix), "-q", "--out", str(out), "--pins", str(pins_file),
+                   "--nixpkgs", nixpkgs_standin.NAME])
+    printed = capsys.readouterr().out
+    results = {r.cell_id: r for r in read(out / "standin" / "results.jsonl").results}
+    pin_cells = {i: r for i, r in results.items() if r.axes.get("nixpkgs") == nixpkgs_standin.NAME}
+    assert status == 0, printed
+    assert f"{nixpkgs_standin.NAME} · glibc 2.36" in printed  # the column: the pin and the glibc it has
+    got = {i: r.outcome.value if r.outcome else r.skip_reason for i, r in pin_cells.items()}
+    assert got == {
+        f"c-hello.none.{nixpkgs_standin.NAME}": "missing-interpreter",
+        f"c-hello.patchelf.{nixpkgs_standin.NAME}": "ok",
+        f"c-hello.patchelf+LD_LIBRARY_PATH.{nixpkgs_standin.NAME}": "ok",
+        f"c-hello.nix-ld-2.0.6.{nixpkgs_standin.NAME}": "ok",
+        f"c-needs-libcrypt.none.{nixpkgs_standin.NAME}": "missing-interpreter",
+        f"c-needs-libcrypt.patchelf.{nixpkgs_standin.NAME}": "missing-library",
+        f"c-needs-libcrypt.patchelf+LD_LIBRARY_PATH.{nixpkgs_standin.NAME}": "ok",
+        f"c-needs-libcrypt.nix-ld-2.0.6.{nixpkgs_standin.NAME}": "missing-library",
+        # the rule "glibc: <2.38" compares the pin's glibc (2.36 here)
+        f"c-needs-glibc-2.38.patchelf.{nixpkgs_standin.NAME}": "glibc-too-old",
+    }, got
+    assert results["c-needs-glibc-2.38.patchelf.glibc-2.41"].outcome.value == "ok"  # Debian's column is there too
+    # The pin's own store paths, bound read-only from where that store keeps them.
+    patched = pin_cells[f"c-hello.patchelf.{nixpkgs_standin.NAME}"]
+    command = (Path(patched.extra["workdir"]) / "command.sh").read_text()
+    store_dir = nix_env / "nix" / "store"
+    glibc = next(p for p in store_dir.iterdir() if p.name.endswith("-glibc-2.36-9+deb12u14"))
+    assert f"--ro-bind {store_dir}/{glibc.name} /nix/store/{glibc.name}" in command
+    assert "-glibc-2.36-9+deb12u14-bin" in command  # ldd's output, and the closure, are in the root
+    nix_ld = pin_cells[f"c-hello.nix-ld-2.0.6.{nixpkgs_standin.NAME}"]
+    assert nix_ld.extra["nix_ld"].startswith(f"nixpkgs {nixpkgs_standin.NAME} (pkgs.nix-ld, /nix/store/")
+    header = read(out / "standin" / "results.jsonl").header or {}
+    assert header["nixpkgs"][nixpkgs_standin.NAME]["rev"] == REV
+
+
+def test_a_pin_without_nix_is_skipped_with_the_reason(pins_file: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.nixpkgs import realise
+    from harness.results_file import read
+
+    import types
+
+    no_nix = types.SimpleNamespace(which=lambda tool: None if tool.startswith("nix") else shutil.which(tool))
+    monkeypatch.setattr(realise, "shutil", no_nix)  # a machine without Nix
+    matrix = tmp_path / "standin.yaml"
+    matrix.write_text(MATRIX)
+    status = main(["run", str(matrix), "-q", "--out", str(tmp_path / "out"), "--pins", str(pins_file),
+                   "--nixpkgs", nixpkgs_standin.NAME, "-k", nixpkgs_standin.NAME])
+    capsys.readouterr()
+    results = read(tmp_path / "out" / "standin" / "results.jsonl").results
+    assert status == 0 and results
+    for result in results:
+        assert result.outcome is None
+        assert result.skip_reason.startswith("no Nix here (nix-instantiate, nix-store not found)"), result.skip_reason
+        assert "\n" not in result.skip_reason
