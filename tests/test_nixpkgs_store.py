@@ -10,97 +10,27 @@ Everything from the pins file on is the code a machine with nixpkgs runs.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness.cache import Cache
-from harness.progress import NullProgress
-
 import nixpkgs_standin
+from conftest import STANDIN_REV as REV
 
 pytestmark = pytest.mark.slow
 
-REV = "1" * 40
-PINS_SOURCE = {"archive": "https://example.invalid/nixpkgs/{rev}.tar.gz",
-               "head": "https://example.invalid/nixpkgs/commits/{channel}"}
-
-
-@pytest.fixture(scope="module")
-def nix_env(tmp_path_factory: pytest.TempPathFactory):
-    for tool in ("nix-instantiate", "nix-store", "nix-build"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not found: apt-get install -y nix-bin (a local store needs no daemon)")
-    store = tmp_path_factory.mktemp("nix") / "store"
-    patch = pytest.MonkeyPatch()
-    patch.setenv("LDMATRIX_NIX_STORE", str(store))
-    patch.setenv("NIX_CONFIG", "substituters =\nsandbox = false")  # nothing to reach; builds need no sandbox here
-    patch.delenv("NIX_REMOTE", raising=False)
-    yield store
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory, nix_ld_archives: Path) -> nixpkgs_standin.Standin:
-    from harness import nixld, provision
-    from harness.matrix import load
-    from harness.provision.tools import provision_bash
-
-    cache = Cache.default()
-    glibc = provision.provision_glibc("2.36", cache, NullProgress())
-    bash = provision_bash(cache, NullProgress())
-    seed = load(Path(__file__).resolve().parent.parent / "matrices" / "seed.yaml")
-    supply = nixld.Supply(archives=(nix_ld_archives,))
-    built = nixld.provide(["2.0.6"], supply, seed.nix_ld_sources, cache, NullProgress())
-    assert "2.0.6" in built.store_paths, built.missing
-    return nixpkgs_standin.make(tmp_path_factory.mktemp("standin"), glibc, bash, built.store_paths["2.0.6"])
-
-
-@pytest.fixture(scope="module")
-def pins_file(standin: nixpkgs_standin.Standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pins file as `ldmatrix pins update` writes it, the network replaced by the stand-in's archive."""
-    from harness.nixpkgs import cli as pins_cli
-    from harness.cli import main
-
-    path = tmp_path_factory.mktemp("pins") / "pins.json"
-    path.write_text(json.dumps({"source": PINS_SOURCE, "pins": {
-        nixpkgs_standin.NAME: {"channel": "standin", "rev": None, "url": None, "sha256": None, "glibc": None,
-                               "supported": True}}}))
-
-    def fetch(url: str, dest: Path) -> None:
-        if url == PINS_SOURCE["head"].format(channel="standin"):
-            dest.write_text(json.dumps({"sha": REV}))
-        elif url == PINS_SOURCE["archive"].format(rev=REV):
-            shutil.copyfile(standin.archive, dest)
-        else:
-            raise AssertionError(f"unexpected fetch {url}")
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(pins_cli, "FETCH", fetch)
-    try:
-        assert main(["pins", "--pins", str(path), "update", nixpkgs_standin.NAME, "-q"]) == 0
-    finally:
-        patch.undo()
-    # fetchTarball takes file:// as it takes https:// (the URL pins update wrote names the network)
-    raw = json.loads(path.read_text())
-    raw["pins"][nixpkgs_standin.NAME]["url"] = standin.archive.as_uri()
-    path.write_text(json.dumps(raw))
-    return path
-
-
-def test_pins_update_gives_the_hash_fetch_tarball_checks(pins_file: Path, standin, nix_env: Path) -> None:
+def test_pins_update_gives_the_hash_fetch_tarball_checks(standin_pins_file: Path, standin, local_nix_store: Path) -> None:
     from harness.nixpkgs.pins import load
 
-    pin = load(pins_file).pins[nixpkgs_standin.NAME]
+    pin = load(standin_pins_file).pins[nixpkgs_standin.NAME]
     assert (pin.rev, pin.glibc, pin.nix_ld) == (REV, "2.36", "2.0.6")
     assert pin.sha256 and pin.refusal("test") is None
 
     def fetch_tarball(sha256: str) -> subprocess.CompletedProcess:
         expr = f'builtins.fetchTarball {{ url = "{standin.archive.as_uri()}"; sha256 = "{sha256}"; }}'
-        return subprocess.run(["nix-instantiate", "--store", str(nix_env), "--eval", "--read-write-mode", "-E", expr],
+        return subprocess.run(["nix-instantiate", "--store", str(local_nix_store), "--eval", "--read-write-mode", "-E", expr],
                               capture_output=True, text=True)
 
     assert fetch_tarball(pin.sha256).returncode == 0  # Nix computes the same NAR hash
@@ -131,7 +61,7 @@ expect:
 """
 
 
-def test_cells_run_on_the_pins_own_store_paths(pins_file: Path, nix_env: Path, tmp_path: Path,
+def test_cells_run_on_the_pins_own_store_paths(standin_pins_file: Path, local_nix_store: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
     from harness.results_file import read
@@ -139,7 +69,7 @@ def test_cells_run_on_the_pins_own_store_paths(pins_file: Path, nix_env: Path, t
     matrix = tmp_path / "standin.yaml"
     matrix.write_text(MATRIX)
     out = tmp_path / "out"
-    status = main(["run", str(matrix), "-q", "--out", str(out), "--pins", str(pins_file),
+    status = main(["run", str(matrix), "-q", "--out", str(out), "--pins", str(standin_pins_file),
                    "--nixpkgs", nixpkgs_standin.NAME])
     printed = capsys.readouterr().out
     results = {r.cell_id: r for r in read(out / "standin" / "results.jsonl").results}
@@ -163,7 +93,7 @@ def test_cells_run_on_the_pins_own_store_paths(pins_file: Path, nix_env: Path, t
     # The pin's own store paths, bound read-only from where that store keeps them.
     patched = pin_cells[f"c-hello.patchelf.{nixpkgs_standin.NAME}"]
     command = (Path(patched.extra["workdir"]) / "command.sh").read_text()
-    store_dir = nix_env / "nix" / "store"
+    store_dir = local_nix_store / "nix" / "store"
     glibc = next(p for p in store_dir.iterdir() if p.name.endswith("-glibc-2.36-9+deb12u14"))
     assert f"--ro-bind {store_dir}/{glibc.name} /nix/store/{glibc.name}" in command
     assert "-glibc-2.36-9+deb12u14-bin" in command  # ldd's output, and the closure, are in the root
@@ -173,7 +103,7 @@ def test_cells_run_on_the_pins_own_store_paths(pins_file: Path, nix_env: Path, t
     assert header["nixpkgs"][nixpkgs_standin.NAME]["rev"] == REV
 
 
-def test_a_pin_without_nix_is_skipped_with_the_reason(pins_file: Path, tmp_path: Path,
+def test_a_pin_without_nix_is_skipped_with_the_reason(standin_pins_file: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
@@ -186,7 +116,7 @@ def test_a_pin_without_nix_is_skipped_with_the_reason(pins_file: Path, tmp_path:
     monkeypatch.setattr(realise, "shutil", no_nix)  # a machine without Nix
     matrix = tmp_path / "standin.yaml"
     matrix.write_text(MATRIX)
-    status = main(["run", str(matrix), "-q", "--out", str(tmp_path / "out"), "--pins", str(pins_file),
+    status = main(["run", str(matrix), "-q", "--out", str(tmp_path / "out"), "--pins", str(standin_pins_file),
                    "--nixpkgs", nixpkgs_standin.NAME, "-k", nixpkgs_standin.NAME])
     capsys.readouterr()
     results = read(tmp_path / "out" / "standin" / "results.jsonl").results
