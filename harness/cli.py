@@ -80,8 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = StderrProgress(quiet=args.quiet)
     supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
     pins = nixpkgs.supply(args.nixpkgs, cache, progress, pins_file=args.pins)  # --nixpkgs: more glibc columns
-    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels + pins.nix_ld_labels(),
-                             nixpkgs=pins.glibc_columns())
+    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels, nixpkgs=pins.glibc_columns())
     cells = matrix.select(args.k)
     if not cells:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")

@@ -88,8 +88,7 @@ def cmd_guard(args: argparse.Namespace) -> int:
     checks: list[baseline.Check] = []
     unexpected: dict[str, int] = {}
     for matrix_path in args.matrices:
-        matrix = matrix_mod.load(matrix_path, extra_nix_ld=supply.labels + pins.nix_ld_labels(),
-                                 nixpkgs=pins.glibc_columns())
+        matrix = matrix_mod.load(matrix_path, extra_nix_ld=supply.labels, nixpkgs=pins.glibc_columns())
         options = RunOptions(jobs=args.jobs, out=args.out, nix_ld=supply, cache=cache, lock=lock, nixpkgs=pins)
         progress.step(f"{matrix.name}: {len(matrix.cells)} cells")
         results = execute(matrix, options, progress)

@@ -166,7 +166,7 @@ class _Loader:
     def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any],
                  nixpkgs: Mapping[str, str] | None = None):
         self.path, self.file = path, display
-        self.nixpkgs = dict(nixpkgs or {})  # pin -> its glibc version: more glibc builds (--nixpkgs)
+        self.nixpkgs = dict(nixpkgs or {})  # pin -> (its glibc version, its own nix-ld): more glibc builds
         self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
         self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
@@ -381,8 +381,8 @@ class _Loader:
         style composes its own environment (bash's order), so the ``env`` profile is nixos-login.
 
         The glibc builds are Debian's of the axis's versions, then each nixpkgs pin's own
-        (``--nixpkgs``): (version, pin)."""
-        builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, v in self.nixpkgs.items()]
+        (``--nixpkgs``): (version, pin). A pin's own nix-ld joins the nix_ld axis on its column only."""
+        builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, (v, _) in self.nixpkgs.items()]
         cells: dict[str, Cell] = {}
         for binary, strategy, (glibc, pin), env, style in itertools.product(
             axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"]
@@ -393,7 +393,11 @@ class _Loader:
                 launch = Launch.DIRECT
             if launch.uses_bash:
                 env = "nixos-login"
-            for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
+            labels = list(axes.get("nix_ld", []))
+            own = self.nixpkgs[pin][1] if pin else None
+            if own and own not in labels:
+                labels.append(own)
+            for nix_ld in (labels or [None]) if Strategy.NIX_LD in strategy else [None]:
                 cell = Cell(binary, strategy, glibc, nix_ld, env, launch, pin)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
@@ -463,10 +467,11 @@ class _Loader:
 
 def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
          reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = (),
-         nixpkgs: Mapping[str, str] | None = None) -> Matrix:
+         nixpkgs: Mapping[str, tuple[str, str | None]] | None = None) -> Matrix:
     """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis.
-    ``nixpkgs``: pins (``--nixpkgs``) and their glibc versions; each pin's glibc build joins the
-    glibc axis as a column of its own."""
+    ``nixpkgs``: pins (``--nixpkgs``) -> (glibc version, the pin's own nix-ld version or None); each
+    pin's glibc build joins the glibc axis as a column of its own, and its nix-ld the nix_ld axis
+    there."""
     path = Path(path)
     display = _display(path)
     if glibc_suites is None:

@@ -112,6 +112,7 @@ class GlibcSet:
     nix_ld_libraries: tuple[StorePath, ...] | None = None
     extra: tuple[StorePath, ...] = ()  # more store paths the root holds (a pin's closure, ldd)
     bash: StorePath | None = None  # the login shell of the bash launch styles; None: Debian's static bash
+    own_nix_ld: StorePath | None = None  # a pin's own pkgs.nix-ld: it serves its version's cells on this build
 
     @property
     def loader(self) -> str:
@@ -125,6 +126,13 @@ class GlibcSet:
     @property
     def nix_ld_library_paths(self) -> tuple[StorePath, ...]:
         return self.nix_ld_libraries if self.nix_ld_libraries is not None else (self.glibc, self.gcc_lib)
+
+    def own_nix_ld_for(self, label: str | None) -> StorePath | None:
+        """The pin's own nix-ld when a cell on this build names its version: what NixOS users of the
+        pin run (a build of the same version from its source serves the other columns)."""
+        if self.own_nix_ld is not None and label == self.own_nix_ld.version:
+            return self.own_nix_ld
+        return None
 
     @property
     def key(self) -> str:

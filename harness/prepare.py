@@ -72,7 +72,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     ctx = StrategyContext(
         glibc=glibc,
         build_root=art.roots[subject.built_in],
-        nix_ld=art.nix_ld.get(cell.nix_ld) if cell.nix_ld else None,
+        nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
     )
     plan = Plan()

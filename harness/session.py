@@ -79,22 +79,12 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
     tools = launch_tools([c for c in cells if c.glibc_key in glibc_sets], glibc_sets, options, progress)
-    nix_ld = provide_nix_ld({c.nix_ld for c in cells if c.nix_ld is not None}, matrix, options, progress)
+    # A pin's own nix-ld serves its version on the pin's column; every other cell's comes from nixld.
+    labels = {c.nix_ld for c in cells if c.nix_ld is not None and c.glibc_key in glibc_sets
+              and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
+    nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
     return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
                      options.cache, glibc_missing)
-
-
-def provide_nix_ld(labels: set[str], matrix: Matrix, options: RunOptions, progress: Progress) -> nixld.NixLdSet:
-    """Every label's nix-ld: a --nix-ld item, else a --nixpkgs pin's own (pkgs.nix-ld), else the
-    matrix's pinned source; a label only an unrealised pin has is missing with that pin's reason."""
-    from_pins = {label: built for label, built in options.nixpkgs.nix_ld_builds().items()
-                 if label in labels and label not in options.nix_ld.items}
-    rest = nixld.provide(labels - from_pins.keys(), options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
-    pin_reasons = options.nixpkgs.nix_ld_missing()
-    return nixld.NixLdSet(
-        {**rest.store_paths, **{label: store_path for label, (store_path, _) in from_pins.items()}},
-        {**rest.origins, **{label: origin for label, (_, origin) in from_pins.items()}},
-        {label: pin_reasons.get(label, why) for label, why in rest.missing.items()})
 
 
 def launch_tools(cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
@@ -294,7 +284,11 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
 
 def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts | None) -> dict[str, str]:
     extra = {"root": root, "workdir": str(workdir)}
-    if art is not None and cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
+    glibc = art.glibc.get(cell.glibc_key) if art is not None else None
+    own = glibc.own_nix_ld_for(cell.nix_ld) if glibc is not None else None
+    if own is not None and glibc is not None and glibc.nixpkgs is not None:
+        extra["nix_ld"] = f"nixpkgs {glibc.nixpkgs.name} (pkgs.nix-ld, {own.store_path})"
+    elif art is not None and cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
         extra["nix_ld"] = art.nix_ld_origins[cell.nix_ld]
     return extra
 

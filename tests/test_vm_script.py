@@ -75,7 +75,7 @@ def vm_cells(standin_pins_file: Path, local_nix_store: Path, nix_ld_archives: Pa
     assert column.build is not None, column.reason
     path = tmp_path_factory.mktemp("matrix") / "vm-script.yaml"
     path.write_text(MATRIX)
-    matrix = matrix_mod.load(path, extra_nix_ld=pins.nix_ld_labels(), nixpkgs=pins.glibc_columns())
+    matrix = matrix_mod.load(path, nixpkgs=pins.glibc_columns())
     cells = tuple(c for c in matrix.cells if c.nixpkgs == nixpkgs_standin.NAME)
     options = RunOptions(nix_ld=nixld.Supply(archives=(nix_ld_archives,)), cache=cache, nixpkgs=pins)
     art = provision_all(matrix, cells, options, NullProgress())

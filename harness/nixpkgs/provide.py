@@ -2,7 +2,7 @@
 
 Resolved before the matrix is read, as ``--nix-ld`` is: a pin's glibc build becomes a column of the
 glibc axis (``nixos-24.11 · glibc 2.40``, labelled by the glibc it really has), and its own nix-ld
-joins the nix_ld axis under its version, supplied by the pin itself (``--nix-ld`` still wins). A
+joins the nix_ld axis on that column under its version (GlibcSet.own_nix_ld serves it there). A
 pin that cannot be realised here (no Nix, no network) keeps its column, from the glibc version the
 pins file records, and its cells are skipped with the reason; a pin without a hash stops the run.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.cache import Cache
 from harness.errors import LdmatrixError
-from harness.model import GlibcSet, StorePath
+from harness.model import GlibcSet
 from harness.progress import Progress
 
 from . import pins as pins_mod
@@ -49,32 +49,15 @@ class PinColumn:
 class NixpkgsSupply:
     columns: Mapping[str, PinColumn] = field(default_factory=dict)  # pin name -> its column
 
-    def glibc_columns(self) -> dict[str, str]:
-        """pin -> glibc version, what matrix.load adds to the glibc axis."""
-        return {name: column.glibc_version for name, column in self.columns.items()}
-
-    def nix_ld_labels(self) -> list[str]:
-        return [c.nix_ld_label for c in self.columns.values() if c.nix_ld_label]
+    def glibc_columns(self) -> dict[str, tuple[str, str | None]]:
+        """pin -> (glibc version, its own nix-ld version): what matrix.load adds to the axes."""
+        return {name: (column.glibc_version, column.nix_ld_label) for name, column in self.columns.items()}
 
     def glibc_sets(self) -> dict[str, GlibcSet]:
         return {name: c.build.glibc for name, c in self.columns.items() if c.build}
 
     def missing(self) -> dict[str, str]:
         return {name: c.reason or "not realised" for name, c in self.columns.items() if c.build is None}
-
-    def nix_ld_builds(self) -> dict[str, tuple[StorePath, str]]:
-        """label -> (the pin's own nix-ld, where it is from); the first pin of a label wins."""
-        out: dict[str, tuple[StorePath, str]] = {}
-        for name, column in self.columns.items():
-            if column.build and column.build.nix_ld_label not in out:
-                out[column.build.nix_ld_label] = (column.build.nix_ld,
-                                                  f"nixpkgs {name} (pkgs.nix-ld, {column.build.nix_ld.store_path})")
-        return out
-
-    def nix_ld_missing(self) -> dict[str, str]:
-        """label -> why the nix-ld of an unrealised pin is not here."""
-        return {c.nix_ld_label: f"nix-ld {c.nix_ld_label} is nixpkgs {name}'s: {c.reason}"
-                for name, c in self.columns.items() if c.build is None and c.nix_ld_label}
 
     def header(self) -> dict[str, dict[str, str | None]]:
         """For a results file's header: each pin's revision and glibc, so a diff can say what moved."""

@@ -214,5 +214,5 @@ def pin_build(pin: NixpkgsPin, realised: Realised, store: NixStore) -> PinBuild:
     glibc = GlibcSet(glibc_version=version.group(0), suite=pin.name, glibc=paths["glibc"],
                      libxcrypt=paths["libxcrypt"], gcc_lib=paths["gcc-lib"], shell=paths["busybox"],
                      nixpkgs=source, nix_ld_libraries=libraries, extra=tuple(dict.fromkeys((paths["ldd"], *closure))),
-                     bash=paths["bash"])
+                     bash=paths["bash"], own_nix_ld=paths["nix-ld"])
     return PinBuild(glibc, paths["nix-ld"], label)
