@@ -169,16 +169,18 @@ class NixosVmRunner:
         except LdmatrixError as err:
             return [_not_run(str(err)) for _ in cells]
         pin = plan.pin.name
-        parent = cells[0].workdir.parent
+        parent = cells[0].workdir.parent.parent / "nixos-vm"  # <out>/<matrix>/nixos-vm/, beside cells/
         parent.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"nixos-vm-{pin}-", dir=parent))
+        workdir = Path(tempfile.mkdtemp(prefix=f"{pin}-", dir=parent))
         nix_file = workdir / f"{pin}-test.nix"
         nix_file.write_text(text, encoding="utf-8")
         out_link = workdir / f"{pin}-result"
         log_path = workdir / f"{pin}-build.log"
         argv = [self.nix_build or "nix-build", *self.store.args, str(nix_file), "-o", str(out_link)]
-        (workdir / command_script.NAME).write_text(command_script.script(
-            argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells"))
+        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells ({nix_file})")
+        for directory in (workdir, *(c.workdir for c in cells)):  # each cell's folder: the test that ran it
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / command_script.NAME).write_text(script)
         budget = BOOT_ALLOWANCE * len(plan.machines) + sum(c.timeout + 30 for c in cells)
         started = time.monotonic()
         with log_path.open("w", encoding="utf-8") as log:
