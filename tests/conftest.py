@@ -104,7 +104,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory, nix_ld_archives: Path):
 
 
 @pytest.fixture(scope="session")
-def standin_pins_file(standin: nixpkgs_standin.Standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def standin_pins_file(standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pins file as `ldmatrix pins update` writes it, the network replaced by the stand-in's archive."""
     import nixpkgs_standin
     from harness.nixpkgs import cli as pins_cli

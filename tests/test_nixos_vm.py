@@ -350,7 +350,7 @@ def test_session_skips_every_cell_when_unavailable(tmp_path: Path) -> None:
 
 def test_finished_marker_is_in_the_script() -> None:
     script = driver_script("/spec.json")
-    assert f"echo {{FINISHED}}; exit $rc" in script and "timed_out\": not finished and status == 124" in script
+    assert "echo {FINISHED}; exit $rc" in script and "timed_out\": not finished and status == 124" in script
     assert FINISHED == "LDMATRIX-VM-FINISHED"
     assert "timeout=cell[\"timeout\"]" in script and "echo $? >" not in script
     assert isinstance(HostPath(Path("/x"), "x"), HostPath) and isinstance(InStore("/nix/store/x", Path("/x")), InStore)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import LdmatrixError
-from harness.model import GlibcSet, NixpkgsSource, StorePath
+from harness.model import GlibcSet, StorePath
 from harness.progress import Progress
 
 from .pins import NixpkgsPin
