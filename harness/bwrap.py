@@ -15,6 +15,9 @@ How the program becomes uid 1000 depends on who starts bubblewrap:
   enough to remount a read-only store path read-write.)
 - otherwise (not root, or a build of our own sources): a user namespace mapping uid 1000 to
   the caller, no capabilities, no further user namespaces.
+- ``as_root``, only for tests/vm_standin.py (a stand-in of a NixOS VM's root shell, which drops to
+  the cell user itself with ``su``): uid 0 of the host, without a user namespace, holding only the
+  capabilities to change user and to own, copy and remove the files it sets up; needs root.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ HOSTNAME = "ldmatrix"
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 CELL_USER_PATH = "/.ldmatrix-cell-user"  # where harness/data/cell_user.c's program is bound in a cell
 _SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
+ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")  # as_root keeps these
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,11 @@ def parent_dirs(target: str, made: set[str]) -> list[str]:
     return args
 
 
-def _user_args(cell_user: Path | None) -> list[str]:
+def _user_args(cell_user: Path | None, as_root: bool = False) -> list[str]:
+    if as_root:
+        if os.geteuid() != 0:
+            raise LdmatrixError("a sandbox whose program is root (the VM stand-in of the tests) needs root")
+        return [*NAMESPACES, "--cap-drop", "ALL", *(a for cap in ROOT_CAPS for a in ("--cap-add", cap))]
     if cell_user is not None and os.geteuid() == 0:
         keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")  # for cell-user, which drops them before exec
         # every namespace but the user namespace (--unshare-all would make one, mapping only uid 0)
@@ -87,7 +95,8 @@ def _user_args(cell_user: Path | None) -> list[str]:
 
 def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], command: tuple[str, ...] | list[str],
                  *, cwd: str, env: tuple[tuple[str, str], ...] | None = None, limits: Limits = CELL,
-                 bwrap: str | None = None, cell_user: Path | None = None, network: bool = False) -> list[str]:
+                 bwrap: str | None = None, cell_user: Path | None = None, network: bool = False,
+                 as_root: bool = False) -> list[str]:
     """bubblewrap argv running ``command`` as uid 1000 without capabilities in the tree described.
 
     ``root_args`` lay out / (see ``fhs_root_args``, or store binds and links); ``env``, when given,
@@ -96,7 +105,7 @@ def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], com
     ``network``: share the host's network and its resolver (only to fetch sources; never a cell
     or a build).
     """
-    user = _user_args(cell_user)
+    user = _user_args(cell_user, as_root)
     if network:
         user = [*user, "--share-net"]
     args = [bwrap or bwrap_command(), *user, "--die-with-parent", "--new-session",
@@ -108,7 +117,7 @@ def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], com
     for bind in binds:
         args += parent_dirs(bind.target, made)
         args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.target]
-    if cell_user is not None and os.geteuid() == 0:
+    if cell_user is not None and os.geteuid() == 0 and not as_root:
         args += ["--ro-bind", str(cell_user), CELL_USER_PATH]
         command = (CELL_USER_PATH, str(CELL_UID), str(CELL_GID), *command)
     if env is not None:

@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.provision import LOCK_PATH, load_lock
     from harness.session import RunOptions, execute
 
-    from harness import nixld
+    from harness import nixld, nixpkgs
 
     cache = Cache.default()
     paths.writable_dir(cache.root, "cache directory (LDMATRIX_CACHE)")
@@ -79,12 +79,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     lock = load_lock(args.lock or LOCK_PATH)
     progress = StderrProgress(quiet=args.quiet)
     supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
-    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels)
+    pins = nixpkgs.supply(args.nixpkgs, cache, progress, pins_file=args.pins)  # --nixpkgs: more glibc columns
+    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels, nixpkgs=pins.glibc_columns())
     cells = matrix.select(args.k)
     if not cells:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
     options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=supply,
-                         cache=cache, lock=lock)
+                         cache=cache, lock=lock, nixpkgs=pins)
     progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
     results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     results_path = options.out / matrix.name / RESULTS_NAME
@@ -336,6 +337,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word")
     run.add_argument("-j", "--jobs", type=_positive_int, default=2)
     add_nix_ld_options(run)
+    from harness.nixpkgs.cli import add_nixpkgs_options, add_pins_subcommand
+
+    add_nixpkgs_options(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
                      help="results directory; one run at a time holds <out>/<matrix>/ (a second one stops)")
     run.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
@@ -403,10 +407,13 @@ def parser() -> argparse.ArgumentParser:
     bis.set_defaults(func=cmd_bisect)
 
     from harness.cache_verify import add_cache_subcommand
+    from harness.guard_command import add_guard_subcommand
     from harness.images import add_images_subcommand
 
     add_images_subcommand(sub)
     add_cache_subcommand(sub)
+    add_pins_subcommand(sub)
+    add_guard_subcommand(sub)
     return p
 
 

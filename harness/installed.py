@@ -112,11 +112,12 @@ def install(binary: BuiltBinary, path: str, interpreter: str | None, runpath: It
     """``binary`` with this interpreter and RUNPATH, shared read-only; ``path`` is where the cell sees it."""
     runpath = tuple(runpath)
     if not interpreter and not runpath:  # as built: the build cache's own file
-        return InstalledBinary(path, binary.path, binary.sha256, binary.sha256, None, ())
+        return InstalledBinary(path, binary.path, binary.sha256, binary.sha256, None, (), binary.reproducer)
     key = _key({"built_sha256": binary.sha256, "interpreter": interpreter, "runpath": list(runpath)})
     entry, manifest = _entry(cache.dir("patched"), key, _patch(binary, binary.reproducer, interpreter, runpath),
                              _binary_intact)
-    return InstalledBinary(path, entry / manifest["file"], manifest["sha256"], binary.sha256, interpreter, runpath)
+    return InstalledBinary(path, entry / manifest["file"], manifest["sha256"], binary.sha256, interpreter, runpath,
+                           binary.reproducer)
 
 
 # ------------------------------------------------------------------------------- overlays

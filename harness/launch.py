@@ -102,9 +102,11 @@ main()
 
 @dataclass(frozen=True)
 class Tools:
-    """What the launch styles run besides the system's bash and python3: busybox (env -i)."""
+    """What the launch styles run besides the system's bash and python3: busybox (env -i); on a
+    nixpkgs pin's column, which has no system of ours, the pin's own bash."""
 
     busybox: StorePath
+    bash: StorePath | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def env_i(target: Target, tools: Tools) -> Launched:
     return Launched(outer, target.login_env, _harness_recorded(target, target.login_env, argv))
 
 
-def _bash(target: Target, command: tuple[str, ...], cwd: str | None, path_home_bin: bool) -> Launched:
+def _bash(target: Target, tools: Tools, command: tuple[str, ...], cwd: str | None, path_home_bin: bool) -> Launched:
     """The system's bash (/run/current-system/sw/bin/bash, harness/system.py) as a login shell: it
     reads /etc/profile, which exports the system's variables, then runs ``command``."""
     home_files: dict[str, bytes] = {}
@@ -177,22 +179,24 @@ def _bash(target: Target, command: tuple[str, ...], cwd: str | None, path_home_b
     lines.append(shlex.join(run))
     if path_home_bin:
         home_files[".profile"] = b'export PATH="$HOME/bin:$PATH"\n'
-    return Launched(argv=(f"{SW_BIN}/bash", "-l", "-c", "\n".join(lines)), env=login_session(target.login_env),
-                    home_files=home_files)
+    bash = f"{SW_BIN}/bash"
+    own = (Link(bash, f"{tools.bash.store_path}/bin/bash"),) if tools.bash else ()
+    return Launched(argv=(bash, "-l", "-c", "\n".join(lines)), env=login_session(target.login_env),
+                    home_files=home_files, links=own, store_paths=(tools.bash,) if tools.bash else ())
 
 
 def bash_login(target: Target, tools: Tools) -> Launched:
-    return _bash(target, target.argv, None, path_home_bin=False)
+    return _bash(target, tools, target.argv, None, path_home_bin=False)
 
 
 def bash_path(target: Target, tools: Tools) -> Launched:
     name = target.argv[0].rsplit("/", 1)[1]
-    return _bash(target, (name, *target.argv[1:]), None, path_home_bin=True)
+    return _bash(target, tools, (name, *target.argv[1:]), None, path_home_bin=True)
 
 
 def dot_slash(target: Target, tools: Tools) -> Launched:
     directory, name = target.argv[0].rsplit("/", 1)
-    return _bash(target, (f"./{name}", *target.argv[1:]), directory, path_home_bin=False)
+    return _bash(target, tools, (f"./{name}", *target.argv[1:]), directory, path_home_bin=False)
 
 
 def python(target: Target, tools: Tools) -> Launched:

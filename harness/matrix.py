@@ -71,6 +71,10 @@ class Matcher:
         if self.key == "uses":
             atoms = {s.value for s in facts["strategy_atoms"]}
             hit = any(v in atoms for v in self.values)
+        elif self.key == "glibc" and not self.comparisons and facts.get("nixpkgs"):
+            # A plain glibc value names Debian's build of that version (the axis's values); a
+            # nixpkgs pin's build is another build, matched only by comparisons (``<2.38``).
+            hit = False
         elif self.comparisons:
             parse = label_version if self.key == "nix_ld" else parse_version
             version = parse(value) if value is not None else None
@@ -165,6 +169,7 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]
         "strategy": cell.strategy_name,
         "strategy_atoms": cell.strategy,
         "glibc": cell.glibc,
+        "nixpkgs": cell.nixpkgs,
         "nix_ld": cell.nix_ld,
         "env": cell.env,
         "launch": cell.launch.value,
@@ -181,8 +186,10 @@ def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
 
 
 class _Loader:
-    def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any]):
+    def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any],
+                 nixpkgs: Mapping[str, str] | None = None):
         self.path, self.file = path, display
+        self.nixpkgs = dict(nixpkgs or {})  # pin -> (its glibc version, its own nix-ld): more glibc builds
         self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
         self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
@@ -418,8 +425,8 @@ class _Loader:
 
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
-        count = 1
-        for key in ("binary", "strategy", "glibc", "env", "launch", "libs"):
+        count = len(axes["glibc"]) + len(self.nixpkgs)  # Debian's glibc builds and the pins'
+        for key in ("binary", "strategy", "env", "launch", "libs"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -430,22 +437,30 @@ class _Loader:
         """Every combination; some axes do not apply to some cells and collapse to one value there:
         ``container`` runs on its build suite's glibc and is started directly, and a bash launch
         style composes its own environment (bash's order), so the ``env`` profile is nixos-login; a
-        library set is offered only by patchelf, LD_LIBRARY_PATH and nix-ld."""
+        library set is offered only by patchelf, LD_LIBRARY_PATH and nix-ld.
+
+        The glibc builds are Debian's of the axis's versions, then each nixpkgs pin's own
+        (``--nixpkgs``): (version, pin). A pin's own nix-ld joins the nix_ld axis on its column only."""
+        builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, (v, _) in self.nixpkgs.items()]
         cells: dict[str, Cell] = {}
-        for binary, strategy, glibc, env, style, libs in itertools.product(
-            axes["binary"], axes["strategy"], axes["glibc"], axes["env"], axes["launch"], axes["libs"]
+        for binary, strategy, (glibc, pin), env, style, libs in itertools.product(
+            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"]
         ):
             launch = Launch(style)
             if Strategy.CONTAINER in strategy:
                 suite = subject(binaries, binary).built_in  # the root it runs in: its build suite's
                 glibc = self.suite_glibc[suite] if suite else NO_SUITE  # NO_SUITE: refused unless excluded
-                launch = Launch.DIRECT
+                pin, launch = None, Launch.DIRECT
             if launch.uses_bash:
                 env = "nixos-login"
             if not set(strategy) & LIBRARY_STRATEGIES:
                 libs = NO_LIBRARIES
-            for nix_ld in axes.get("nix_ld", [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs)
+            labels = list(axes.get("nix_ld", []))
+            own = self.nixpkgs[pin][1] if pin else None
+            if own and own not in labels:
+                labels.append(own)
+            for nix_ld in (labels or [None]) if Strategy.NIX_LD in strategy else [None]:
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
@@ -513,15 +528,19 @@ class _Loader:
 
 
 def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
-         reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = ()) -> Matrix:
-    """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis."""
+         reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = (),
+         nixpkgs: Mapping[str, tuple[str, str | None]] | None = None) -> Matrix:
+    """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis.
+    ``nixpkgs``: pins (``--nixpkgs``) -> (glibc version, the pin's own nix-ld version or None); each
+    pin's glibc build joins the glibc axis as a column of its own, and its nix-ld the nix_ld axis
+    there."""
     path = Path(path)
     display = _display(path)
     if glibc_suites is None:
         from harness.provision import SUITES as glibc_suites  # noqa: N811
     if reproducers is None:
         from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
-    loader = _Loader(path, display, glibc_suites, reproducers)
+    loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")
     name = loader.name(doc)

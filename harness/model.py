@@ -63,13 +63,13 @@ class StorePath:
     """One path in /nix/store, unpacked on the host at ``host_path``."""
 
     name: str  # "glibc", "libxcrypt", "gcc-lib", "busybox", "nix-ld"
-    version: str  # the Debian version (or the nix-ld label)
+    version: str  # the Debian version (or the nix-ld label); "" for a nixpkgs path whose name has none
     digest: str  # 32 chars of Nix base-32
-    host_path: Path
+    host_path: Path  # where it is on this machine: the cache, or a Nix store's directory
 
     @property
     def basename(self) -> str:
-        return f"{self.digest}-{self.name}-{self.version}"
+        return f"{self.digest}-{self.name}-{self.version}" if self.version else f"{self.digest}-{self.name}"
 
     @property
     def store_path(self) -> str:
@@ -81,15 +81,38 @@ class StorePath:
 
 
 @dataclass(frozen=True)
+class NixpkgsSource:
+    """A nixpkgs pin whose own store paths a GlibcSet is (harness/nixpkgs/): what a NixOS VM of it boots."""
+
+    name: str  # "nixos-24.11": the pins file's key, the cell's column
+    url: str  # the archive of ``rev``
+    sha256: str  # its NAR hash: a pin without one is refused (harness/nixpkgs/pins.py)
+    rev: str
+    nix_ld: str | None = None  # the store path of the pin's own nix-ld (pkgs.nix-ld), realised
+
+
+@dataclass(frozen=True)
 class GlibcSet:
-    """The store paths that stand for one glibc release, as a NixOS system would have them."""
+    """The store paths that stand for one glibc build, as a NixOS system would have them.
+
+    Two kinds, one shape: Debian's builds unpacked into store paths (``nixpkgs`` None), or a
+    nixpkgs pin's own store paths realised with Nix (``nixpkgs`` names the pin; ``extra`` holds
+    the rest of their closure and ``ldd``).
+    """
 
     glibc_version: str  # "2.36"
-    suite: str  # Debian suite it was taken from, "bookworm"
+    suite: str  # Debian suite it was taken from, "bookworm"; for a nixpkgs pin its name
     glibc: StorePath
     libxcrypt: StorePath
     gcc_lib: StorePath
-    shell: StorePath  # a static busybox: /bin/sh of the NixOS-like root
+    shell: StorePath  # busybox: /bin/sh of the NixOS-like root
+    nixpkgs: NixpkgsSource | None = None
+    # A pin's own programs.nix-ld default libraries (its baseLibraries, realised): what the pin's
+    # cells get for ``libs: default``. None for Debian's builds (harness/provision/packages.py has theirs).
+    nix_ld_libraries: tuple[StorePath, ...] | None = None
+    extra: tuple[StorePath, ...] = ()  # more store paths the root holds (a pin's closure, ldd)
+    bash: StorePath | None = None  # the login shell of the bash launch styles; None: Debian's static bash
+    own_nix_ld: StorePath | None = None  # a pin's own pkgs.nix-ld: it serves its version's cells on this build
 
     @property
     def loader(self) -> str:
@@ -97,7 +120,26 @@ class GlibcSet:
 
     @property
     def store_paths(self) -> tuple[StorePath, ...]:
-        return (self.glibc, self.libxcrypt, self.gcc_lib, self.shell)
+        own = (self.glibc, self.libxcrypt, self.gcc_lib, self.shell)
+        return own + tuple(p for p in self.extra if p not in own)
+
+    @property
+    def nix_ld_library_paths(self) -> tuple[StorePath, ...]:
+        """What nix-ld's lib dir always links, whatever the library set: Debian's glibc (its loader does
+        not search its own directory; a Nix-built glibc's does, so a pin needs nothing here)."""
+        return () if self.nixpkgs else (self.glibc,)
+
+    def own_nix_ld_for(self, label: str | None) -> StorePath | None:
+        """The pin's own nix-ld when a cell on this build names its version: what NixOS users of the
+        pin run (a build of the same version from its source serves the other columns)."""
+        if self.own_nix_ld is not None and label == self.own_nix_ld.version:
+            return self.own_nix_ld
+        return None
+
+    @property
+    def key(self) -> str:
+        """What cells name this build by (Cell.glibc_key): the pin, or Debian's glibc version."""
+        return self.nixpkgs.name if self.nixpkgs else self.glibc_version
 
 
 @dataclass(frozen=True)
@@ -148,6 +190,7 @@ class InstalledBinary:
     built_sha256: str  # of the reproducer as built, before patchelf
     interpreter: str | None  # what patchelf set (None: left as built)
     runpath: tuple[str, ...]  # what patchelf set (empty: left as built)
+    reproducer: str = ""  # which reproducer it is (a NixOS VM builds the Rust launchers with nixpkgs' rustc)
 
 
 @dataclass(frozen=True)
@@ -189,10 +232,23 @@ class Cell:
     env: str = "nixos-login"  # login environment profile
     launch: Launch = Launch.DIRECT  # how the program is started
     libs: str = "none"  # the library set NixOS offers it (harness/data/libraries.json): none, default, a+b
+    # The nixpkgs pin whose own glibc build this is ("nixos-24.11"); None: Debian's build of ``glibc``.
+    # ``glibc`` is then that pin's glibc version, what rules like ``glibc: "<2.38"`` compare.
+    nixpkgs: str | None = None
 
     @property
     def strategy_name(self) -> str:
         return "+".join(s.value for s in self.strategy)
+
+    @property
+    def glibc_key(self) -> str:
+        """The glibc build the cell runs on (GlibcSet.key): the pin's name, or Debian's version."""
+        return self.nixpkgs or self.glibc
+
+    @property
+    def glibc_label(self) -> str:
+        """``glibc 2.36``, or ``nixos-24.11 · glibc 2.40``: a grid column."""
+        return f"{self.nixpkgs} · glibc {self.glibc}" if self.nixpkgs else f"glibc {self.glibc}"
 
     @property
     def axes(self) -> dict[str, str]:
@@ -200,14 +256,18 @@ class Cell:
                "launch": self.launch.value, "libs": self.libs}
         if self.nix_ld is not None:
             out["nix_ld"] = self.nix_ld
+        if self.nixpkgs is not None:
+            out["nixpkgs"] = self.nixpkgs
         return out
 
     @property
     def id(self) -> str:
+        """``c-hello.patchelf.glibc-2.36``; on a pin's glibc ``c-hello.patchelf.nixos-24.11``, which
+        stays the same cell when the pin moves to another glibc (the guard compares it)."""
         parts = [self.binary, self.strategy_name]
         if self.nix_ld is not None:
             parts[-1] = f"{self.strategy_name}-{self.nix_ld}"
-        parts.append(f"glibc-{self.glibc}")
+        parts.append(self.nixpkgs or f"glibc-{self.glibc}")
         if self.env != "nixos-login":
             parts.append(self.env)
         if self.launch is not Launch.DIRECT:
@@ -245,6 +305,10 @@ class PreparedCell:
     binaries: tuple[InstalledBinary, ...] = ()  # what the cell runs, by path and digest
     predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/predict.py)
     prediction: str = ""  # why, in one line
+    nix_ld: StorePath | None = None  # the nix-ld under test (a NixOS VM's programs.nix-ld.package)
+    nixpkgs: NixpkgsSource | None = None  # the pin whose store paths the cell runs on (a VM boots it)
+    # programs.nix-ld.libraries as nixpkgs attributes (a VM sets it); None: NixOS's own default
+    nix_ld_libraries: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

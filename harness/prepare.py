@@ -20,7 +20,7 @@ from harness.matrix import BinarySpec
 from harness import elf
 from harness.launch import Target, Tools, launch
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
@@ -36,16 +36,18 @@ BIN_DIR = f"{HOME}/bin"
 class Artefacts:
     """Everything provisioned for a run, looked up by the cells."""
 
-    glibc: Mapping[str, GlibcSet]  # "2.36" -> store paths
+    glibc: Mapping[str, GlibcSet]  # Cell.glibc_key ("2.36", "nixos-24.11") -> store paths
     roots: Mapping[str, BuildRoot]  # suite -> build root
     binaries: Mapping[tuple[str, str], BuiltBinary]  # (reproducer, suite) -> binary
     nix_ld: Mapping[str, StorePath]  # version label -> nix-ld store path
     nix_ld_missing: Mapping[str, str] = field(default_factory=dict)  # version label -> why there is none
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
-    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc version -> python etc. for launch styles
-    systems: Mapping[str, SystemPaths] = field(default_factory=dict)  # glibc version -> the NixOS system's paths
-    libraries: Mapping[tuple[str, str], tuple[StorePath, ...]] = field(default_factory=dict)  # (glibc, libs)
+    tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc key -> busybox for the launch styles
+    systems: Mapping[str, SystemPaths] = field(default_factory=dict)  # glibc key -> the NixOS system's paths
+    libraries: Mapping[tuple[str, str], tuple[StorePath, ...]] = field(default_factory=dict)  # (glibc key, libs)
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
+    glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
+    library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -83,14 +85,24 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     The binaries are not copied: they are installed once, patched, in the cache and bound
     read-only at ``~/bin/<name>`` (see harness/installed.py).
     """
-    glibc = art.glibc[cell.glibc]
+    if cell.glibc_key not in art.glibc:
+        return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
+    glibc = art.glibc[cell.glibc_key]
     subject = child or spec  # the binary the strategy is about
+    if glibc.nixpkgs and cell.launch is Launch.PYTHON:
+        return Skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
+                    "(the nixos-vm runner uses the VM's)")
+    if glibc.nixpkgs and cell.libs not in ("none", "default"):
+        return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
+                    "default (libs: default) or none")
+    libraries = (glibc.nix_ld_libraries or ()) if glibc.nixpkgs and cell.libs == "default" else \
+        art.libraries.get((cell.glibc_key, cell.libs), ())
     ctx = StrategyContext(
         glibc=glibc,
         build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
-        nix_ld=art.nix_ld.get(cell.nix_ld) if cell.nix_ld else None,
+        nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
-        libraries=art.libraries.get((cell.glibc, cell.libs), ()),
+        libraries=libraries,
     )
     plan = Plan()
     try:
@@ -116,7 +128,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
                     checks=child is None and _is_printer(subject))
-    launched = launch(cell.launch, target, art.tools.get(cell.glibc) or Tools(busybox=glibc.shell))
+    launched = launch(cell.launch, target, art.tools.get(cell.glibc_key) or Tools(busybox=glibc.shell))
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"
@@ -127,8 +139,8 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
     system = None
-    if not plan.fhs and cell.glibc in art.systems:  # /etc, /run/current-system/sw/bin, /usr/bin/env
-        system = layout(art.systems[cell.glibc], tuple(kv for kv in env if kv not in target.strategy_env))
+    if not plan.fhs and cell.glibc_key in art.systems:  # /etc, /run/current-system/sw/bin, /usr/bin/env
+        system = layout(art.systems[cell.glibc_key], tuple(kv for kv in env if kv not in target.strategy_env))
     store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
                                            *launched.store_paths)}
     mounts = [Mount(home, HOME, writable=True)]
@@ -143,7 +155,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     prediction = predict(root, mounts, binaries, env)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
                         cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
-                        predicted=prediction.outcome, prediction=prediction.reason)
+                        predicted=prediction.outcome, prediction=prediction.reason, nix_ld=ctx.nix_ld,
+                        nixpkgs=glibc.nixpkgs,
+                        nix_ld_libraries=None if cell.libs == "default" else art.library_sets.get(cell.libs, ()))
 
 
 def root_view(root: RootSpec, mounts: list[Mount]) -> RootView:

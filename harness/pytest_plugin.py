@@ -42,7 +42,8 @@ def _matrix(config: pytest.Config) -> matrix_mod.Matrix | None:
     cached = getattr(config, "_ldmatrix_matrix", None)
     if cached is None:
         try:
-            cached = matrix_mod.load(Path(path), extra_nix_ld=_nix_ld_supply(config).labels)
+            cached = matrix_mod.load(Path(path), extra_nix_ld=_nix_ld_supply(config).labels,
+                                     nixpkgs=_nixpkgs_supply(config).glibc_columns())
         except LdmatrixError as err:
             raise pytest.UsageError(str(err)) from None
         config._ldmatrix_matrix = cached  # type: ignore[attr-defined]
@@ -59,6 +60,21 @@ def _nix_ld_supply(config: pytest.Config):
         archives = [Path(p) for p in config.getoption("ldmatrix_nix_ld_archives")]
         supply = nixld.supply(config.getoption("ldmatrix_nix_ld"), archives, Cache.default(), StderrProgress())
         config._ldmatrix_nix_ld = supply  # type: ignore[attr-defined]
+    return supply
+
+
+def _nixpkgs_supply(config: pytest.Config):
+    """``$LDMATRIX_NIXPKGS`` pins, realised once (their glibc builds are more columns)."""
+    from harness import nixpkgs
+    from harness.cache import Cache
+
+    supply = getattr(config, "_ldmatrix_nixpkgs", None)
+    if supply is None:
+        try:
+            supply = nixpkgs.supply([], Cache.default(), StderrProgress())
+        except LdmatrixError as err:
+            raise pytest.UsageError(str(err)) from None
+        config._ldmatrix_nixpkgs = supply  # type: ignore[attr-defined]
     return supply
 
 
@@ -112,7 +128,7 @@ class _Session:
         self.matrix = matrix
         self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"),
                                   out=Path(config.getoption("--ldmatrix-out")),
-                                  nix_ld=_nix_ld_supply(config))
+                                  nix_ld=_nix_ld_supply(config), nixpkgs=_nixpkgs_supply(config))
         self.rundir = RunDirectory(self.options.out, matrix.name, option="--ldmatrix-out").acquire()
         try:
             self.runner = get_runner(self.options.runner or matrix.runner)
@@ -121,7 +137,7 @@ class _Session:
             self.artefacts = None
             if self.unavailable is None:
                 self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
-            self.log = self.rundir.begin(header_record(matrix, self.runner.name))
+            self.log = self.rundir.begin(header_record(matrix, self.runner.name, self.options.nixpkgs))
         except BaseException:
             self.rundir.release()
             raise

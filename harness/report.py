@@ -22,8 +22,20 @@ def mark(result: CellResult) -> str:
     return MARK_MISMATCH
 
 
+def column(axes: dict[str, str]) -> str:
+    """A glibc build's column: ``glibc 2.36`` (Debian's), ``nixos-24.11 · glibc 2.40`` (a pin's)."""
+    glibc = axes.get("glibc", "?")
+    return f"{axes['nixpkgs']} · glibc {glibc}" if axes.get("nixpkgs") else f"glibc {glibc}"
+
+
+def _column_order(label: str) -> tuple:
+    """Debian's builds by version, then the pins' by name."""
+    pin, _, glibc = label.rpartition("glibc ")
+    return (bool(pin), pin, tuple(int(x) if x.isdigit() else 0 for x in glibc.split(".")))
+
+
 def row_and_column(result: CellResult) -> tuple[str, str]:
-    """Rows are binary x strategy (x nix-ld, x environment); columns are glibc versions."""
+    """Rows are binary x strategy (x nix-ld, x environment); columns are glibc builds."""
     axes = result.axes
     strategy = axes.get("strategy", "?")
     if axes.get("nix_ld"):
@@ -33,7 +45,7 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":
         row += f"  via {axes['launch']}"
-    return row, axes.get("glibc", "?")
+    return row, column(axes)
 
 
 def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]], list[str]]:
@@ -43,7 +55,7 @@ def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]],
         row, column = row_and_column(r)
         rows.setdefault(row, {})[column] = r
     columns = {column for cells in rows.values() for column in cells}
-    return rows, sorted(columns, key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split(".")))
+    return rows, sorted(columns, key=_column_order)
 
 
 def markdown_cell(text: str) -> str:
@@ -68,7 +80,7 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
             return f"!{outcome} (want {r.expected.value if r.expected else '?'})"
         return outcome
 
-    header = ["binary  strategy"] + [f"glibc {c}" for c in cols]
+    header = ["binary  strategy"] + list(cols)
     shown = {row: cells for row, cells in rows.items() if any(r.outcome is not None for r in cells.values())}
     body = [[row] + [text(cells.get(c)) for c in cols] for row, cells in shown.items()]
     hidden = len(rows) - len(shown)
@@ -98,7 +110,7 @@ def html(results: Iterable[CellResult], title: str) -> str:
            "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border:1px solid #ccc}"
            "table{border-collapse:collapse}td.c{font-family:monospace}</style>",
            f"<h1>{escape(title)}</h1><p>{escape(summary(results))}</p><table>",
-           "<tr><th>binary, strategy</th>" + "".join(f"<th>glibc {escape(c)}</th>" for c in cols) + "</tr>"]
+           "<tr><th>binary, strategy</th>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr>"]
     for row, cells in rows.items():
         out.append(f"<tr><th style=text-align:left>{escape(row)}</th>")
         for c in cols:
@@ -189,12 +201,13 @@ def damaged_field(result: CellResult) -> str:
 
 def damage_table(results: Iterable[CellResult], glibc: str) -> str:
     """Markdown: for each way a checked program was started (rows) and each nix-ld (columns), what the
-    start-up check found on one glibc: the README's "what nix-ld 1.x damages, and when"."""
+    start-up check found on one glibc build (Debian's version, or a nixpkgs pin's name): the
+    README's "what nix-ld 1.x damages, and when"."""
     rows: dict[str, dict[str, str]] = {}
     versions: list[str] = []
     for r in results:
         axes = r.axes
-        if axes.get("strategy") != "nix-ld" or axes.get("glibc") != glibc or r.outcome is None:
+        if axes.get("strategy") != "nix-ld" or axes.get("nixpkgs", axes.get("glibc")) != glibc or r.outcome is None:
             continue
         if not (axes.get("binary", "").startswith(("c-envprint", "rust-spawn"))):
             continue

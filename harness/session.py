@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, nixld, provision, reproducers
+from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
 from harness.artifacts import provide as artifacts_provide
 from harness.matrix import Matrix, subject
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, NotRun, Outcome, PreparedCell, Skip, Strategy, Verdict,
+    Cell, CellResult, CommandResult, GlibcSet, NotRun, Outcome, OutputCheck, PreparedCell, Skip, Strategy, Verdict,
 )
 from harness.system import SystemPaths
 from harness.outcome import classify
@@ -43,14 +43,15 @@ class RunOptions:
     nix_ld: nixld.Supply = field(default_factory=nixld.Supply)  # --nix-ld items and archive directories
     cache: Cache = field(default_factory=Cache.default)
     lock: Lock | None = None  # the package lock; None: matrices/packages.lock.json
+    nixpkgs: nixpkgs.NixpkgsSupply = field(default_factory=nixpkgs.NixpkgsSupply)  # --nixpkgs pins, realised
 
 
 def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[str, str]]]:
-    """The glibc versions and (reproducer, suite) builds the cells use."""
+    """The glibc builds (Cell.glibc_key) and (reproducer, suite) builds the cells use."""
     glibcs: set[str] = set()
     builds: set[tuple[str, str]] = set()
     for cell in cells:
-        glibcs.add(cell.glibc)
+        glibcs.add(cell.glibc_key)
         spec = matrix.binaries[cell.binary]
         for binary in (spec, matrix.binaries[spec.child]) if spec.child else (spec,):
             if binary.artifact is None:  # a real program is fetched, not built (harness/artifacts/)
@@ -62,8 +63,9 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     glibcs, builds = needed(matrix, cells)
     cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
     programs = artifacts_provide.for_cells(matrix, cells, options.cache, progress)  # first: a wrong pin stops early
-    glibc_sets = {}
-    for version in sorted(glibcs):
+    glibc_sets = options.nixpkgs.glibc_sets()  # a pin's own, realised; the unrealised ones' cells skip
+    glibc_missing = {key: why for key, why in options.nixpkgs.missing().items() if key in glibcs}
+    for version in sorted(glibcs - glibc_sets.keys() - glibc_missing.keys()):
         progress.step(f"store paths for glibc {version}")
         glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
     in_container = {subject(matrix.binaries, c.binary).built_in for c in cells if Strategy.CONTAINER in c.strategy}
@@ -79,11 +81,15 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    systems, libraries, tools = nixos_systems(matrix, cells, glibc_sets, options, progress)
-    labels = {c.nix_ld for c in cells if c.nix_ld is not None}
+    systems, libraries, tools = nixos_systems(matrix, [c for c in cells if c.glibc_key in glibc_sets], glibc_sets,
+                                              options, progress)
+    # A pin's own nix-ld serves its version on the pin's column; every other cell's comes from nixld.
+    labels = {c.nix_ld for c in cells if c.nix_ld is not None and c.glibc_key in glibc_sets
+              and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
     return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
-                     systems, libraries, options.cache)
+                     systems, libraries, options.cache, glibc_missing,
+                     dict(matrix.library_sets))
 
 
 def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
@@ -101,21 +107,24 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
     systems: dict[str, SystemPaths] = {}
     libraries: dict[tuple[str, str], tuple] = {}
     tools: dict[str, Tools] = {}
-    for version in sorted({c.glibc for c in nixos}):
-        glibc = glibc_sets[version]
+    for key in sorted({c.glibc_key for c in nixos}):
+        glibc = glibc_sets[key]
+        if glibc.nixpkgs:  # a pin's own store: its bash and ldd (harness/nixpkgs), its nix-ld defaults
+            tools[key] = Tools(busybox=glibc.shell, bash=glibc.bash)
+            continue
         store = PackageStore(glibc, lock, options.cache, progress, bash=bash)
-        progress.step(f"NixOS system for glibc {version}: coreutils, bash, ldd, python3, tzdata, certificates")
+        progress.step(f"NixOS system for glibc {key}: coreutils, bash, ldd, python3, tzdata, certificates")
         python = store.python()
         python_libs = tuple(store.path(p) for p in lock.closure(glibc.suite, "python3")
                             if not p.startswith(("python3", "libpython3")))
-        systems[version] = SystemPaths(coreutils=store.closure("coreutils"), ldd=store.closure("ldd")[0],
-                                       tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
-                                       bash=bash, python=(python, *python_libs))
-        here = [c for c in nixos if c.glibc == version]
+        systems[key] = SystemPaths(coreutils=store.closure("coreutils"), ldd=store.closure("ldd")[0],
+                                   tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
+                                   bash=bash, python=(python, *python_libs))
+        here = [c for c in nixos if c.glibc_key == key]
         for name in sorted({c.libs for c in here} - {"none"}):
-            progress.step(f"library set {name} for glibc {version}")
-            libraries[(version, name)] = store.libraries(tuple(matrix.library_sets[name]))
-        tools[version] = Tools(busybox=glibc.shell)
+            progress.step(f"library set {name} for glibc {key}")
+            libraries[(key, name)] = store.libraries(tuple(matrix.library_sets[name]))
+        tools[key] = Tools(busybox=glibc.shell)
     return systems, libraries, tools
 
 
@@ -125,39 +134,96 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
     Whatever goes wrong for this cell becomes its result, not the run's end: a runner's NotRun is
     a skip or an ``error`` with its reason, a harness failure an ``error`` saying what failed,
     never a made-up exit status."""
+    staged = _stage(matrix, cell, art, runner, rundir)
+    if staged.prepared is None:
+        return staged.done()
+    try:
+        result: CommandResult | NotRun | Exception = runner.run(staged.prepared)
+    except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+        result = err
+    return staged.finish(result, runner, rundir, art)
+
+
+def run_batch(matrix: Matrix, cells: Iterable[Cell], art: Artefacts, runner: Runner,
+              rundir: RunDirectory) -> list[CellResult]:
+    """Prepare every cell, then hand the prepared ones to the runner at once (``runner.run_batch``:
+    the nixos-vm runner boots one VM per pin for all of its cells), then record each as run_one does."""
+    staged = [_stage(matrix, cell, art, runner, rundir) for cell in cells]
+    ready = [s for s in staged if s.prepared is not None]
+    results: list[CommandResult | NotRun | Exception]
+    try:
+        results = list(runner.run_batch([s.prepared for s in ready]))  # type: ignore[attr-defined,misc]
+        if len(results) != len(ready):
+            raise RuntimeError(f"{runner.name} answered {len(results)} of {len(ready)} cells")
+    except Exception as err:  # noqa: BLE001 - the batch failed as a whole: each of its cells says so
+        results = [err] * len(ready)
+    done = {id(s): s.finish(r, runner, rundir, art) for s, r in zip(ready, results)}
+    return [done[id(s)] if id(s) in done else s.done() for s in staged]
+
+
+@dataclass
+class _Staged:
+    """One cell between preparing and recording: its folder, its HOME, and what became of it."""
+
+    cell: Cell
+    base: dict
+    staging: Path
+    home: Path
+    rundir: RunDirectory
+    check: OutputCheck | None = None  # a real program's success; None: a reproducer's own check line
+    prepared: PreparedCell | None = None
+    early: CellResult | None = None  # skipped, or a harness error while preparing
+
+    def done(self) -> CellResult:
+        self.rundir.discard(self.home)
+        self.rundir.discard(self.staging)
+        assert self.early is not None
+        return self.early
+
+    def finish(self, result: CommandResult | NotRun | Exception, runner: Runner, rundir: RunDirectory,
+               art: Artefacts) -> CellResult:
+        base, prepared = self.base, self.prepared
+        assert prepared is not None
+        try:
+            if isinstance(result, Exception):
+                return _harness_error(base, f"ldmatrix could not run this cell: running it ({runner.name}) failed: "
+                                            f"{_one_line(result)}")
+            if isinstance(result, NotRun):
+                if not result.error:
+                    return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
+                                      **base)
+                return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
+            verdict = classify(result, self.check)
+            (self.staging / "stdout").write_text(result.stdout)
+            (self.staging / "stderr").write_text(result.stderr)
+            (self.staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
+            folder = rundir.publish(self.staging, self.cell.id)
+        finally:
+            rundir.discard(self.home)
+            rundir.discard(self.staging)  # published (gone already), skipped, or a harness error
+        return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
+                          duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
+                          stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
+                          extra=_extra(prepared.root.kind.value, folder, self.cell, art),
+                          predicted=prepared.predicted, prediction=prepared.prediction)
+
+
+def _stage(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> _Staged:
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
-    base = _result_base(matrix, cell, runner.name)
-    staging, home = rundir.staging(cell.id), rundir.scratch(cell.id)
-    stage = "preparing"
+    staged = _Staged(cell, _result_base(matrix, cell, runner.name), rundir.staging(cell.id), rundir.scratch(cell.id),
+                     rundir, (child or spec).check)
     try:
-        try:
-            prepared = prepare(cell, spec, child, art, staging, matrix.timeout, home=home)
-            if isinstance(prepared, Skip):
-                return CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
-                                  **base)
-            stage = f"running it ({runner.name})"
-            result = runner.run(prepared)
-        except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
-            return _harness_error(base, f"ldmatrix could not run this cell: {stage} failed: {_one_line(err)}")
-        if isinstance(result, NotRun):
-            if not result.error:
-                return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
-                                  **base)
-            return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
-        verdict = classify(result, (child or spec).check)  # a real program's success; None: a reproducer's
-        (staging / "stdout").write_text(result.stdout)
-        (staging / "stderr").write_text(result.stderr)
-        (staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
-        folder = rundir.publish(staging, cell.id)
-    finally:
-        rundir.discard(home)
-        rundir.discard(staging)  # published (gone already), skipped, or a harness error
-    return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=result.rc,
-                      duration=result.duration, argv=prepared.argv, env=prepared.env, stdout=result.stdout,
-                      stderr=result.stderr, **base, output_cut=result.stdout_cut + result.stderr_cut,
-                      extra=_extra(prepared.root.kind.value, folder, cell, art), predicted=prepared.predicted,
-                      prediction=prepared.prediction)
+        prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home)
+    except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
+        staged.early = _harness_error(staged.base, f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
+        return staged
+    if isinstance(prepared, Skip):
+        staged.early = CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
+                                  **staged.base)
+    else:
+        staged.prepared = prepared
+    return staged
 
 
 def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:
@@ -193,8 +259,11 @@ def result_record(result: CellResult) -> dict:
     return record
 
 
-def header_record(matrix: Matrix, runner: str) -> dict:
-    return {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
+def header_record(matrix: Matrix, runner: str, pins: nixpkgs.NixpkgsSupply | None = None) -> dict:
+    header = {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
+    if pins is not None and pins.columns:
+        header["nixpkgs"] = pins.header()  # each pin's revision and glibc: what a diff says moved
+    return header
 
 
 def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
@@ -205,13 +274,15 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
         runner = get_runner(options.runner or matrix.runner)
         reason = runner.unavailable()
         art = provision_all(matrix, cells, options, progress) if reason is None else None
-        log = rundir.begin(header_record(matrix, runner.name))
+        log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
         try:
             if reason is not None:
                 done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
                                   for c in cells]
+            elif hasattr(runner, "run_batch"):  # one batch: the nixos-vm runner boots one VM per pin
+                done = run_batch(matrix, cells, art, runner, rundir)
             else:
                 futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
                 done = (f.result() for f in concurrent.futures.as_completed(futures))
@@ -237,7 +308,11 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
 
 def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts | None) -> dict[str, str]:
     extra = {"root": root, "workdir": str(workdir)}
-    if art is not None and cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
+    glibc = art.glibc.get(cell.glibc_key) if art is not None else None
+    own = glibc.own_nix_ld_for(cell.nix_ld) if glibc is not None else None
+    if own is not None and glibc is not None and glibc.nixpkgs is not None:
+        extra["nix_ld"] = f"nixpkgs {glibc.nixpkgs.name} (pkgs.nix-ld, {own.store_path})"
+    elif art is not None and cell.nix_ld is not None and cell.nix_ld in art.nix_ld_origins:
         extra["nix_ld"] = art.nix_ld_origins[cell.nix_ld]
     return extra
 

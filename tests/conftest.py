@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from harness.cache import Cache
 from harness.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot
+from harness.progress import NullProgress
 
 # The plugin that turns matrix cells into tests (tests/test_matrix.py); elsewhere: -p harness.pytest_plugin
 pytest_plugins = ["harness.pytest_plugin"]
@@ -58,3 +62,77 @@ def nix_ld_archives() -> Path:
             return candidate
     pytest.skip("no nix-ld release archives: set LDMATRIX_NIX_LD_ARCHIVES to a directory holding "
                 "nix-ld-1.2.2.tar.gz ... nix-ld-2.0.6.tar.gz and nix-ld.bundle (.ci/run does)")
+
+
+# --- a local Nix store and a stand-in nixpkgs (tests/nixpkgs_standin.py), for --nixpkgs and the VM script
+
+STANDIN_REV = "1" * 40
+PINS_SOURCE = {"archive": "https://example.invalid/nixpkgs/{rev}.tar.gz",
+               "head": "https://example.invalid/nixpkgs/commits/{channel}"}
+
+
+@pytest.fixture(scope="session")
+def local_nix_store(tmp_path_factory: pytest.TempPathFactory):
+    for tool in ("nix-instantiate", "nix-store", "nix-build"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: apt-get install -y nix-bin (a local store needs no daemon)")
+    store = tmp_path_factory.mktemp("nix") / "store"
+    patch = pytest.MonkeyPatch()
+    patch.setenv("LDMATRIX_NIX_STORE", str(store))
+    patch.setenv("NIX_CONFIG", "substituters =\nsandbox = false")  # nothing to reach; builds need no sandbox here
+    patch.delenv("NIX_REMOTE", raising=False)
+    yield store
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def standin(tmp_path_factory: pytest.TempPathFactory, nix_ld_archives: Path):
+    import nixpkgs_standin
+
+    from harness import nixld, provision
+    from harness.matrix import load
+    from harness.provision.tools import provision_bash
+
+    cache = Cache.default()
+    glibc = provision.provision_glibc("2.36", cache, NullProgress())
+    bash = provision_bash(cache, NullProgress())
+    seed = load(Path(__file__).resolve().parent.parent / "matrices" / "seed.yaml")
+    supply = nixld.Supply(archives=(nix_ld_archives,))
+    built = nixld.provide(["2.0.6"], supply, seed.nix_ld_sources, cache, NullProgress())
+    assert "2.0.6" in built.store_paths, built.missing
+    return nixpkgs_standin.make(tmp_path_factory.mktemp("standin"), glibc, bash, built.store_paths["2.0.6"])
+
+
+@pytest.fixture(scope="session")
+def standin_pins_file(standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pins file as `ldmatrix pins update` writes it, the network replaced by the stand-in's archive."""
+    import nixpkgs_standin
+    from harness.nixpkgs import cli as pins_cli
+    from harness.cli import main
+
+    path = tmp_path_factory.mktemp("pins") / "pins.json"
+    path.write_text(json.dumps({"source": PINS_SOURCE, "pins": {
+        nixpkgs_standin.NAME: {"channel": "standin", "rev": None, "url": None, "sha256": None, "glibc": None,
+                               "supported": True}}}))
+
+    def fetch(url: str, dest: Path) -> None:
+        if url == PINS_SOURCE["head"].format(channel="standin"):
+            dest.write_text(json.dumps({"sha": STANDIN_REV}))
+        elif url == PINS_SOURCE["archive"].format(rev=STANDIN_REV):
+            shutil.copyfile(standin.archive, dest)
+        else:
+            raise AssertionError(f"unexpected fetch {url}")
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pins_cli, "FETCH", fetch)
+    try:
+        assert main(["pins", "--pins", str(path), "update", nixpkgs_standin.NAME, "-q"]) == 0
+    finally:
+        patch.undo()
+    # fetchTarball takes file:// as it takes https:// (the URL pins update wrote names the network)
+    raw = json.loads(path.read_text())
+    raw["pins"][nixpkgs_standin.NAME]["url"] = standin.archive.as_uri()
+    path.write_text(json.dumps(raw))
+    return path
+
+

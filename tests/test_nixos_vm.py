@@ -1,7 +1,13 @@
-"""The nixos-vm runner: the Nix it generates (escaping, order, nix-ld), parse-checked, and its skip reason."""
+"""The nixos-vm runner: the Nix it generates (escaping, machines, nix-ld, launchers), parse-checked and
+evaluated, its results read back, its skip and error reasons, and the session batching cells to it.
+
+The generated driver script itself runs end to end against a stand-in of the driver's Machine in
+tests/test_vm_script.py.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -12,28 +18,55 @@ import pytest
 
 from harness.errors import LdmatrixError
 from harness.model import (
-    Cell, CommandResult, Link, Mount, NotRun, Outcome, PreparedCell, RootKind, RootSpec, StorePath, Strategy,
+    Cell, CommandResult, InstalledBinary, Link, Mount, NixpkgsSource, NotRun, Outcome, PreparedCell, RootKind,
+    RootSpec, StorePath, Strategy,
 )
-from harness.nixgen import RESULT_TAG, NixpkgsPin, generate_test, load_pins, nix_string, parse_results
+from harness.nixgen import (
+    FINISHED, RESULT_TAG, HostPath, InStore, NixBuilt, generate_test, host_spec, nix_string, parse_results, plan_vm,
+    spec, driver_script,
+)
 from harness.runners import get_runner
 from harness.runners.nixos_vm import NixosVmRunner
 
 NASTY = 'a "quoted" ${HOME} $${x} $ \\ back\\slash\nnew line\ttab \'single\' ``x'
-PIN = NixpkgsPin(release="24.05", url="https://github.com/NixOS/nixpkgs/archive/x.tar.gz", glibc="2.39",
-                 nix_ld={"1.2.3": "nix-ld"})
+PIN_NIX_LD = "/nix/store/" + "p" * 32 + "-nix-ld-2.0.3"
+PIN = NixpkgsSource("nixos-24.11", "https://github.com/NixOS/nixpkgs/archive/x.tar.gz", "sha256-" + "A" * 43 + "=",
+                    "x" * 40, PIN_NIX_LD)
 
 
-def prepared(tmp_path: Path, *, glibc: str = "2.39", nix_ld: str | None = "1.2.3", argv: tuple[str, ...] = (),
-             env: tuple[tuple[str, str], ...] = (), kind: RootKind = RootKind.NIXOS, name: str = "c-hello") -> PreparedCell:
-    glibc_path = StorePath("glibc", "2.36-9", "a" * 32, tmp_path / "store-glibc")
-    strategy = (Strategy.NIX_LD,) if nix_ld else (Strategy.PATCHELF,)
-    cell = Cell(name, strategy, glibc, nix_ld)
-    root = RootSpec(kind, "d" * 16, store_paths=(glibc_path,), links=(Link("/bin/sh", "/nix/store/x/bin/busybox"),))
-    mounts = (Mount(tmp_path / "home", "/home/user", writable=True),
-              Mount(tmp_path / "nixld", "/nix/store/" + "b" * 32 + "-nix-ld-1.2.3"),
-              Mount(tmp_path / "overlay" / "lib64", "/lib64"))
-    return PreparedCell(cell, root, mounts, argv or ("/home/user/bin/hello",), env or (("HOME", "/home/user"),),
-                        "/home/user", 20.0, tmp_path / "work")
+def prepared(tmp_path: Path, *, name: str = "c-hello", nix_ld: str | None = "pin", argv: tuple[str, ...] = (),
+             env: tuple[tuple[str, str], ...] = (), kind: RootKind = RootKind.NIXOS, pin: NixpkgsSource | None = PIN,
+             launcher: bool = False) -> PreparedCell:
+    store = tmp_path / "nix" / "store"
+    glibc = StorePath("glibc", "2.40-66", "a" * 32, store / ("a" * 32 + "-glibc-2.40-66"))  # in the Nix store
+    debian_bash = StorePath("bash", "5.2.15", "c" * 32, tmp_path / "cache" / ("c" * 32 + "-bash-5.2.15"))
+    build = StorePath("nix-ld", "2.0.6", "b" * 32, tmp_path / "cache" / ("b" * 32 + "-nix-ld-2.0.6"))
+    own = StorePath("nix-ld", "2.0.3", "p" * 32, store / ("p" * 32 + "-nix-ld-2.0.3"))
+    chosen = {"pin": own, "build": build, None: None}[nix_ld]
+    strategy = (Strategy.NIX_LD,) if chosen else (Strategy.PATCHELF,)
+    cell = Cell(name, strategy, "2.40", chosen.version if chosen else None, nixpkgs=pin.name if pin else None)
+    root = RootSpec(kind, "d" * 16, store_paths=(glibc,), links=(Link("/bin/sh", "/nix/store/x/bin/busybox"),))
+    home = tmp_path / "home"
+    binaries = [InstalledBinary("/home/user/bin/c-envprint", tmp_path / "patched" / "c-envprint", "1" * 64, "2" * 64,
+                                None, (), "envprint")]
+    if launcher:
+        binaries.insert(0, InstalledBinary("/home/user/bin/rust-spawn-env", tmp_path / "patched" / "spawn-env",
+                                           "3" * 64, "4" * 64, glibc.lib_dir, (), "spawn-env"))
+    mounts = [Mount(home, "/home/user", writable=True), *(Mount(b.host_path, b.path) for b in binaries),
+              Mount(debian_bash.host_path, debian_bash.store_path), Mount(tmp_path / "overlay" / "lib64", "/lib64")]
+    if chosen:
+        mounts.append(Mount(chosen.host_path, chosen.store_path))
+    return PreparedCell(cell, root, tuple(mounts), argv or tuple(b.path for b in binaries),
+                        env or (("HOME", "/home/user"),), "/home/user", 20.0, tmp_path / "work" / name,
+                        tuple(binaries), nix_ld=chosen, nixpkgs=pin)
+
+
+def nix_env() -> dict[str, str]:
+    # --parse and pure --eval need no store and no daemon; keep whatever NIX_* the host set
+    # from sending them to a daemon or remote store.
+    env = {k: v for k, v in os.environ.items() if k != "NIX_REMOTE"}
+    env.setdefault("NIX_PATH", "")
+    return env
 
 
 def nix_eval_json(expr: str) -> object:
@@ -44,14 +77,6 @@ def nix_eval_json(expr: str) -> object:
                           env=nix_env())
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def nix_env() -> dict[str, str]:
-    # --parse and pure --eval need no store and no daemon; keep whatever NIX_* the host set
-    # from sending them to a daemon or remote store.
-    env = {k: v for k, v in os.environ.items() if k != "NIX_REMOTE"}
-    env.setdefault("NIX_PATH", "")
-    return env
 
 
 # --------------------------------------------------------------------------- nix_string
@@ -72,117 +97,166 @@ def test_nix_string_escapes_without_nix() -> None:
         nix_string("a\0b")
 
 
-# --------------------------------------------------------------------------- generate_test
+# --------------------------------------------------------------------------- the plan and the test
 
 
-def test_generated_test_has_nix_ld_and_the_cell(tmp_path: Path) -> None:
-    text = generate_test(PIN, [prepared(tmp_path)], "nix-ld")
-    assert "pkgs.testers.runNixOSTest" in text
-    assert "programs.nix-ld.enable = true;" in text
-    assert "programs.nix-ld.package = pkgs.nix-ld;" in text
-    assert 'builtins.fetchTarball { url = "https://github.com/NixOS/nixpkgs/archive/x.tar.gz"; }' in text
-    assert nix_string("c-hello.nix-ld-1.2.3.glibc-2.39") in text
-    # store paths go in at their own names; /lib64 is left to NixOS's programs.nix-ld
-    assert nix_string("/nix/store/" + "a" * 32 + "-glibc-2.36-9") in text
-    assert 'left_to_nixos = [ "/lib64" ];' in text
-    assert "programs.nix-ld.package" not in generate_test(PIN, [prepared(tmp_path)])
+def test_one_test_per_pin_one_machine_per_nix_ld(tmp_path: Path) -> None:
+    """Cells without nix-ld get a machine without it (no /lib64); the pin's own nix-ld is NixOS's default;
+    a nix-ld build the cell names becomes programs.nix-ld.package."""
+    cells = [prepared(tmp_path, name="a", nix_ld=None), prepared(tmp_path, name="b", nix_ld="pin"),
+             prepared(tmp_path, name="c", nix_ld="build"), prepared(tmp_path, name="d", nix_ld=None)]
+    plan = plan_vm(cells)
+    assert [(m.name, [c.cell.binary for c in m.cells]) for m in plan.machines] == [
+        ("nixos_without_nix_ld", ["a", "d"]), ("nixos_with_its_nix_ld", ["b"]), ("nixos_with_nix_ld_2_0_6", ["c"])]
+    text = generate_test(plan, tmp_path / "nix" / "store")
+    assert text.count("pkgs.testers.runNixOSTest") == 1
+    assert "nixos_without_nix_ld = { pkgs, ... }: { imports = [ base ]; programs.nix-ld.enable = false; };" in text
+    assert "nixos_with_its_nix_ld = { pkgs, ... }: { imports = [ base ]; programs.nix-ld.enable = true; };" in text
+    override = text[text.index("nixos_with_nix_ld_2_0_6 = "):]
+    assert "programs.nix-ld.package = pkgs.runCommand \"nix-ld-2.0.6\"" in override
+    assert "lib/tmpfiles.d/nix-ld.conf" in override  # NixOS links /lib64 from the package's tmpfiles rule
+    assert f'builtins.fetchTarball {{ url = "{PIN.url}"; sha256 = "{PIN.sha256}"; }}' in text
+    # the pin's own store paths are the test's inputs; Debian-derived ones are copied to their places
+    assert f'builtins.storePath "/nix/store/{"a" * 32}-glibc-2.40-66"' in text
+    assert f'{tmp_path}/cache/{"c" * 32}-bash-5.2.15' in text and "builtins.path" in text
+    assert "/lib64" not in json.dumps(host_spec(spec(plan, tmp_path / "nix" / "store")))  # NixOS's own
 
 
-def test_binaries_bound_into_home_are_copied_into_the_vm(tmp_path: Path) -> None:
-    """Cells bind their (shared, patched) binaries into HOME; the VM gets them copied to the same place."""
-    cell = prepared(tmp_path)
-    shared = tmp_path / "cache" / "patched" / "k" / "hello"
-    cell = PreparedCell(cell.cell, cell.root, (*cell.mounts, Mount(shared, "/home/user/bin/hello")), cell.argv,
-                        cell.env, cell.cwd, cell.timeout, cell.workdir)
-    text = generate_test(PIN, [cell])
-    assert f"home0file0 = builtins.path {{ path = /. + {nix_string(str(shared))};" in text
-    assert 'files = [ { src = "${home0file0}"; dest = "/home/user/bin/hello"; } ];' in text
-    assert 'left_to_nixos = [ "/lib64" ];' in text  # not left to NixOS: it is copied
-    assert "cp {q(item['src'])} {q(item['dest'])}" in text  # the testScript copies them
+def test_a_library_set_other_than_nixos_default_is_the_machines_programs_nix_ld_libraries(tmp_path: Path) -> None:
+    """libs: default leaves NixOS's own default; none and a list set programs.nix-ld.libraries, one machine each."""
+    import dataclasses
+
+    base = prepared(tmp_path, name="a", nix_ld="pin")
+    cells = [base, dataclasses.replace(base, nix_ld_libraries=()),
+             dataclasses.replace(base, nix_ld_libraries=("zlib", "stdenv.cc.cc")),
+             dataclasses.replace(prepared(tmp_path, name="b", nix_ld=None), nix_ld_libraries=())]
+    plan = plan_vm(cells)
+    assert [m.name for m in plan.machines] == ["nixos_with_its_nix_ld", "nixos_with_its_nix_ld_libs_none",
+                                               "nixos_with_its_nix_ld_libs_zlib_stdenv_cc_cc", "nixos_without_nix_ld"]
+    text = generate_test(plan, tmp_path / "nix" / "store")
+    lines = {line.split(" = ", 1)[0].strip(): line for line in text.splitlines() if "imports = [ base ]" in line}
+    assert "programs.nix-ld.libraries" not in lines["nixos_with_its_nix_ld"]
+    assert "programs.nix-ld.libraries = [ ];" in lines["nixos_with_its_nix_ld_libs_none"]
+    assert "programs.nix-ld.libraries = [ pkgs.zlib pkgs.stdenv.cc.cc ];" in lines[
+        "nixos_with_its_nix_ld_libs_zlib_stdenv_cc_cc"]
+    assert "programs.nix-ld.libraries" not in lines["nixos_without_nix_ld"]  # no nix-ld: nothing to offer
 
 
-def test_pinned_sha256_is_used(tmp_path: Path) -> None:
-    pin = NixpkgsPin("23.11", "https://example.invalid/n.tar.gz", "2.38", sha256="0" * 52)
-    assert f'sha256 = "{"0" * 52}";' in generate_test(pin, [prepared(tmp_path)])
+def test_cells_of_another_pin_or_root_are_refused(tmp_path: Path) -> None:
+    other = NixpkgsSource("nixos-25.05", PIN.url, PIN.sha256, "y" * 40)
+    with pytest.raises(LdmatrixError, match="one nixpkgs pin"):
+        plan_vm([prepared(tmp_path), prepared(tmp_path, pin=other)])
+    with pytest.raises(LdmatrixError, match="NixOS cells only"):
+        plan_vm([prepared(tmp_path, kind=RootKind.FHS)])
+    with pytest.raises(LdmatrixError, match="env -i"):
+        generate_test(plan_vm([prepared(tmp_path, env=(("A=B", "x"),))]))
 
 
-def test_nasty_strings_and_env_order_survive(tmp_path: Path) -> None:
-    env = (("ZED", "1"), ("NIX_LD_LIBRARY_PATH", "/run/x"), ("NIX_PATH", NASTY), ("A", "x=y"))
-    argv = ("/home/user/bin/hello", NASTY, "--flag=${HOME}")
-    cell = prepared(tmp_path, argv=argv, env=env)
-    text = generate_test(PIN, [cell], "nix-ld")
-    start = text.index("  cells = [")
-    end = text.index("  spec = ")
-    cells_expr = 'let\n  home0 = "/nix/store/home";\n' + text[start:end] + "in cells"
-    value = nix_eval_json(cells_expr)
-    assert isinstance(value, list) and len(value) == 1
-    got = value[0]
-    assert got["argv"] == list(argv)
-    assert [tuple(kv) for kv in got["env"]] == list(env)  # the order is the cell's
-    # the command the test script builds keeps that order: env -i -- K=V ... in sequence
-    assert "env -i -- {env} {argv}" in text
-    # the raw value never appears unescaped
-    assert NASTY not in text
+def test_rust_launchers_are_built_with_the_pins_rustc(tmp_path: Path) -> None:
+    text = generate_test(plan_vm([prepared(tmp_path, name="rust-spawn-env", launcher=True)]))
+    assert 'pkgs.runCommandCC "ldmatrix-spawn-env" { nativeBuildInputs = [ pkgs.rustc ]; }' in text
+    assert "rustc --edition 2018 -C opt-level=2 -o $out/bin/spawn-env ${rustRepro}/src/bin/spawn_env.rs" in text
+    assert '"src" = "${launcher' in text and '}/bin/spawn-env";' in text
+    # the foreign child is the Debian build
+    assert f'path = /. + "{tmp_path}/patched/c-envprint"' in text
 
 
 def test_generated_text_parses(tmp_path: Path) -> None:
     exe = shutil.which("nix-instantiate")
     if exe is None:
         pytest.skip("nix-instantiate not found: apt-get install -y nix-bin")
-    cells = [prepared(tmp_path, argv=("/home/user/bin/x", NASTY), env=(("K", NASTY), ("L", "2"))),
-             prepared(tmp_path, name="rust-spawn-env", nix_ld=None)]
+    cells = [prepared(tmp_path, name="x", argv=("/home/user/bin/x", NASTY), env=(("K", NASTY), ("L", "2"))),
+             prepared(tmp_path, name="rust-spawn-env", nix_ld=None, launcher=True),
+             prepared(tmp_path, name="y", nix_ld="build", argv=("/run/current-system/sw/bin/python3", "-c", "1"))]
     path = tmp_path / "test.nix"
-    path.write_text(generate_test(PIN, cells, "nix-ld"))
+    path.write_text(generate_test(plan_vm(cells), tmp_path / "nix" / "store"))
     proc = subprocess.run([exe, "--parse", str(path)], capture_output=True, text=True, env=nix_env())
     assert proc.returncode == 0, proc.stderr
+    assert "environment.systemPackages = [ pkgs.python3 ];" in path.read_text()  # the VM's own python3
+
+
+def test_the_spec_nix_builds_is_the_spec_the_stand_in_runs(tmp_path: Path) -> None:
+    """The spec as Nix (store paths interpolated) evaluates to the JSON a stand-in of the driver runs,
+    each store path replaced by its host path; order, nasty strings and all."""
+    env = (("ZED", "1"), ("NIX_LD_LIBRARY_PATH", "/run/x"), ("NIX_PATH", NASTY), ("A", "x=y"))
+    cells = [prepared(tmp_path, name="a", argv=("/home/user/bin/c-envprint", NASTY, "--f=${HOME}"), env=env),
+             prepared(tmp_path, name="rust-spawn-env", nix_ld="build", launcher=True)]
+    plan = plan_vm(cells)
+    store = tmp_path / "nix" / "store"
+    text = generate_test(plan, store)
+    bindings = {}
+    for line in text.splitlines():
+        for prefix in ("path", "inStore", "launcher"):
+            if line.startswith(f"  {prefix}") and " = " in line:
+                var = line.split(" = ", 1)[0].strip()
+                bindings[var] = var
+    value = spec(plan, store)
+    lets = []
+    from harness.nixgen import _Refs, nix_value
+
+    refs = _Refs()
+    nix_value(value, refs)  # the same let-names generate_test gave, in the same order
+    for ref, var in refs.names.items():
+        assert var in bindings
+        host = str(ref.host) if not isinstance(ref, NixBuilt) else f"/launcher-{ref.reproducer}"
+        lets.append(f"  {var} = {nix_string(host)};")
+    start, end = text.index("  spec = "), text.index("  base = ")
+    evaluated = nix_eval_json("let\n" + "\n".join(lets) + "\n" + text[start:end] + "in spec")
+    expected = host_spec(value)
+    for machine in expected["machines"]:  # Nix builds the launcher; the stand-in runs the Debian build
+        for cell in machine["cells"]:
+            for item in cell["files"]:
+                if item["dest"].endswith("/rust-spawn-env"):
+                    item["src"] = "/launcher-spawn-env/bin/spawn-env"
+    assert evaluated == expected
+    cell = expected["machines"][0]["cells"][0]
+    assert [tuple(kv) for kv in cell["env"]] == list(env)  # the order is the cell's
+    assert NASTY not in text
 
 
 def test_test_script_is_python(tmp_path: Path) -> None:
     """The testScript Nix builds is valid Python (checked by evaluating the string, spec path stubbed)."""
-    text = generate_test(PIN, [prepared(tmp_path)])
+    text = generate_test(plan_vm([prepared(tmp_path)]))
     expr = text[text.index("testScript = ") + len("testScript = "):text.rindex(";\n}")]
-    script = nix_eval_json(f"let spec = \"/nix/store/spec.json\"; in {expr}")
+    script = nix_eval_json(f'let pkgs = {{ writeText = name: text: "/nix/store/spec.json"; }}; spec = {{ }}; in {expr}')
     assert isinstance(script, str) and script.startswith('SPEC = "/nix/store/spec.json"\n')
+    assert script == driver_script("/nix/store/spec.json")
     compile(script, "testScript", "exec")
 
 
-def test_store_paths_are_shared_between_cells(tmp_path: Path) -> None:
-    text = generate_test(PIN, [prepared(tmp_path), prepared(tmp_path, name="c-envprint")])
-    # one builtins.path for the glibc both cells use
-    assert text.count(f'builtins.path {{ path = /. + "{tmp_path}/store-glibc"') == 1
-    assert "home1 = builtins.path" in text
+# --------------------------------------------------------------------------- results
 
 
-def test_fhs_cells_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(LdmatrixError, match="container strategy"):
-        generate_test(PIN, [prepared(tmp_path, kind=RootKind.FHS)])
-
-
-def test_bad_env_key_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(LdmatrixError, match="env -i"):
-        generate_test(PIN, [prepared(tmp_path, env=(("A=B", "x"),))])
-
-
-# --------------------------------------------------------------------------- results, pins, runner
+def _out(data: bytes) -> dict:
+    return {"size": len(data), "head": base64.b64encode(data).decode(), "tail": ""}
 
 
 def test_parse_results_round_trip() -> None:
-    import base64
+    ran = {"id": "c", "rc": 124, "finished": True, "timed_out": False, "duration": 0.5,
+           "stdout": _out(b"LDMATRIX-CHECK: ok\n"), "stderr": _out("é\n".encode())}
+    failed = {"id": "d", "error": "CalledProcessError: cp failed"}
+    log = (f"machine: noise\n(finished) {RESULT_TAG}{json.dumps(ran)}\n{RESULT_TAG}{json.dumps(failed)}\n"
+           f"{RESULT_TAG}{{cut")
+    got = parse_results(log)
+    assert got["c"] == CommandResult(124, "LDMATRIX-CHECK: ok\n", "é\n", 0.5, False)  # 124, not a timeout
+    assert got["d"] == NotRun("the VM test could not run it: CalledProcessError: cp failed", error=True)
 
-    record = {"id": "c", "rc": 1, "timed_out": False, "duration": 0.5,
-              "stdout": base64.b64encode(b"LDMATRIX-CHECK: ok\n").decode(),
-              "stderr": base64.b64encode("é\n".encode()).decode()}
-    log = f"machine: noise\n(finished) {RESULT_TAG}{json.dumps(record)}\n{RESULT_TAG}{{cut"
-    assert parse_results(log) == {"c": CommandResult(1, "LDMATRIX-CHECK: ok\n", "é\n", 0.5, False)}
+
+def test_long_output_is_read_as_head_and_tail() -> None:
+    limit = 1024
+    data = b"".join(f"line {i}\n".encode() for i in range(1000))
+    head, tail = data[:limit - limit // 4], data[-(limit // 4):]
+    record = {"id": "c", "rc": 0, "finished": True, "timed_out": False, "duration": 1.0,
+              "stdout": {"size": len(data), "head": base64.b64encode(head).decode(),
+                         "tail": base64.b64encode(tail).decode()}, "stderr": _out(b"")}
+    result = parse_results(RESULT_TAG + json.dumps(record), limit=limit)["c"]
+    assert isinstance(result, CommandResult)
+    assert result.stdout.startswith("line 0\n") and result.stdout.endswith("line 999\n")
+    assert f"bytes of stdout cut here; the output was {len(data)} bytes]" in result.stdout
+    assert result.stdout_cut == len(data) - len(head) - len(result.stdout.split("]\n", 1)[1].encode())
 
 
-def test_pins_cover_the_releases() -> None:
-    pins = load_pins()
-    assert {k: p.glibc for k, p in pins.items()} == {"23.11": "2.38", "24.05": "2.39", "24.11": "2.40",
-                                                     "25.05": "2.40"}
-    for pin in pins.values():
-        assert pin.url.startswith("https://github.com/NixOS/nixpkgs/archive/")
-        assert pin.nix_ld
+# --------------------------------------------------------------------------- the runner
 
 
 def test_unavailable_gives_a_reason_here() -> None:
@@ -204,48 +278,82 @@ def test_unavailable_names_what_is_missing(tmp_path: Path) -> None:
     assert "nix-build is not on PATH" in (runner.unavailable() or "")
 
 
-def test_cells_without_a_pin_are_not_run(tmp_path: Path) -> None:
-    runner = NixosVmRunner(pins={"24.05": PIN}, check_network=False)
-    result = runner.run(prepared(tmp_path, glibc="2.36"))
-    assert isinstance(result, NotRun) and not result.error and "no nixpkgs pin has glibc 2.36" in result.reason
-    result = runner.run(prepared(tmp_path, nix_ld="2.0.6"))
-    assert isinstance(result, NotRun) and not result.error and "nix-ld 2.0.6" in result.reason
+def test_cells_a_vm_cannot_run_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    runner = NixosVmRunner(check_network=False)
+    debian, fhs = prepared(tmp_path, pin=None), prepared(tmp_path, kind=RootKind.FHS)
+    got = runner.run_batch([debian, fhs])
+    assert all(isinstance(r, NotRun) and not r.error for r in got)
+    assert "glibc 2.40 is Debian's" in got[0].reason and "--nixpkgs PIN" in got[0].reason
+    assert "container strategy" in got[1].reason
 
 
 def _fake_nix_build(tmp_path: Path, script: str) -> str:
     exe = tmp_path / "nix-build"
-    exe.write_text(f"#!/bin/sh\n{script}\n")
+    exe.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/nix-build.calls\n{script}\n")
     exe.chmod(0o755)
     return str(exe)
 
 
-def test_vm_cell_not_run_is_not_a_fake_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A VM that never ran the cell (nix-build failed) gives the cell `error` with that reason, no rc."""
-    from harness.session import run_one
-
-    cell_prepared = prepared(tmp_path)
-    runner = NixosVmRunner(pins={"24.05": PIN}, check_network=False)
+def test_one_nix_build_per_pin_and_its_failure_is_each_cells_error(tmp_path: Path) -> None:
+    """A VM that never ran its cells (nix-build failed) gives each cell `error` with that reason, no rc."""
+    runner = NixosVmRunner(check_network=False)
     runner.nix_build = _fake_nix_build(tmp_path, "echo 'error: cannot build' >&2; exit 1")
-    result = runner.run(cell_prepared)
-    assert isinstance(result, NotRun) and result.error and "nix-build exited 1" in result.reason
+    other = NixpkgsSource("nixos-25.05", PIN.url, PIN.sha256, "y" * 40, PIN_NIX_LD)
+    cells = [prepared(tmp_path, name="a"), prepared(tmp_path, name="b", nix_ld=None),
+             prepared(tmp_path, name="c", pin=other)]
+    got = runner.run_batch(cells)
+    assert len((tmp_path / "nix-build.calls").read_text().splitlines()) == 2  # two pins, two VM tests
+    assert all(isinstance(r, NotRun) and r.error and "nix-build exited 1" in r.reason for r in got)
 
-    class Matrix:  # what run_one reads of a matrix
-        binaries = {"c-hello": type("Spec", (), {"child": None})()}
+
+def test_results_the_test_wrote_are_the_cells_results(tmp_path: Path) -> None:
+    record = {"id": "c-hello.nix-ld-2.0.3.nixos-24.11", "rc": 0, "finished": True, "timed_out": False,
+              "duration": 0.1, "stdout": _out(b"LDMATRIX-CHECK: ok\n"), "stderr": _out(b"")}
+    runner = NixosVmRunner(check_network=False)
+    runner.nix_build = _fake_nix_build(tmp_path, f"echo '{RESULT_TAG}{json.dumps(record)}'; exit 0")
+    got = runner.run_batch([prepared(tmp_path), prepared(tmp_path, name="other", nix_ld=None)])
+    assert got[0] == CommandResult(0, "LDMATRIX-CHECK: ok\n", "", 0.1)
+    assert isinstance(got[1], NotRun) and got[1].error and "the test did not report this cell" in got[1].reason
+
+
+def test_the_session_batches_cells_for_a_runner_that_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import session
+    from harness.outdir import RunDirectory
+
+    class Spec:
+        child = None
+        check = None  # judged by the loader's lines alone
+
+    class Matrix:  # what the session reads of a matrix
+        binaries = {"a": Spec(), "b": Spec()}
         timeout = 5.0
 
         @staticmethod
         def expectation(cell):
-            from harness.model import Expectation, Outcome
+            from harness.model import Expectation
             return Expectation(Outcome.OK, "test:1")
 
-    from harness.outdir import RunDirectory
+    cells = [prepared(tmp_path, name="a"), prepared(tmp_path, name="b")]
+    by_cell = {c.cell: c for c in cells}
+    monkeypatch.setattr(session, "prepare", lambda cell, *args, **kwargs: by_cell[cell])
 
-    monkeypatch.setattr("harness.session.prepare", lambda *args, **kwargs: cell_prepared)
+    class Batcher:
+        name = "batcher"
+        calls: list[list[str]] = []
+
+        def run(self, prepared):  # pragma: no cover - must not be used
+            raise AssertionError("run() called: the session did not batch")
+
+        def run_batch(self, batch):
+            self.calls.append([p.cell.binary for p in batch])
+            return [CommandResult(0, "LDMATRIX-CHECK: ok\n", "", 0.1), NotRun("no VM", error=True)]
+
     with RunDirectory(tmp_path / "out", "t") as rundir:
-        rundir.begin({"matrix": "t"}).close()
-        record = run_one(Matrix, cell_prepared.cell, None, runner, rundir)
-    assert record.outcome is Outcome.ERROR and record.rc is None
-    assert record.evidence.startswith("nixos-vm did not run this cell: nix-build exited 1")
+        rundir.begin({"name": "t"}).close()
+        results = session.run_batch(Matrix, [c.cell for c in cells], None, Batcher(), rundir)
+    assert Batcher.calls == [["a", "b"]]
+    assert results[0].outcome is Outcome.OK and results[0].rc == 0
+    assert results[1].outcome is Outcome.ERROR and results[1].evidence == "batcher did not run this cell: no VM"
 
 
 def test_session_skips_every_cell_when_unavailable(tmp_path: Path) -> None:
@@ -259,3 +367,11 @@ def test_session_skips_every_cell_when_unavailable(tmp_path: Path) -> None:
     results = execute(seed, RunOptions(runner="nixos-vm", select="c-hello patchelf", out=tmp_path))
     assert results and all(r.outcome is None and "runner nixos-vm unavailable" in (r.skip_reason or "")
                            for r in results)
+
+
+def test_finished_marker_is_in_the_script() -> None:
+    script = driver_script("/spec.json")
+    assert "echo {FINISHED}; exit $rc" in script and "timed_out\": not finished and status == 124" in script
+    assert FINISHED == "LDMATRIX-VM-FINISHED"
+    assert "timeout=cell[\"timeout\"]" in script and "echo $? >" not in script
+    assert isinstance(HostPath(Path("/x"), "x"), HostPath) and isinstance(InStore("/nix/store/x", Path("/x")), InStore)

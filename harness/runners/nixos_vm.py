@@ -1,22 +1,14 @@
-"""The nixos-vm runner: cells in a real NixOS VM of a nixpkgs pin, with the real programs.nix-ld.
+"""The nixos-vm runner: cells in real NixOS VMs of a nixpkgs pin, with the pin's own glibc and nix-ld.
 
-Per nixpkgs pin (harness/data/nixpkgs-pins.json) it generates a ``pkgs.testers.runNixOSTest``
-(harness/nixgen.py) and builds it with ``nix-build``; the test's output carries one result line
-per cell, read back into a CommandResult. Needs ``nix-build``, a usable /dev/kvm and network
-access to a binary cache (the VM's closure is ~1 GB); otherwise unavailable() says what to supply
-and the session skips every cell.
-
-Which pin runs a cell: the pin whose glibc is the cell's glibc (23.11 2.38, 24.05 2.39,
-24.11/25.05 2.40; the first listed wins), or the one named by ``release=`` /
-``$LDMATRIX_NIXOS_RELEASE`` for every cell. A nix-ld cell's label must be in that pin's ``nix_ld``
-table (it picks ``programs.nix-ld.package``); nix-ld and glibc are the pin's, never imitated.
-A cell no pin can run is answered with a NotRun that says so (skipped); the container strategy
-is not run in a VM (its FHS root is the sandbox's and docker's business). A cell the VM should
-have run and did not (nix-build failed, timed out, or did not report it) is a NotRun with
-``error``: the session records ``error`` with that reason, never a made-up exit status.
-
-``run(prepared)`` boots one VM for one cell (about a minute); ``run_batch(cells)`` runs many
-cells per VM, one VM per (pin, nix-ld package).
+The matrix axis for this runner is the pin (``--nixpkgs PIN``): a cell on a pin's glibc build runs
+in that pin's NixOS (harness/nixgen.py: one ``runNixOSTest`` per pin, one VM per nix-ld the pin's
+cells need, booted in turn), built with ``nix-build``. The session hands the runner every cell at
+once (``run_batch``). A cell on Debian's glibc is skipped (it runs in the sandbox or docker), and
+so is the container strategy. Needs ``nix-build``, a usable /dev/kvm and a binary cache nix can
+reach (the VM's closure is ~1 GB); otherwise unavailable() says what to supply and the session
+skips every cell. A cell the VM should have run and did not (nix-build failed or timed out, the
+script could not run it) is a NotRun with ``error``: ``error`` with that reason, never a made-up
+exit status.
 """
 
 from __future__ import annotations
@@ -36,10 +28,11 @@ from pathlib import Path
 from harness import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, NotRun, PreparedCell, RootKind
-from harness.nixgen import RESULTS_FILE, NixpkgsPin, generate_test, load_pins, parse_results
+from harness.nixgen import RESULTS_FILE, generate_test, parse_results, plan_vm
+from harness.nixpkgs.realise import NixStore
 
 KVM_CREATE_VM = 0xAE01
-BOOT_ALLOWANCE = 1800.0  # seconds for fetching the closure and booting, on top of the cells' timeouts
+BOOT_ALLOWANCE = 1800.0  # seconds for fetching the closure and booting each VM, on top of the cells' timeouts
 _NEEDS = "needs nix and /dev/kvm: run on a NixOS or Nix machine with KVM and network access to a binary cache"
 
 
@@ -92,23 +85,30 @@ def _not_run(reason: str) -> NotRun:
 
 
 def _cannot_run(reason: str) -> NotRun:
-    """A cell this runner cannot run at all (no pin for it, not a NixOS cell): skipped with ``reason``."""
+    """A cell this runner cannot run at all (Debian's glibc, not a NixOS cell): skipped with ``reason``."""
     return NotRun(reason, error=False)
+
+
+def why_not_in_a_vm(prepared: PreparedCell) -> str | None:
+    """Why this runner cannot run the cell at all, or None."""
+    if prepared.root.kind is not RootKind.NIXOS:
+        return ("the nixos-vm runner runs NixOS cells only; run the container strategy with the sandbox or "
+                "docker runner")
+    if prepared.nixpkgs is None:
+        return (f"the nixos-vm runner runs a nixpkgs pin's own NixOS, and this cell's glibc {prepared.cell.glibc} is "
+                "Debian's: it runs with the sandbox or docker runner; pass --nixpkgs PIN for a VM column")
+    return None
 
 
 class NixosVmRunner:
     name = "nixos-vm"
 
-    def __init__(self, release: str | None = None, pins: dict[str, NixpkgsPin] | None = None,
-                 substituter: str | None = None, kvm_device: str = "/dev/kvm", check_network: bool = True) -> None:
-        self.pins = pins if pins is not None else load_pins()
-        self.release = release or os.environ.get("LDMATRIX_NIXOS_RELEASE") or None
-        if self.release is not None and self.release not in self.pins:
-            raise LdmatrixError(f"nixos-vm: unknown NixOS release {self.release!r} "
-                                f"(allowed: {', '.join(self.pins)})")
+    def __init__(self, substituter: str | None = None, kvm_device: str = "/dev/kvm", check_network: bool = True,
+                 store: NixStore | None = None) -> None:
         self.substituter = substituter or os.environ.get("LDMATRIX_NIX_SUBSTITUTER") or None
         self.kvm_device = kvm_device
         self.check_network = check_network
+        self.store = store or NixStore.from_env()
         self.nix_build = shutil.which("nix-build")
         self._reason: str | None = None
         self._checked = False
@@ -137,77 +137,51 @@ class NixosVmRunner:
         return None
 
     def run(self, prepared: PreparedCell) -> CommandResult | NotRun:
+        """One cell, one VM test (the session batches: see run_batch)."""
         return self.run_batch([prepared])[0]
 
     def close(self) -> None:
         pass
 
-    # ---------------------------------------------------------------- pins
-
-    def pin_for(self, prepared: PreparedCell) -> tuple[NixpkgsPin, str | None] | str:
-        """The pin and nix-ld package attribute for a cell, or why no pin can run it."""
-        cell = prepared.cell
-        if self.release is not None:
-            candidates = [self.pins[self.release]]
-        else:
-            candidates = [pin for pin in self.pins.values() if pin.glibc == cell.glibc]
-            if not candidates:
-                have = ", ".join(f"{p.release} {p.glibc}" for p in self.pins.values())
-                return (f"no nixpkgs pin has glibc {cell.glibc} (pins: {have}); "
-                        "set LDMATRIX_NIXOS_RELEASE to run every cell on one release")
-        if cell.nix_ld is None:
-            return candidates[0], None
-        for pin in candidates:
-            if cell.nix_ld in pin.nix_ld:
-                return pin, pin.nix_ld[cell.nix_ld]
-        have = "; ".join(f"{p.release}: {', '.join(p.nix_ld) or 'none'}" for p in candidates)
-        return f"no pin for glibc {cell.glibc} has nix-ld {cell.nix_ld} (nix-ld by pin: {have})"
-
     # ---------------------------------------------------------------- batches
 
     def run_batch(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
-        """Run ``cells``, one VM per (pin, nix-ld package); results in the order of ``cells``."""
+        """Run ``cells``: one VM test per pin, all of that pin's cells in it; results in the order of ``cells``."""
         results: dict[int, CommandResult | NotRun] = {}
-        groups: dict[tuple[str, str | None], list[int]] = {}
-        pins: dict[str, NixpkgsPin] = {}
+        by_pin: dict[str, list[int]] = {}
         for index, prepared in enumerate(cells):
-            if prepared.root.kind is not RootKind.NIXOS:
-                results[index] = _cannot_run("the nixos-vm runner runs NixOS cells only; run the container "
-                                             "strategy with the sandbox or docker runner")
+            why = why_not_in_a_vm(prepared)
+            if why is not None:
+                results[index] = _cannot_run(why)
                 continue
-            choice = self.pin_for(prepared)
-            if isinstance(choice, str):
-                results[index] = _cannot_run(choice)
-                continue
-            pin, attr = choice
-            pins[pin.release] = pin
-            groups.setdefault((pin.release, attr), []).append(index)
-        for (release, attr), indices in groups.items():
+            assert prepared.nixpkgs is not None
+            by_pin.setdefault(prepared.nixpkgs.name, []).append(index)
+        for indices in by_pin.values():
             batch = [cells[i] for i in indices]
-            for i, result in zip(indices, self._run_vm(pins[release], attr, batch)):
+            for i, result in zip(indices, self._run_vm(batch)):
                 results[i] = result
         return [results[i] for i in range(len(cells))]
 
-    def _run_vm(self, pin: NixpkgsPin, attr: str | None, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
+    def _run_vm(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
         try:
-            text = generate_test(pin, cells, attr)
+            plan = plan_vm(cells)
+            text = generate_test(plan, self.store.host_path("/nix/store"))
         except LdmatrixError as err:
             return [_not_run(str(err)) for _ in cells]
-        if len(cells) == 1:
-            workdir = cells[0].workdir
-            workdir.mkdir(parents=True, exist_ok=True)
-        else:
-            parent = cells[0].workdir.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            workdir = Path(tempfile.mkdtemp(prefix=f"nixos-{pin.release}-", dir=parent))
-        nix_file = workdir / f"nixos-{pin.release}-test.nix"
+        pin = plan.pin.name
+        parent = cells[0].workdir.parent.parent / "nixos-vm"  # <out>/<matrix>/nixos-vm/, beside cells/
+        parent.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{pin}-", dir=parent))
+        nix_file = workdir / f"{pin}-test.nix"
         nix_file.write_text(text, encoding="utf-8")
-        out_link = workdir / f"nixos-{pin.release}-result"
-        log_path = workdir / f"nixos-{pin.release}-build.log"
-        argv = [self.nix_build or "nix-build", str(nix_file), "-o", str(out_link)]
-        (workdir / command_script.NAME).write_text(command_script.script(
-            argv, title=f"ldmatrix: NixOS {pin.release} VM test of {', '.join(c.cell.id for c in cells)}"))
-        budget = BOOT_ALLOWANCE + sum(c.timeout + 30 for c in cells)
+        out_link = workdir / f"{pin}-result"
+        log_path = workdir / f"{pin}-build.log"
+        argv = [self.nix_build or "nix-build", *self.store.args, str(nix_file), "-o", str(out_link)]
+        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells ({nix_file})")
+        for directory in (workdir, *(c.workdir for c in cells)):  # each cell's folder: the test that ran it
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / command_script.NAME).write_text(script)
+        budget = BOOT_ALLOWANCE * len(plan.machines) + sum(c.timeout + 30 for c in cells)
         started = time.monotonic()
         with log_path.open("w", encoding="utf-8") as log:
             try:
@@ -220,6 +194,6 @@ class NixosVmRunner:
         results_file = out_link / RESULTS_FILE
         if results_file.is_file():
             reported.update(parse_results(results_file.read_text(encoding="utf-8", errors="replace")))
-        why = ("nix-build timed out after {:.0f}s".format(elapsed) if rc is None
+        why = (f"nix-build timed out after {elapsed:.0f}s" if rc is None
                else f"nix-build exited {rc}" if rc != 0 else "the test did not report this cell")
         return [reported.get(c.cell.id) or _not_run(f"{why}; log: {log_path}") for c in cells]

@@ -31,6 +31,13 @@ class Bounded:
             if len(self.tail) > 2 * self.tail_limit:  # trim now and then, not on every chunk
                 del self.tail[:-self.tail_limit]
 
+    def skip(self, count: int) -> None:
+        """Count ``count`` bytes that were not read (the middle of a file read as head and tail)."""
+        if count > 0:
+            self.total += count
+            if self.tail:  # bytes fed before the gap are not the tail any more
+                self.tail.clear()
+
     def result(self) -> tuple[str, int]:
         """The text kept (with a marker line where bytes were dropped) and how many bytes were dropped."""
         tail = bytes(self.tail[-self.tail_limit:]) if self.tail_limit else b""

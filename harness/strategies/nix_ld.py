@@ -7,8 +7,11 @@
   (the first of two with one name wins, as ``ignoreCollisions``)
 - ``NIX_LD`` and ``NIX_LD_LIBRARY_PATH`` in the login environment.
 
-One difference, stated: the store glibc here is Debian's, whose loader does not search its own
-directory the way Nix's glibc does, so its libraries are linked into the nix-ld lib dir too.
+Which libraries are linked there is the glibc build's (``GlibcSet.nix_ld_library_paths``): for a
+nixpkgs pin, the libraries its own ``programs.nix-ld.libraries`` defaults to; for Debian's builds,
+glibc and gcc-lib, a difference stated: Debian's loader does not search its own directory the way
+Nix's glibc does, so its libraries are linked into the nix-ld lib dir too. A name two libraries
+share is linked once, to the first (as NixOS's buildEnv with ignoreCollisions does).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ def apply(plan: Plan, ctx: StrategyContext) -> None:
     plan.add_store_paths([ctx.nix_ld, *ctx.libraries])
     plan.links.append(Link(LOADER_LINK, f"{ctx.nix_ld.store_path}/libexec/nix-ld"))
     plan.links.append(Link(f"{NIX_LD_LIB}/ld.so", ctx.glibc.loader))
-    linked: set[str] = {"ld.so"}
-    for store_path in (ctx.glibc.glibc, *ctx.libraries):
-        for lib in sorted((store_path.host_path / "lib").iterdir()):
-            if ".so" in lib.name and lib.name != "ld-linux-x86-64.so.2" and lib.name not in linked:
+    linked: set[str] = {"ld.so", "ld-linux-x86-64.so.2"}
+    for store_path in (*ctx.glibc.nix_ld_library_paths, *ctx.libraries):
+        lib_dir = store_path.host_path / "lib"
+        for lib in sorted(lib_dir.iterdir()) if lib_dir.is_dir() else ():
+            if ".so" in lib.name and lib.name not in linked:
                 linked.add(lib.name)
                 plan.links.append(Link(f"{NIX_LD_LIB}/{lib.name}", f"{store_path.lib_dir}/{lib.name}"))
     plan.nix_ld_env += [("NIX_LD", f"{NIX_LD_LIB}/ld.so"), ("NIX_LD_LIBRARY_PATH", NIX_LD_LIB)]

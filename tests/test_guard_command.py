@@ -1,0 +1,146 @@
+"""`ldmatrix guard`: run, compare each glibc build with its baseline, a summary naming the changed cells,
+exit 1 on any change; `--bless` writes the baselines. And the workflows that run it, validated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import baseline
+from harness.cli import main
+from harness.model import Cell, CellResult, Outcome, Strategy
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def result(binary: str, strategy: Strategy, outcome: Outcome, nixpkgs: str | None = None) -> CellResult:
+    cell = Cell(binary, (strategy,), "2.40" if nixpkgs else "2.36", nixpkgs=nixpkgs)
+    return CellResult(cell.id, outcome, "proof of " + outcome.value, Outcome.OK, None, None, 0, 0.25, "sandbox",
+                      argv=("/x",), env=(("HOME", "/home/user"),), stdout="out", stderr="err", axes=cell.axes,
+                      extra={"workdir": "/tmp/somewhere"})
+
+
+RUN = [result("c-hello", Strategy.PATCHELF, Outcome.OK), result("c-hello", Strategy.NONE, Outcome.MISSING_INTERPRETER),
+       result("c-hello", Strategy.PATCHELF, Outcome.OK, "nixos-24.11")]
+
+
+def test_baselines_are_split_by_glibc_build_and_lean(tmp_path: Path) -> None:
+    pins = {"nixos-24.11": {"rev": "a" * 40, "glibc": "2.40", "nix_ld": "2.0.3", "realised": "yes"}}
+    written = baseline.bless(RUN, tmp_path, "seed", "sandbox", pins)
+    assert written == [tmp_path / "debian" / "seed.jsonl", tmp_path / "nixos-24.11" / "seed.jsonl"]
+    lines = written[1].read_text().splitlines()
+    assert json.loads(lines[0])["nixpkgs"] == {"nixos-24.11": pins["nixos-24.11"]}
+    record = json.loads(lines[1])
+    assert record["cell_id"] == "c-hello.patchelf.nixos-24.11" and record["duration"] == 0.0
+    assert not {"stdout", "stderr", "env", "argv", "extra"} & set(record)  # nothing of this machine or this run
+    assert baseline.bless(RUN, tmp_path / "again", "seed", "sandbox", pins) and \
+        (tmp_path / "again" / "debian" / "seed.jsonl").read_bytes() == written[0].read_bytes()
+    checks = baseline.check(RUN, tmp_path, "seed", pins)
+    assert [c.clean for c in checks] == [True, True]
+
+
+def test_a_changed_cell_a_missing_baseline_and_a_moved_pin_are_changes(tmp_path: Path) -> None:
+    baseline.bless(RUN[:2], tmp_path, "seed", "sandbox", None)
+    baseline.bless(RUN[2:], tmp_path, "seed", "sandbox", {"nixos-24.11": {"rev": "a" * 40, "glibc": "2.40"}})
+    tonight = [RUN[0], result("c-hello", Strategy.NONE, Outcome.OK), result("c-hello", Strategy.PATCHELF, Outcome.CRASH,
+                                                                            "nixos-24.11"),
+               result("c-hello", Strategy.PATCHELF, Outcome.OK, "nixos-unstable")]
+    checks = {c.build: c for c in baseline.check(tonight, tmp_path, "seed",
+                                                 {"nixos-24.11": {"rev": "b" * 40, "glibc": "2.42"}})}
+    assert not checks["debian"].clean and checks["debian"].comparison.changes[0].cell_id == "c-hello.none.glibc-2.36"
+    assert checks["nixos-24.11"].moved() == f"rev {'a' * 12} -> {'b' * 12}, glibc 2.40 -> 2.42"
+    assert checks["nixos-unstable"].baseline is None and not checks["nixos-unstable"].clean
+    from harness.guard_command import markdown
+
+    text = markdown(list(checks.values()), {"seed": 0})
+    assert "| `c-hello.none.glibc-2.36` | missing-interpreter | ok |" in text
+    assert "| `c-hello.patchelf.nixos-24.11` | ok | crash |" in text
+    assert "No baseline yet" in text and "The pin moved: rev" in text
+
+
+MATRIX = """
+name: guarded
+binaries:
+  c-hello: {reproducer: hello, built_in: bullseye}
+  c-needs-libcrypt: {reproducer: needs-libcrypt, built_in: bullseye}
+axes:
+  strategy: [none, patchelf]
+  glibc: ["2.36"]
+expect:
+  - when: {strategy: none}
+    outcome: missing-interpreter
+  - when: {binary: c-needs-libcrypt}
+    outcome: missing-library
+  - outcome: ok
+"""
+
+
+@pytest.mark.slow
+def test_guard_against_a_baseline_with_one_cell_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real thing: cells run, blessed, one baseline cell edited: exit 1 and that cell in the summary."""
+    matrix = tmp_path / "guarded.yaml"
+    matrix.write_text(MATRIX)
+    baselines, out = tmp_path / "baselines", tmp_path / "out"
+    args = [str(matrix), "--baselines", str(baselines), "--out", str(out), "-q"]
+    assert main(["guard", *args, "--bless"]) == 0
+    path = baselines / "debian" / "guarded.jsonl"
+    summary = tmp_path / "summary.md"
+    assert main(["guard", *args, "--summary", str(summary)]) == 0  # the same cells give the same outcomes
+    assert ":white_check_mark:" in summary.read_text()
+    lines = path.read_text().splitlines()
+    edited = [json.loads(line) for line in lines]
+    target = next(r for r in edited[1:] if r["cell_id"] == "c-needs-libcrypt.patchelf.glibc-2.36")
+    target["outcome"] = "ok"  # as if it had run before
+    path.write_text("\n".join(json.dumps(r, sort_keys=True) for r in edited) + "\n")
+    capsys.readouterr()
+    summary.write_text("")
+    assert main(["guard", *args, "--summary", str(summary)]) == 1
+    printed = capsys.readouterr().out
+    text = summary.read_text()
+    assert "c-needs-libcrypt.patchelf.glibc-2.36: ok -> missing-library" in printed
+    assert "| `c-needs-libcrypt.patchelf.glibc-2.36` | ok | missing-library |" in text
+    assert text.count("| `") == 1  # only that cell
+
+
+def test_guard_refuses_a_matrix_that_is_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["guard", str(tmp_path / "real-world.yaml"), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert capsys.readouterr().err == f"ldmatrix: {tmp_path / 'real-world.yaml'}: no such matrix\n"
+
+
+# --------------------------------------------------------------------------- the workflows
+
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_validate_against_the_github_workflow_schema(workflow: Path) -> None:
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("check_jsonschema") is None:
+        pytest.fail("check-jsonschema is not installed: it is a test dependency (tox.ini installs it)")
+    proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                           str(workflow)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_nightly_guards_every_matrix_on_the_supported_pins() -> None:
+    import yaml
+
+    nightly = yaml.safe_load((REPO / ".github" / "workflows" / "nightly.yml").read_text())
+    steps = [s.get("run", "") for job in nightly["jobs"].values() for s in job["steps"]]
+    guard = next(s for s in steps if " guard " in s)
+    for needed in ("matrices/seed.yaml", "matrices/glibc.yaml", "matrices/real-world.yaml", "--nixpkgs supported",
+                   "--baselines baselines", '--summary "$GITHUB_STEP_SUMMARY"'):
+        assert needed in guard
+    assert any("pins update" in s and "--supported" in s for s in steps)
+    refresh = yaml.safe_load((REPO / ".github" / "workflows" / "refresh-baselines.yml").read_text())
+    triggers = refresh.get(True, refresh.get("on"))  # YAML 1.1 reads the key `on` as true
+    assert "workflow_dispatch" in triggers
+    refresh_steps = [s for job in refresh["jobs"].values() for s in job["steps"]]
+    assert any("--bless" in s.get("run", "") for s in refresh_steps)
+    assert any("create-pull-request" in s.get("uses", "") for s in refresh_steps)
