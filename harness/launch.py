@@ -7,7 +7,7 @@ is a real launcher with its own way of ordering the environment:
 
 - ``direct``: bubblewrap execs it by absolute path with the login environment in profile order;
 - ``env-i``: ``env -i K=V ... PROGRAM``, an explicit list in that order (busybox's env);
-- ``bash-login``, ``bash-path``, ``dot-slash``: the system's (static) bash as a login shell that
+- ``bash-login``, ``bash-path``, ``dot-slash``: the system's bash (a pin's own on its column) as a login shell that
   sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
   ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
   passes its exports in the order of its own variable table;
@@ -46,7 +46,7 @@ ldmatrix_record() {
     while IFS= read -r -d '' entry; do
       case $entry in _=*) entry="_=$path" ;; esac
       printf 'E%s\0' "$entry"
-    done < <(env -0)
+    done < <(env -0; :)  # ':' keeps env a child of the subshell, as the command is of this shell
     printf 'X%s\0' "$path"
     printf 'P%s\0' "$(cd -P -- "${path%/*}" && pwd)/${path##*/}"
   } > "$out"
@@ -177,6 +177,9 @@ def _bash(target: Target, tools: Tools, command: tuple[str, ...], cwd: str | Non
         lines.append(". ~/.ldmatrix/record.sh")
         lines.append(f"ldmatrix_record {shlex.quote(RECORD)} {shlex.join(run)}")
     lines.append(shlex.join(run))
+    # as at a prompt, the program is the shell's child: bash 5.1 would exec a -c string's last
+    # command itself, and lower SHLVL for it, which bash 5.2 does not do
+    lines.append("exit $?")
     if path_home_bin:
         home_files[".profile"] = b'export PATH="$HOME/bin:$PATH"\n'
     bash = f"{SW_BIN}/bash"

@@ -24,7 +24,7 @@ _ENV_CORRUPTED = re.compile(r"^LDMATRIX-CHECK: env-corrupted")
 _MISSING_INTERPRETER = (
     re.compile(r"execvp .*: No such file or directory"),  # bubblewrap
     re.compile(r"failed to spawn .*No such file or directory"),  # our Rust launchers
-    re.compile(r"cannot execute: required file not found"),  # bash
+    re.compile(r"cannot execute: required file not found"),  # bash 5.2 and later
     re.compile(r"exec .*: no such file or directory", re.IGNORECASE),  # container runtimes
     re.compile(r"^(?:\S*/)?env: (?:can't execute )?'[^']*': No such file or directory"),  # env -i (docker runner)
 )
@@ -66,8 +66,14 @@ def _ok(result: CommandResult, lines: list[str]) -> Verdict | None:
     return None
 
 
+# bash 5.1 and before, for a program that is there (a cell's always is) but cannot be executed;
+# only with exit status 127 (a redirection from a missing file says the same with status 1)
+_BASH_51_NOT_EXECUTED = re.compile(r"^(?:\S*/)?bash: (?:line \d+: )?[^\s:]+: No such file or directory$")
+
+
 def _missing_interpreter(result: CommandResult, lines: list[str]) -> Verdict | None:
-    for pattern in _MISSING_INTERPRETER:
+    patterns = (*_MISSING_INTERPRETER, *((_BASH_51_NOT_EXECUTED,) if result.rc == 127 else ()))
+    for pattern in patterns:
         line = _first(lines, pattern)
         if line:
             return Verdict(Outcome.MISSING_INTERPRETER, line.strip())

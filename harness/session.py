@@ -119,7 +119,7 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
                             if not p.startswith(("python3", "libpython3")))
         systems[key] = SystemPaths(coreutils=store.closure("coreutils"), ldd=store.closure("ldd")[0],
                                    tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
-                                   bash=bash, python=(python, *python_libs))
+                                   bash=store.closure("bash"), python=(python, *python_libs))
         here = [c for c in nixos if c.glibc_key == key]
         for name in sorted({c.libs for c in here} - {"none"}):
             progress.step(f"library set {name} for glibc {key}")

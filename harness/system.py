@@ -4,7 +4,8 @@ Laid out as NixOS does, with contents from the suite's Debian packages where a f
 content (harness/provision/packages.py makes them store paths):
 
 - ``/run/current-system/sw/bin``: coreutils, bash, ``ldd`` and ``python3`` (links into their store
-  paths);
+  paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``), dynamically linked against the
+  store glibc as every other program here;
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
 - ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
   gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``hostname``, an empty
@@ -73,20 +74,20 @@ class SystemPaths:
     ldd: StorePath  # libc-bin, its ldd pointed at the store
     tzdata: StorePath
     cacert: StorePath
-    bash: StorePath
+    bash: tuple[StorePath, ...]  # Debian's bash, dynamically linked as NixOS's bashInteractive, then its libraries
     python: tuple[StorePath, ...]  # the suite's python3 first, then the libraries its modules need
 
     @property
     def store_paths(self) -> tuple[StorePath, ...]:
-        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, self.bash, *self.python)
+        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, *self.bash, *self.python)
 
     def sw_bin(self) -> tuple[Link, ...]:
         """``/run/current-system/sw/bin``: every coreutils program, bash, ldd, python3."""
         coreutils = self.coreutils[0]
         names = sorted(p.name for p in (coreutils.host_path / "bin").iterdir())
         links = [Link(f"{SW_BIN}/{name}", f"{coreutils.store_path}/bin/{name}") for name in names]
-        links += [Link(f"{SW_BIN}/bash", f"{self.bash.store_path}/bin/bash"),
-                  Link(f"{SW_BIN}/sh", f"{self.bash.store_path}/bin/bash"),
+        bash = f"{self.bash[0].store_path}/bin/bash"
+        links += [Link(f"{SW_BIN}/bash", bash), Link(f"{SW_BIN}/sh", bash),
                   Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd"),
                   Link(f"{SW_BIN}/python3", f"{self.python[0].store_path}/bin/python3")]
         return tuple(links)
@@ -104,6 +105,9 @@ def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...]) -> System
     certs = f"{paths.cacert.store_path}/etc/ssl/certs/ca-certificates.crt"
     links = (
         *paths.sw_bin(),
+        # NixOS's environment.binsh: a dynamically linked bash, whose PT_INTERP is the store's ld.so
+        # (what uv 0.1.17 reads to find the libc: /bin/sh, /bin/dash, /bin/ls, in that order)
+        Link("/bin/sh", f"{paths.bash[0].store_path}/bin/bash"),
         Link("/usr/bin/env", f"{paths.coreutils[0].store_path}/bin/env"),
         Link("/etc/ssl/certs/ca-certificates.crt", certs),
         Link("/etc/ssl/certs/ca-bundle.crt", certs),

@@ -69,11 +69,24 @@ def test_timeout_wins() -> None:
 
 @pytest.mark.parametrize("line", [
     "bash: ./python3.12: cannot execute: required file not found",
+    # bash 5.1 (bullseye), recorded from a cell
+    "/run/current-system/sw/bin/bash: line 3: /home/user/bin/c-envprint: No such file or directory",
+    "/run/current-system/sw/bin/bash: line 4: ./c-envprint: No such file or directory",
     "bwrap: execvp /home/user/bin/x: No such file or directory",
     "spawn-env: failed to spawn /home/user/bin/c-envprint: No such file or directory (os error 2)",
 ])
 def test_missing_interpreter_lines(line: str) -> None:
     assert classify(CommandResult(127, "", line + "\n", 0.01)).outcome is Outcome.MISSING_INTERPRETER
+
+
+@pytest.mark.parametrize("line", [
+    "/run/current-system/sw/bin/bash: line 1: cd: /nowhere: No such file or directory",
+    "bash: line 1: /home/user/data.txt: No such file or directory and more",
+    "bash: line 1: /home/user/data.txt: No such file or directory",  # a redirection: status 1, not 127
+    "cat: /home/user/x: No such file or directory",
+])
+def test_other_no_such_file_lines_are_no_missing_interpreter(line: str) -> None:
+    assert classify(CommandResult(1, "", line + "\n", 0.01)).outcome is not Outcome.MISSING_INTERPRETER
 
 
 def test_error_from_cut_output_says_so() -> None:
