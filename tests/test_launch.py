@@ -72,7 +72,9 @@ def test_bash_styles_run_a_login_shell_that_records(style: Launch, command: str)
     got = launch.launch(style, target(), TOOLS)
     bash, login, dash_c, script = got.argv
     assert (bash, login, dash_c) == ("/run/current-system/sw/bin/bash", "-l", "-c")
-    assert script.splitlines()[-1] == f"{command} --expect {RECORD}"
+    *_, run, last = script.splitlines()
+    assert run == f"{command} --expect {RECORD}"
+    assert last == "exit $?"  # the program is the shell's child, as at a prompt
     assert f"ldmatrix_record {RECORD} {command} --expect {RECORD}" in script
     assert ("cd /home/user/bin" in script) == (style is Launch.DOT_SLASH)
     assert (".profile" in got.home_files) == (style is Launch.BASH_PATH)
