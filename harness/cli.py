@@ -299,7 +299,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from harness.cache import Cache
     from harness.inspect import inspect
     from harness.provision.libraries import CONFIG as LIBRARIES
-    from harness.provision.tools import provision_bash
 
     if not args.file.is_file():
         raise LdmatrixError(f"{args.file}: no such file")
@@ -317,8 +316,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     cache, progress = Cache.default(), StderrProgress(quiet=args.quiet)
     lock = provision.load_lock()
     glibcs = [provision.provision_glibc(v, cache, progress, lock=lock) for v in versions]
-    bash = provision_bash(cache, progress, lock=lock)
-    print(inspect(args.file, glibcs, library_sets, lock, cache, progress, bash))
+    print(inspect(args.file, glibcs, library_sets, lock, cache, progress))
     return 0
 
 

@@ -129,7 +129,7 @@ def _where(prediction: Prediction) -> str:
 
 
 def inspect(path: Path, glibcs: Sequence[GlibcSet], library_sets: dict[str, tuple[str, ...]], lock, cache: Cache,
-            progress: Progress, bash: StorePath) -> str:
+            progress: Progress) -> str:
     info = elf.read(path)
     if info.interpreter is None and info.soname is not None:
         raise LdmatrixError(f"{path}: a shared library ({info.soname}), not a program: inspect the program "
@@ -137,7 +137,7 @@ def inspect(path: Path, glibcs: Sequence[GlibcSet], library_sets: dict[str, tupl
     lines = describe(info)
     smallest: dict[tuple[str, ...], list[str]] = {}
     for glibc in glibcs:
-        store = PackageStore(glibc, lock, cache, progress, bash=bash)
+        store = PackageStore(glibc, lock, cache, progress)
         for name, attrs in library_sets.items():
             column = Column(glibc, name, store.libraries(attrs))
             lines.append(f"glibc {glibc.glibc_version} ({glibc.suite}), libs {name}:")

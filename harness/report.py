@@ -35,7 +35,7 @@ def _column_order(label: str) -> tuple:
 
 
 def row_and_column(result: CellResult) -> tuple[str, str]:
-    """Rows are binary x strategy (x nix-ld, x environment); columns are glibc builds."""
+    """Rows are binary x strategy (x nix-ld, x environment, x launch, x library set); columns are glibc builds."""
     axes = result.axes
     strategy = axes.get("strategy", "?")
     if axes.get("nix_ld"):
@@ -45,6 +45,8 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":
         row += f"  via {axes['launch']}"
+    if axes.get("libs", "none") != "none":
+        row += f"  libs {axes['libs']}"
     return row, column(axes)
 
 
@@ -53,6 +55,8 @@ def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]],
     rows: dict[str, dict[str, CellResult]] = {}
     for r in results:
         row, column = row_and_column(r)
+        if column in rows.get(row, {}):  # two cells would share a place: neither is hidden
+            row = r.cell_id
         rows.setdefault(row, {})[column] = r
     columns = {column for cells in rows.values() for column in cells}
     return rows, sorted(columns, key=_column_order)

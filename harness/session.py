@@ -97,13 +97,10 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
     """Per store glibc the cells run on in the NixOS-like root: the system's store paths (coreutils,
     bash, ldd, python3, tzdata, certificates) and the library sets the cells name."""
     from harness.provision.packages import PackageStore
-    from harness.provision.tools import provision_bash
-
     nixos = [c for c in cells if Strategy.CONTAINER not in c.strategy]
     if not nixos:
         return {}, {}, {}
     lock = options.lock or provision.load_lock()
-    bash = provision_bash(options.cache, progress, lock=lock)
     systems: dict[str, SystemPaths] = {}
     libraries: dict[tuple[str, str], tuple] = {}
     tools: dict[str, Tools] = {}
@@ -112,7 +109,7 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
         if glibc.nixpkgs:  # a pin's own store: its bash and ldd (harness/nixpkgs), its nix-ld defaults
             tools[key] = Tools(busybox=glibc.shell, bash=glibc.bash)
             continue
-        store = PackageStore(glibc, lock, options.cache, progress, bash=bash)
+        store = PackageStore(glibc, lock, options.cache, progress)
         progress.step(f"NixOS system for glibc {key}: coreutils, bash, ldd, python3, tzdata, certificates")
         python = store.python()
         python_libs = tuple(store.path(p) for p in lock.closure(glibc.suite, "python3")

@@ -548,9 +548,9 @@ def test_a_launcher_runs_a_real_program_without_expect(tmp_path: Path) -> None:
     assert printer == ["/l", "/c"]  # the start-up printer gets its --expect record from the launcher
 
 
-def test_the_demo_matrix_and_its_lock_agree() -> None:
-    """Every artifact of matrices/artifacts-demo.yaml is pinned in its committed lock."""
-    path = Path(__file__).resolve().parent.parent / "matrices" / "artifacts-demo.yaml"
+def test_the_real_world_matrix_and_its_lock_agree() -> None:
+    """Every artifact of matrices/real-world.yaml is pinned in its committed lock."""
+    path = Path(__file__).resolve().parent.parent / "matrices" / "real-world.yaml"
     m = matrix.load(path)
     pins = lock.read_lock(lock.lock_path(path), str(path)).pins
     keys = {b.artifact.source.key for b in m.binaries.values() if b.artifact is not None}

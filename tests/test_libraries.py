@@ -81,6 +81,19 @@ def test_a_missing_package_names_the_attribute() -> None:
         resolve("sid", INDEX, config)
 
 
+def test_an_optional_package_is_taken_where_the_suite_has_it() -> None:
+    config = LibraryConfig((), {}, {"python": ("libcurl4", "?libsodium99", "?zlib1g")})
+    assert resolve("sid", INDEX, config).closures == {"python": ("libcurl4t64", "zlib1g", "libssl3t64")}
+
+
+def test_the_lock_says_which_specs_its_closures_come_from() -> None:
+    """`ldmatrix lock --only-missing` resolves a suite again when the specs have changed since."""
+    changed = LibraryConfig(CONFIG.default, CONFIG.attributes, {**CONFIG.system, "extra": ("libc-bin",)})
+    assert changed.digest != CONFIG.digest
+    lock = load_lock()
+    assert {lock.suite(s).libraries for s in ("bullseye", "bookworm", "trixie", "sid")} == {CONFIG.digest}
+
+
 def test_the_lock_pins_every_attribute_and_role_per_suite() -> None:
     lock = load_lock()
     for suite in ("bullseye", "bookworm", "trixie", "sid"):

@@ -46,6 +46,19 @@ def test_grid_rows_and_columns() -> None:
     assert report.grid(results, markdown=True).startswith("| binary  strategy |")
 
 
+def test_every_cell_has_its_own_place_in_the_grid() -> None:
+    """Library sets are rows of their own; two cells that would still share a place both show."""
+    plain = Cell("uv", (Strategy.PATCHELF,), "2.36")
+    with_libs = Cell("uv", (Strategy.PATCHELF,), "2.36", libs="default")
+    text = report.grid([result(plain, Outcome.MISSING_LIBRARY, Outcome.MISSING_LIBRARY),
+                        result(with_libs, Outcome.OK, Outcome.OK)])
+    rows = [line for line in text.splitlines() if line.startswith("uv")]
+    assert len(rows) == 2 and "libs default" in rows[1] and "missing-library" in rows[0]
+    twin = result(plain, Outcome.OK, Outcome.MISSING_LIBRARY)
+    twice = report.grid([result(plain, Outcome.MISSING_LIBRARY, Outcome.MISSING_LIBRARY), twin])
+    assert "uv.patchelf.glibc-2.36" in twice and "!ok (want missing-library)" in twice
+
+
 def test_failures_point_to_show() -> None:
     text = report.failures([result(HELLO_PATCHED, Outcome.MISSING_LIBRARY, Outcome.OK, evidence="libcrypt.so.1")])
     assert "ldmatrix show c-hello.patchelf.glibc-2.36" in text and "libcrypt.so.1" in text

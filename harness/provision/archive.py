@@ -186,7 +186,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
     for suite, static in config.wanted().items():
         kept = existing.get(suite)
         have = {d.package: d for d in kept.packages} if kept else {}
-        if only_missing and kept and set(kept.closures) >= set(LIBRARIES.closures) and all(p in have for p in static):
+        if only_missing and kept and kept.libraries == LIBRARIES.digest and all(p in have for p in static):
             suites.append(kept)
             continue
         progress.step(f"lock: reading dists/{suite}/InRelease")
@@ -206,7 +206,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
         progress.step(f"lock: {suite}: {len(debs)} packages ({len(have)} kept), "
                       f"{len(libraries.closures)} library closures")
         suites.append(SuiteLock(suite, kept.date if have else release.date, debs, libraries.closures,
-                                libraries.depends))
+                                libraries.depends, LIBRARIES.digest))
     lock = Lock(lock_path, config.architecture, tuple(suites))
     write_lock(lock, lock_path)
     return lock

@@ -9,6 +9,7 @@ followed, and packages that are not libraries (``lib*``, ``zlib1g``) end the wal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -27,13 +28,20 @@ _CONSTRAINT = re.compile(r"\s*\(.*?\)|:\w+")
 @dataclass(frozen=True)
 class LibraryConfig:
     default: tuple[str, ...]
-    attributes: dict[str, tuple[str, ...]]  # nixpkgs attribute -> package specs ("a|b" alternatives, "@alias")
+    attributes: dict[str, tuple[str, ...]]  # nixpkgs attribute -> package specs ("a|b" alternatives,
+    # "?a" a package only some suites have, "@alias")
     system: dict[str, tuple[str, ...]]  # what the NixOS-like root takes from Debian: role -> package specs
 
     @property
     def closures(self) -> dict[str, tuple[str, ...]]:
         """Every name the lock keeps a closure for: the attributes and the system's roles."""
         return {**self.attributes, **self.system}
+
+    @property
+    def digest(self) -> str:
+        """Of what the closures are made from: a lock resolved from other specs resolves them again."""
+        text = json.dumps(sorted(self.closures.items()), separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_config(path: Path = LIBRARIES_PATH) -> LibraryConfig:
@@ -94,7 +102,9 @@ def resolve(suite: str, index: Mapping[str, Mapping[str, str]], config: LibraryC
         for spec in specs:
             if spec in ALIASES:
                 continue
-            package = pick(spec, index)
+            package = pick(spec.removeprefix("?"), index)
+            if package is None and spec.startswith("?"):  # optional: a suite without it goes without
+                continue
             if package is None:
                 raise ProvisionError(f"dists/{suite}: no package for {name} ({spec}) in main; "
                                      f"update {LIBRARIES_PATH.name}")

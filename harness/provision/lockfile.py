@@ -48,6 +48,7 @@ class SuiteLock:
     # library package -> the library packages it needs (what its RUNPATH names)
     closures: dict[str, tuple[str, ...]] = field(default_factory=dict)
     depends: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    libraries: str = ""  # the digest of harness/data/libraries.json's specs the closures were resolved from
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ class Lock:
                         for d in sorted(s.packages, key=lambda d: d.package)
                     },
                     **({"closures": {name: list(pkgs) for name, pkgs in sorted(s.closures.items())},
-                        "depends": {name: list(pkgs) for name, pkgs in sorted(s.depends.items())}}
+                        "depends": {name: list(pkgs) for name, pkgs in sorted(s.depends.items())},
+                        "libraries": s.libraries}
                        if s.closures else {}),
                 }
                 for s in sorted(self.suites, key=lambda s: s.suite)
@@ -188,7 +190,8 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
                 missing = [m for m in members if m not in pkgs and not partial]
                 if missing:
                     raise _fail(path, f"suites.{suite}.{key}.{name}", f"names {missing[0]}, which has no entry")
-        out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs), closures, depends))
+        out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs), closures, depends,
+                             str(entry.get("libraries", ""))))
     return Lock(path, arch, tuple(out))
 
 

@@ -31,7 +31,7 @@ from .lockfile import Lock
 from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
 
 SBIN_DIRS = ("sbin", "usr/sbin")
-_PYTHON_PACKAGE = re.compile(r"^(lib)?python3\.\d+-(minimal|stdlib)$")
+_PYTHON_PACKAGE = re.compile(r"^(lib)?python3\.\d+-(minimal|stdlib)$|^python3-distutils$")
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 
 
@@ -110,9 +110,8 @@ def _bundle_certificates(out: Path) -> None:
 class PackageStore:
     """The library and system packages of ``glibc``'s suite, as store paths made on first use."""
 
-    def __init__(self, glibc: GlibcSet, lock: Lock, cache: Cache, progress: Progress,
-                 bash: StorePath | None = None):
-        self.glibc, self.lock, self.cache, self.progress, self.bash = glibc, lock, cache, progress, bash
+    def __init__(self, glibc: GlibcSet, lock: Lock, cache: Cache, progress: Progress):
+        self.glibc, self.lock, self.cache, self.progress = glibc, lock, cache, progress
         self.suite = glibc.suite
         self._made: dict[str, StorePath] = {}
         self._lock = threading.RLock()
@@ -127,20 +126,19 @@ class PackageStore:
     def _make(self, package: str) -> StorePath:
         deps = [self.path(d) for d in self.lock.depends(self.suite, package)]
         deb = self.lock.deb(self.suite, package)
-        glibc, bash = self.glibc, self.bash
-        if package == "libc-bin" and bash is None:
-            raise ProvisionError("ldd (libc-bin) needs the store bash; provision it first")
+        glibc = self.glibc
+        bash = self.path("bash") if package == "libc-bin" else None  # ldd's #! (as nixpkgs' ldd has its bash)
 
         def layout(tree: Path, out: Path, what: str) -> None:
             _layout(tree, out, what)
             _patch_tree(out, glibc, [d.lib_dir for d in deps])
-            if package == "libc-bin" and bash is not None:
+            if bash is not None:
                 _point_ldd_at_the_store(out, glibc, bash)
             if package == "ca-certificates":
                 _bundle_certificates(out)
 
         extra = (glibc.glibc.basename, glibc.gcc_lib.basename, *(d.basename for d in deps),
-                 *((bash.basename,) if package == "libc-bin" and bash else ()))
+                 *((bash.basename,) if bash else ()))
         return make_package_path(package, store_version(deb.version), (deb,), self.cache, self.progress, layout,
                                  extra=extra)
 
