@@ -105,6 +105,18 @@ def test_guard_against_a_baseline_with_one_cell_changed(tmp_path: Path, capsys: 
     assert text.count("| `") == 1  # only that cell
 
 
+@pytest.mark.slow
+def test_the_committed_baselines_are_what_the_matrices_give_today(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The nightly compares with baselines/debian/: a change in ldmatrix that moves a cell (its id,
+    its outcome) shows here first, to be blessed with the change, not discovered by a red night."""
+    matrices = sorted(p.stem for p in (REPO / "baselines" / "debian").glob("*.jsonl"))
+    assert matrices == ["glibc", "real-world", "seed"]
+    args = [str(REPO / "matrices" / f"{m}.yaml") for m in matrices]
+    status = main(["guard", *args, "--baselines", str(REPO / "baselines"), "--out", str(tmp_path), "-q"])
+    assert status == 0, capsys.readouterr().out[-4000:]
+
+
 def test_guard_refuses_a_matrix_that_is_not_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["guard", str(tmp_path / "real-world.yaml"), "--out", str(tmp_path / "o"), "-q"]) == 2
     assert capsys.readouterr().err == f"ldmatrix: {tmp_path / 'real-world.yaml'}: no such matrix\n"
