@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.cache import Cache
+from harness.cache_entry import file_sha256
 from harness.model import BuiltBinary, InstalledBinary, Link, Mount
 from harness.patchelf import patch
 
@@ -35,11 +36,6 @@ _checked_lock = threading.Lock()
 
 def _key(fields: dict) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _entry(root: Path, key: str, make, check) -> tuple[Path, dict]:
@@ -94,7 +90,7 @@ def _patch(binary: BuiltBinary, name: str, interpreter: str | None, runpath: tup
         dest.chmod(0o555)
         st = dest.stat()
         return {"file": name, "built": str(binary.path), "built_sha256": binary.sha256, "interpreter": interpreter,
-                "runpath": list(runpath), "sha256": _file_sha256(dest), "size": st.st_size,
+                "runpath": list(runpath), "sha256": file_sha256(dest), "size": st.st_size,
                 "mtime_ns": st.st_mtime_ns}
     return make
 
@@ -124,7 +120,7 @@ def install(binary: BuiltBinary, path: str, interpreter: str | None, runpath: It
 def _overlay_intact(entry: Path, manifest: dict) -> bool:
     try:
         return (all(os.readlink(entry / "root" / path.lstrip("/")) == target for path, target in manifest["links"])
-                and all(_file_sha256(entry / "root" / path.lstrip("/")) == digest
+                and all(file_sha256(entry / "root" / path.lstrip("/")) == digest
                         for path, digest in manifest.get("files", [])))
     except (OSError, KeyError, TypeError, ValueError):
         return False

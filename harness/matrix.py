@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import yamlsource
+from harness.yamlsource import describe_value
 from harness.artifacts import spec as artifact_spec
 from harness.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
@@ -209,7 +210,7 @@ class _Loader:
     def check_keys(self, mapping: Any, allowed: tuple[str, ...], context: str, line: int | None = None) -> None:
         if not isinstance(mapping, dict):
             raise MatrixError(self.file, getattr(mapping, "line", line), context,
-                              f"must be a mapping, not {_kind(mapping)}")
+                              f"must be a mapping, not {describe_value(mapping)}")
         for key in mapping:
             if key not in allowed:
                 raise self.unknown(mapping, str(key), f"unknown key in {context}:", key, allowed)
@@ -497,7 +498,7 @@ class _Loader:
                 raise self.error(entry, "fixed_outcome", "only a known bug (bug: URL) has a fixed outcome")
             when = entry.get("when", {})
             if not isinstance(when, dict):
-                raise self.error(entry, "when", f"must be a mapping of conditions, not {_kind(when)}")
+                raise self.error(entry, "when", f"must be a mapping of conditions, not {describe_value(when)}")
             matchers = self.matchers(when, f"{context}.when", binaries, axes) if when else ()
             rules.append(Rule(matchers, Outcome(outcome), f"{self.file}:{section.line_of(i)}",
                               None if bug is None else str(bug),
@@ -587,13 +588,6 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
                   tuple(cells), tuple(rules), sources, dict(loader.library_sets))
 
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else f"the value {str(value)!r}"
 
 
 def _display(path: Path) -> str:

@@ -160,14 +160,6 @@ def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...], *,
                         network=network)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _built(spec: ReproducerSpec, root: BuildRoot, directory: Path) -> BuiltBinary:
     binary = directory / spec.name
     interpreter = read_interpreter(binary)
@@ -177,7 +169,7 @@ def _built(spec: ReproducerSpec, root: BuildRoot, directory: Path) -> BuiltBinar
         reproducer=spec.name,
         suite=root.suite,
         path=binary,
-        sha256=_sha256(binary),
+        sha256=cache_entry.file_sha256(binary),
         build_log=directory / LOG_NAME,
         interpreter=interpreter,
     )

@@ -124,3 +124,12 @@ def load(path: Path, display: str | None = None) -> Any:
         raise MatrixError(file, line, "yaml", f"not valid YAML: {err.problem or err.context}") from None
     except yaml.YAMLError as err:
         raise MatrixError(file, None, "yaml", f"not valid YAML: {str(err).splitlines()[0]}") from None
+
+
+def describe_value(value: Any) -> str:
+    """What a value read from YAML is, for an error message: "a mapping", "a list", "the value 'x'"."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "nothing" if value is None else f"the value {str(value)!r}"

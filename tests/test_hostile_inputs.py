@@ -17,28 +17,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from test_matrix_validation import GOOD  # the same valid matrix, broken here in other ways
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "matrices" / "seed.yaml"
-
-GOOD = """\
-name: t
-binaries:
-  c-hello: {reproducer: hello, built_in: bullseye}
-  c-envprint: {reproducer: envprint, built_in: bullseye}
-  rust-spawn-env: {reproducer: spawn-env, built_in: bullseye, child: c-envprint}
-axes:
-  strategy: [none, patchelf, container, nix-ld]
-  glibc: ["2.31", "2.36"]
-  nix_ld: ["1.2.2", "2.0.6"]
-expect:
-  - when: {strategy: none}
-    outcome: missing-interpreter
-  - when: {binary: rust-spawn-env, strategy: nix-ld, nix_ld: "<2"}
-    outcome: env-corrupted
-    bug: https://example.org/bug
-  - outcome: ok
-"""
 
 # 342 bytes that expand to 9**9 strings when aliases are followed.
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.provision import fetch
+from harness.cache_entry import file_sha256
 
 from .lock import Pin, relock_command
 from .spec import LocalFile, Where
@@ -13,7 +13,7 @@ from .spec import LocalFile, Where
 
 def _hash(local: LocalFile, where: Where) -> tuple[str, int]:
     try:
-        return fetch.file_sha256(local.path), local.path.stat().st_size
+        return file_sha256(local.path), local.path.stat().st_size
     except OSError as err:
         raise where.error(f"{local.written} ({local.path}) cannot be read: {err.strerror or err}") from None
 

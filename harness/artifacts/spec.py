@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.errors import LdmatrixError, MatrixError, did_you_mean
 from harness.model import OutputCheck
+from harness.yamlsource import describe_value
 
 
 class Kind(enum.StrEnum):
@@ -221,7 +222,7 @@ class _Here:
         mapping = self.entry if mapping is None else mapping
         value = mapping[key]
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
-            raise self.at(key, mapping).invalid(f"must be a plain value, not {_kind(value)}")
+            raise self.at(key, mapping).invalid(f"must be a plain value, not {describe_value(value)}")
         return str(value).strip()
 
 
@@ -245,7 +246,8 @@ def _wheel(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Wheel:
 def _deb(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Deb:
     section = here.entry["deb"]
     if not isinstance(section, dict):
-        raise here.at("deb").invalid(f"must be a mapping {{package: NAME, suite: SUITE}}, not {_kind(section)}")
+        raise here.at("deb").invalid("must be a mapping {package: NAME, suite: SUITE}, "
+                                     f"not {describe_value(section)}")
     here.check_keys(section, DEB_KEYS, f"binaries.{here.name}.deb")
     for key in DEB_KEYS:
         if key not in section:
@@ -325,10 +327,3 @@ def _expect(here: _Here) -> OutputCheck:
                 f"{output!r} is not a regular expression: {err}") from None
     return OutputCheck(status, output)
 
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else f"the value {str(value)!r}"

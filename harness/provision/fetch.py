@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 from harness.cache import Cache
+from harness.cache_entry import file_sha256
 from harness.errors import ProvisionError
 from harness.progress import Progress
 
@@ -92,14 +93,6 @@ def retrying(url: str, what: str, action: Callable[[BinaryIO], object], *, heade
 
 def fetch_bytes(rel: str, mirror: str) -> bytes:
     return with_retries(rel, mirror, lambda resp: resp.read())  # type: ignore[return-value]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verifies(path: Path, size: int | None, sha256: str) -> bool:

@@ -103,21 +103,22 @@ def layout_glibc(tree: Path, out: Path, what: str) -> None:
         raise ProvisionError(f"{what}: lib/{LOADER} missing after unpacking")
 
 
-def layout_busybox(tree: Path, out: Path, what: str) -> None:
-    src = next((tree / d / "busybox" for d in BIN_DIRS if (tree / d / "busybox").is_file()), None)
+def _one_program(tree: Path, out: Path, what: str, name: str, as_name: str) -> None:
+    """The package's ``bin/NAME`` (or ``usr/bin``, ``sbin``…) alone, as ``out/bin/AS_NAME``."""
+    src = next((tree / d / name for d in BIN_DIRS if (tree / d / name).is_file()), None)
     if src is None:
-        raise ProvisionError(f"{what}: no bin/busybox in the package")
+        raise ProvisionError(f"{what}: no bin/{name} in the package")
     (out / "bin").mkdir(parents=True)
-    os.rename(src, out / "bin" / "busybox")
+    os.rename(src, out / "bin" / as_name)
+
+
+def layout_busybox(tree: Path, out: Path, what: str) -> None:
+    _one_program(tree, out, what, "busybox", "busybox")
     (out / "bin" / "sh").symlink_to("busybox")
 
 
 def layout_bash(tree: Path, out: Path, what: str) -> None:
-    src = next((tree / d / "bash-static" for d in BIN_DIRS if (tree / d / "bash-static").is_file()), None)
-    if src is None:
-        raise ProvisionError(f"{what}: no bin/bash-static in the package")
-    (out / "bin").mkdir(parents=True)
-    os.rename(src, out / "bin" / "bash")
+    _one_program(tree, out, what, "bash-static", "bash")
 
 
 Layout = Callable[[Path, Path, str], None]
