@@ -3,8 +3,8 @@
 Laid out as NixOS does, with contents from the suite's Debian packages where a file needs real
 content (harness/provision/packages.py makes them store paths):
 
-- ``/run/current-system/sw/bin``: coreutils, bash, ``ldd`` and ``python3`` (links into their store
-  paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``), dynamically linked against the
+- ``/run/current-system/sw/bin``: coreutils, grep, sed, findutils, bash, ``ldd`` and ``python3``
+  (links into their store paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``), dynamically linked against the
   store glibc as every other program here;
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
 - ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
@@ -71,6 +71,7 @@ class SystemPaths:
     """The store paths the system's layout links to (one set per store glibc)."""
 
     coreutils: tuple[StorePath, ...]  # coreutils first, then its libraries
+    tools: tuple[StorePath, ...]  # grep, sed, findutils (NixOS's requiredPackages have them), their libraries
     ldd: StorePath  # libc-bin, its ldd pointed at the store
     tzdata: StorePath
     cacert: StorePath
@@ -79,13 +80,16 @@ class SystemPaths:
 
     @property
     def store_paths(self) -> tuple[StorePath, ...]:
-        return (*self.coreutils, self.ldd, self.tzdata, self.cacert, *self.bash, *self.python)
+        return (*self.coreutils, *self.tools, self.ldd, self.tzdata, self.cacert, *self.bash, *self.python)
 
     def sw_bin(self) -> tuple[Link, ...]:
-        """``/run/current-system/sw/bin``: every coreutils program, bash, ldd, python3."""
-        coreutils = self.coreutils[0]
-        names = sorted(p.name for p in (coreutils.host_path / "bin").iterdir())
-        links = [Link(f"{SW_BIN}/{name}", f"{coreutils.store_path}/bin/{name}") for name in names]
+        """``/run/current-system/sw/bin``: every program of coreutils and the tools, bash, ldd, python3."""
+        programs: dict[str, Link] = {}
+        for path in (*self.coreutils, *self.tools):
+            directory = path.host_path / "bin"
+            for name in sorted(p.name for p in directory.iterdir()) if directory.is_dir() else ():
+                programs.setdefault(name, Link(f"{SW_BIN}/{name}", f"{path.store_path}/bin/{name}"))
+        links = list(programs.values())
         bash = f"{self.bash[0].store_path}/bin/bash"
         links += [Link(f"{SW_BIN}/bash", bash), Link(f"{SW_BIN}/sh", bash),
                   Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd"),

@@ -123,5 +123,10 @@ def test_the_nixos_root_looks_like_nixos_to_a_real_program(host_of, glibc: Glibc
         assert ldd.rc == 0 and ldd.stdout.splitlines()[0].endswith(" 2.36"), ldd.stdout + ldd.stderr
         assert host.file("/etc/ssl/certs/ca-certificates.crt").contains("BEGIN CERTIFICATE")
         assert host.run("/run/current-system/sw/bin/date +%Z").stdout == "UTC\n"
+        # /bin/sh is the store's bash, loaded by the store glibc's ld.so (uv reads its PT_INTERP)
+        sh = host.file("/bin/sh").linked_to
+        assert sh.startswith("/nix/store/") and sh.endswith("/bin/bash"), sh
+        assert host.run("/bin/sh -c 'echo ${BASH_VERSION%%.*}'").stdout.strip().isdigit()
+        assert host.run("grep -c ^ID= /etc/os-release").stdout == "1\n"  # grep, sed, find as on NixOS
         for absent in (LOADER, "/lib64", "/lib", "/usr/lib"):
             assert not host.file(absent).exists, f"{absent} exists in the NixOS-like root"
