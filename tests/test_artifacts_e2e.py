@@ -49,7 +49,7 @@ def real_world_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess
 def test_every_cell_of_the_real_world_matrix_is_what_real_runs_showed(real_world_run) -> None:
     proc, results = real_world_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "0 unexpected" in proc.stdout and len(results) == 353
+    assert "0 unexpected" in proc.stdout and len(results) == 361
 
 
 @needs_bwrap
@@ -73,6 +73,7 @@ def test_every_cell_of_the_real_world_matrix_is_what_real_runs_showed(real_world
     ("perl.patchelf+LD_LIBRARY_PATH.glibc-2.31", "glibc-too-old", "version `GLIBC_2.33' not found"),
     ("perl.nix-ld-2.0.6.glibc-2.41.libs-default", "missing-library", "libcrypt.so.1: cannot open shared object"),
     ("perl.nix-ld-2.0.6.glibc-2.41.libs-libxcrypt-legacy", "ok", "ab"),
+    ("jq.nix-ld-2.0.6.glibc-2.41.libs-jq", "ok", "3"),  # the list `ldmatrix inspect jq` names
     # the seed's uv failure with the real uv: the launcher's Command::env, nix-ld 1.x, `ldd` sought on PATH
     ("rye-uv-venv.nix-ld-1.2.2.glibc-2.36.libs-default", "error",
      "glibc version nor musl libc version, at least one of which is required"),  # uv wraps its message
