@@ -7,8 +7,8 @@ is a real launcher with its own way of ordering the environment:
 
 - ``direct``: bubblewrap execs it by absolute path with the login environment in profile order;
 - ``env-i``: ``env -i K=V ... PROGRAM``, an explicit list in that order (busybox's env);
-- ``bash-login``, ``bash-path``, ``dot-slash``: the system's bash (a pin's own on its column) as a login shell that
-  sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
+- ``bash-login``, ``bash-path``, ``dot-slash``: the system's bash (a pin's own on its column) as a
+  login shell that sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
   ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
   passes its exports in the order of its own variable table;
 - ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in the system's

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from harness import yamlsource
-from harness.yamlsource import describe_value
 from harness.artifacts import spec as artifact_spec
 from harness.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
@@ -23,6 +22,7 @@ from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
+from harness.yamlsource import describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
 SOURCE_KEYS = ("url", "hash")
@@ -587,7 +587,6 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
                   tuple(cells), tuple(rules), sources, dict(loader.library_sets))
-
 
 
 def _display(path: Path) -> str:
