@@ -112,13 +112,10 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
         store = PackageStore(glibc, lock, options.cache, progress)
         progress.step(f"NixOS system for glibc {key}: coreutils, grep, sed, findutils, bash, ldd, python3, "
                       "tzdata, certificates")
-        python = store.python()
-        python_libs = tuple(store.path(p) for p in lock.closure(glibc.suite, "python3")
-                            if not p.startswith(("python3", "libpython3")))
         systems[key] = SystemPaths(coreutils=store.closure("coreutils"), tools=store.closure("tools"),
                                    ldd=store.closure("ldd")[0],
                                    tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
-                                   bash=store.closure("bash"), python=(python, *python_libs))
+                                   bash=store.closure("bash"), python=store.python_closure())
         here = [c for c in nixos if c.glibc_key == key]
         for name in sorted({c.libs for c in here} - {"none"}):
             progress.step(f"library set {name} for glibc {key}")

@@ -150,12 +150,17 @@ class PackageStore:
                 self._made["python3"] = self._make_python()
             return self._made["python3"]
 
+    def python_closure(self) -> tuple[StorePath, ...]:
+        """The python3 prefix first, then the library store paths its interpreter and modules need."""
+        closure = self.lock.closure(self.suite, "python3")
+        return (self.python(), *(self.path(p) for p in closure if not _PYTHON_PACKAGE.match(p)))
+
     def _make_python(self) -> StorePath:
         closure = self.lock.closure(self.suite, "python3")
         own = tuple(p for p in closure if _PYTHON_PACKAGE.match(p))
         deps = [self.path(p) for p in closure if p not in own]
         debs = tuple(self.lock.deb(self.suite, p) for p in own)
-        minimal = next(d for d in debs if d.package.startswith("python3"))
+        minimal = next(d for d in debs if d.package.endswith("-minimal"))
         short = minimal.package.removeprefix("python").removesuffix("-minimal")  # "3.11"
         glibc = self.glibc
 
