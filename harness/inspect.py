@@ -21,11 +21,11 @@ from harness.predict import Prediction, RootView, simulate, view_of
 from harness.progress import Progress
 from harness.provision.libraries import CONFIG as LIBRARIES
 from harness.provision.packages import PackageStore
+from harness.strategies import ld_library_path, nix_ld, patchelf
 
 FHS_LOADER = "/lib64/ld-linux-x86-64.so.2"
 PROGRAM_PATH = "/home/user/bin/program"
 STRATEGIES = ("none", "patchelf", "LD_LIBRARY_PATH", "patchelf+LD_LIBRARY_PATH", "nix-ld", "nix-ld+LD_LIBRARY_PATH")
-NIX_LD_LIB = "/run/current-system/sw/share/nix-ld/lib"
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,6 @@ class Column:
     glibc: GlibcSet
     libs_name: str
     libraries: tuple[StorePath, ...]
-
-    def dirs(self) -> list[str]:
-        return [p.lib_dir for p in self.libraries]
 
 
 def _view(column: Column, program: Path, extra: Sequence[StorePath] = ()) -> RootView:
@@ -52,16 +49,16 @@ def predict(info: elf.ElfInfo, program: Path, column: Column, strategy: str) -> 
     parts = set(strategy.split("+"))
     env: dict[str, str] = {}
     if "LD_LIBRARY_PATH" in parts:
-        env["LD_LIBRARY_PATH"] = ":".join(dict.fromkeys([glibc.libxcrypt.lib_dir, glibc.gcc_lib.lib_dir,
-                                                         *column.dirs()]))
+        env["LD_LIBRARY_PATH"] = ld_library_path.value(glibc, column.libraries)
     if "patchelf" in parts:
         info = dataclasses.replace(info, interpreter=glibc.loader, rpath=(),
-                                   runpath=(glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir, *column.dirs()))
+                                   runpath=tuple(patchelf.runpath(glibc, column.libraries)))
     if "nix-ld" in parts:
         if info.interpreter != FHS_LOADER:
             return Prediction(Outcome.MISSING_INTERPRETER, f"{info.interpreter} is not where nix-ld is ({FHS_LOADER})")
         # nix-ld's lib dir links the glibc's and the library set's libraries, the first of a name winning
-        env.update(NIX_LD=glibc.loader, NIX_LD_LIBRARY_PATH=":".join([glibc.glibc.lib_dir, *column.dirs()]))
+        linked = nix_ld.linked_store_paths(glibc, column.libraries)
+        env.update(NIX_LD=glibc.loader, NIX_LD_LIBRARY_PATH=":".join(p.lib_dir for p in linked))
         return simulate(info, PROGRAM_PATH, view, env, interpreter_is_nix_ld=True)
     return simulate(info, PROGRAM_PATH, view, env)
 

@@ -7,10 +7,16 @@ every store path of the cell's library set.
 
 from __future__ import annotations
 
+from harness.model import GlibcSet, StorePath
 from harness.strategies.base import Plan, StrategyContext
 
 
+def value(glibc: GlibcSet, libraries: tuple[StorePath, ...]) -> str:
+    """The variable's value: each directory once, in order."""
+    dirs = [glibc.libxcrypt.lib_dir, glibc.gcc_lib.lib_dir, *(p.lib_dir for p in libraries)]
+    return ":".join(dict.fromkeys(dirs))
+
+
 def apply(plan: Plan, ctx: StrategyContext) -> None:
-    dirs = [ctx.glibc.libxcrypt.lib_dir, ctx.glibc.gcc_lib.lib_dir, *(p.lib_dir for p in ctx.libraries)]
-    plan.env.append(("LD_LIBRARY_PATH", ":".join(dict.fromkeys(dirs))))
+    plan.env.append(("LD_LIBRARY_PATH", value(ctx.glibc, ctx.libraries)))
     plan.add_store_paths(ctx.libraries)
