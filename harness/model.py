@@ -105,13 +105,13 @@ class GlibcSet:
     glibc: StorePath
     libxcrypt: StorePath
     gcc_lib: StorePath
-    shell: StorePath  # busybox: /bin/sh of the NixOS-like root
+    shell: StorePath  # busybox: /bin/sh of the bare root (the system layout links its bash over it)
     nixpkgs: NixpkgsSource | None = None
     # A pin's own programs.nix-ld default libraries (its baseLibraries, realised): what the pin's
     # cells get for ``libs: default``. None for Debian's builds (harness/provision/packages.py has theirs).
     nix_ld_libraries: tuple[StorePath, ...] | None = None
     extra: tuple[StorePath, ...] = ()  # more store paths the root holds (a pin's closure, ldd)
-    bash: StorePath | None = None  # the login shell of the bash launch styles; None: Debian's static bash
+    bash: StorePath | None = None  # a pin's own bash for the bash launch styles; None: the system layout's
     own_nix_ld: StorePath | None = None  # a pin's own pkgs.nix-ld: it serves its version's cells on this build
 
     @property

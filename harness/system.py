@@ -4,8 +4,8 @@ Laid out as NixOS does, with contents from the suite's Debian packages where a f
 content (harness/provision/packages.py makes them store paths):
 
 - ``/run/current-system/sw/bin``: coreutils, grep, sed, findutils, bash, ``ldd`` and ``python3``
-  (links into their store paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``), dynamically linked against the
-  store glibc as every other program here;
+  (links into their store paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``),
+  dynamically linked against the store glibc as every other program here;
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
 - ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
   gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``hostname``, an empty

@@ -1,7 +1,7 @@
-"""Programs the launch styles start a cell's program from, as store paths of the NixOS-like root.
-
-- ``bash``: Debian's static bash (``bash-static``) as ``<store>/bin/bash``, the login shell.
-(The system's Python is the suite's own, made by harness/provision/packages.py.)
+"""Debian's static bash (``bash-static``) as a store path, ``<store>/bin/bash``: a shell that needs no
+glibc of its own, for the test fixtures that stand in for a nixpkgs pin and for a NixOS VM
+(tests/nixpkgs_standin.py, tests/vm_standin.py). The NixOS-like root's own bash, /bin/sh and
+python3 are the suite's, dynamically linked against the store glibc (harness/provision/packages.py).
 """
 
 from __future__ import annotations
