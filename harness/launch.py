@@ -8,8 +8,8 @@ is a real launcher with its own way of ordering the environment:
 - ``direct``: bubblewrap execs it by absolute path with the login environment in profile order;
 - ``env-i``: ``env -i K=V ... PROGRAM``, an explicit list in that order (busybox's env);
 - ``bash-login``, ``bash-path``, ``dot-slash``: the system's bash (a pin's own on its column) as a
-  login shell that sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables, running
-  ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
+  login shell that sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables,
+  running ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
   passes its exports in the order of its own variable table;
 - ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in the system's
   python3, started without them, so they are the dict's last keys.
@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 from harness.environments import HOME, login_session, with_pwd
 from harness.model import Launch, Link, StorePath
+from harness.system import SW_BIN
 
 RECORD = f"{HOME}/.ldmatrix/launch.expect"
-SW_BIN = "/run/current-system/sw/bin"
 
 # bash: write what this shell passes to the command it runs next.
 RECORD_SH = r'''# ~/.ldmatrix/record.sh (ldmatrix): ldmatrix_record FILE COMMAND [ARGS...] writes what this shell

@@ -12,15 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from harness import installed
+from harness import elf, installed
 from harness.cache import Cache
 from harness.environments import HOME, login_environment
 from harness.errors import LdmatrixError
-from harness.matrix import BinarySpec
-from harness import elf
 from harness.launch import Target, Tools, launch
+from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip,
+    StorePath,
 )
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
