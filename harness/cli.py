@@ -12,7 +12,9 @@ import json
 import os
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import command_script, guard, paths, report, results_file
 from harness import matrix as matrix_mod
@@ -20,6 +22,13 @@ from harness.errors import LdmatrixError
 from harness.model import CellResult
 from harness.outdir import CELL_FILE, RESULTS_NAME
 from harness.progress import StderrProgress
+
+if TYPE_CHECKING:  # imported where used: `ldmatrix list` and `--help` need none of it
+    from harness.cache import Cache
+    from harness.nixld import Supply
+    from harness.nixpkgs import NixpkgsSupply
+    from harness.provision import Lock
+    from harness.session import RunOptions
 
 DEFAULT_OUT = Path(".ldmatrix/results")
 
@@ -58,34 +67,54 @@ def _check_outputs(args: argparse.Namespace) -> None:
             paths.output_file(path, f"--{option}")
 
 
-def _append_summary(path: Path, text: str) -> None:
-    """Appended, as a CI job summary ($GITHUB_STEP_SUMMARY) collects what every step adds."""
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(text.rstrip("\n") + "\n\n")
+@dataclass(frozen=True)
+class RunInputs:
+    """What ``run`` and ``guard`` share: the cache, the package lock, the nix-ld and nixpkgs supplies."""
+
+    cache: Cache
+    progress: StderrProgress
+    lock: Lock
+    nix_ld: Supply
+    nixpkgs: NixpkgsSupply
+
+    def load(self, path: Path) -> matrix_mod.Matrix:
+        """The matrix, with the supplied nix-ld labels and each --nixpkgs pin as a glibc column."""
+        return matrix_mod.load(path, extra_nix_ld=self.nix_ld.labels, nixpkgs=self.nixpkgs.glibc_columns())
+
+    def options(self, **given) -> RunOptions:
+        from harness.session import RunOptions
+
+        return RunOptions(nix_ld=self.nix_ld, cache=self.cache, lock=self.lock, nixpkgs=self.nixpkgs, **given)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_inputs(args: argparse.Namespace) -> RunInputs:
+    """A usable cache and --out (one line now, before anything runs), then the lock and the supplies."""
+    from harness import nixld, nixpkgs
     from harness.cache import Cache
     from harness.provision import LOCK_PATH, load_lock
-    from harness.session import RunOptions, execute
-
-    from harness import nixld, nixpkgs
 
     cache = Cache.default()
     paths.writable_dir(cache.root, "cache directory (LDMATRIX_CACHE)")
-    _check_outputs(args)
     paths.writable_dir(args.out, "--out")
-    baseline = results_file.read(args.baseline) if args.baseline else None
     lock = load_lock(args.lock or LOCK_PATH)
     progress = StderrProgress(quiet=args.quiet)
     supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
     pins = nixpkgs.supply(args.nixpkgs, cache, progress, pins_file=args.pins)  # --nixpkgs: more glibc columns
-    matrix = matrix_mod.load(args.matrix, extra_nix_ld=supply.labels, nixpkgs=pins.glibc_columns())
+    return RunInputs(cache, progress, lock, supply, pins)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.session import execute
+
+    _check_outputs(args)
+    baseline = results_file.read(args.baseline) if args.baseline else None
+    inputs = run_inputs(args)
+    progress = inputs.progress
+    matrix = inputs.load(args.matrix)
     cells = matrix.select(args.k)
     if not cells:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
-    options = RunOptions(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, nix_ld=supply,
-                         cache=cache, lock=lock, nixpkgs=pins)
+    options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out)
     progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
     results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     results_path = options.out / matrix.name / RESULTS_NAME
@@ -111,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(guard.text(comparison))
     print(f"{matrix.name}: {report.summary(results)}; results in {results_path}")
     if args.summary:
-        _append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {matrix.name}")
+        report.append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {matrix.name}")
                         + ("\n\n" + guard.markdown(comparison, "changes against the baseline") if comparison else ""))
     unexpected = any(report.mark(r) == report.MARK_MISMATCH for r in results)
     return 1 if unexpected or (comparison is not None and not comparison.clean) else 0
@@ -222,7 +251,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(f"note: {args.old} is a run of matrix {old.matrix_name}, {args.new} of {new.matrix_name}")
     print(guard.text(comparison))
     if args.summary:
-        _append_summary(args.summary, guard.markdown(comparison, f"ldmatrix diff: {new.matrix_name}"))
+        report.append_summary(args.summary, guard.markdown(comparison, f"ldmatrix diff: {new.matrix_name}"))
     return 0 if comparison.clean or args.report_only else 1
 
 

@@ -18,17 +18,10 @@ import argparse
 from pathlib import Path
 
 from harness import baseline, guard, paths, report
-from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
-from harness.progress import StderrProgress
 
 DEFAULT_BASELINES = Path("baselines")
 DEFAULT_OUT = Path(".ldmatrix/guard")
-
-
-def _append(path: Path, text: str) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(text.rstrip("\n") + "\n\n")
 
 
 def _title(check: baseline.Check) -> str:
@@ -67,29 +60,22 @@ def markdown(checks: list[baseline.Check], unexpected: dict[str, int]) -> str:
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
-    from harness import nixld, nixpkgs
-    from harness.cache import Cache
-    from harness.provision import LOCK_PATH, load_lock
-    from harness.session import RunOptions, execute
+    from harness.cli import run_inputs
+    from harness.session import execute
 
-    cache = Cache.default()
-    paths.writable_dir(cache.root, "cache directory (LDMATRIX_CACHE)")
-    paths.writable_dir(args.out, "--out")
     if args.summary is not None:
         paths.output_file(args.summary, "--summary")
     for matrix_path in args.matrices:
         if not matrix_path.is_file():
             raise LdmatrixError(f"{matrix_path}: no such matrix")
-    progress = StderrProgress(quiet=args.quiet)
-    lock = load_lock(args.lock or LOCK_PATH)
-    supply = nixld.supply(args.nix_ld, args.nix_ld_archives, cache, progress)
-    pins = nixpkgs.supply(args.nixpkgs, cache, progress, pins_file=args.pins)
-    pin_header = pins.header()
+    inputs = run_inputs(args)
+    progress = inputs.progress
+    pin_header = inputs.nixpkgs.header()
     checks: list[baseline.Check] = []
     unexpected: dict[str, int] = {}
     for matrix_path in args.matrices:
-        matrix = matrix_mod.load(matrix_path, extra_nix_ld=supply.labels, nixpkgs=pins.glibc_columns())
-        options = RunOptions(jobs=args.jobs, out=args.out, nix_ld=supply, cache=cache, lock=lock, nixpkgs=pins)
+        matrix = inputs.load(matrix_path)
+        options = inputs.options(jobs=args.jobs, out=args.out)
         progress.step(f"{matrix.name}: {len(matrix.cells)} cells")
         results = execute(matrix, options, progress)
         unexpected[matrix.name] = sum(report.mark(r) == report.MARK_MISMATCH for r in results)
@@ -104,12 +90,13 @@ def cmd_guard(args: argparse.Namespace) -> int:
             print(f"{_title(check)}: {state}")
             if not check.clean and check.baseline is not None:
                 print("\n".join("  " + line for line in guard.text(check.comparison).splitlines()[1:]))
-            if check.moved():
-                print(f"  the pin moved: {check.moved()}")
+            moved = check.moved()
+            if moved:
+                print(f"  the pin moved: {moved}")
     if args.bless:
         return 0
     if args.summary:
-        _append(args.summary, markdown(checks, unexpected))
+        report.append_summary(args.summary, markdown(checks, unexpected))
     changed = [c for c in checks if not c.clean]
     print(f"guard: {len(changed)} of {len(checks)} baselines changed" if changed
           else f"guard: nothing changed ({len(checks)} baselines)")

@@ -240,3 +240,9 @@ def disagreements(results: Iterable[CellResult]) -> str:
         lines.append(f"{r.cell_id}: predicted {r.predicted.value} ({r.prediction}), ran {r.outcome.value}")
         lines.append(f"    {r.evidence}")
     return "\n".join(lines)
+
+
+def append_summary(path: Path, text: str) -> None:
+    """Appended, as a CI job summary ($GITHUB_STEP_SUMMARY) collects what every step adds."""
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(text.rstrip("\n") + "\n\n")
