@@ -6,7 +6,6 @@ into the cache as ``<digest>-nix-ld-<label>/libexec/nix-ld``, the layout of the 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -39,7 +38,7 @@ def executable(path: Path) -> Path:
 def install(label: str, path: Path, cache: Cache) -> StorePath:
     """The nix-ld at ``path`` as the store path ``<digest>-nix-ld-<label>``: a checked cache entry."""
     exe = executable(path)
-    sha = hashlib.sha256(exe.read_bytes()).hexdigest()
+    sha = cache_entry.file_sha256(exe)
     digest = nixbase32.digest("nix-ld", label, sha)
     entry = cache_entry.Entry(cache, "store", f"{digest}-nix-ld-{label}")
 

@@ -8,7 +8,6 @@ commits fetches each crate version once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -48,7 +47,7 @@ def _lock_sha256(tree: SourceTree) -> str:
     lock = tree.path / "Cargo.lock"
     if not lock.is_file():
         raise SourceError(f"{tree.origin}: no Cargo.lock, so its crates cannot be locked and fetched once")
-    return hashlib.sha256(lock.read_bytes()).hexdigest()
+    return cache_entry.file_sha256(lock)
 
 
 def vendored(tree: SourceTree, tc: Toolchain, cache: Cache, progress: Progress) -> Path:
