@@ -49,14 +49,15 @@ from harness.limits import CELL, CELL_GROUP, CELL_UID, CELL_USER
 from harness.model import CommandResult, NixpkgsSource, NotRun, PreparedCell, RootKind, StorePath
 from harness.reproducers import REPRODUCERS, Language
 from harness.runners.output import Bounded
+from harness.system import SW_BIN
 
 RESULT_TAG = "LDMATRIX-VM-RESULT "
 RESULTS_FILE = "ldmatrix-results"
 FINISHED = "LDMATRIX-VM-FINISHED"  # printed by a cell's command only once its program has ended
 SYSTEM = "x86_64-linux"
 SU = "/run/wrappers/bin/su"  # NixOS's su; as root it asks nothing
-ENV = "/run/current-system/sw/bin/env"
-PYTHON = "/run/current-system/sw/bin/python3"
+ENV = f"{SW_BIN}/env"
+PYTHON = f"{SW_BIN}/python3"
 NO_NIX_LD = "no-nix-ld"
 PIN_NIX_LD = "pin"
 _STORE_NAME_BAD = re.compile(r"[^A-Za-z0-9+\-._?=]")
@@ -451,8 +452,7 @@ def generate_test(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> str:
             var = refs.var(entry["nix_ld"]["build"])
             lines.append(f"programs.nix-ld.package = {_nix_ld_package(var, machine.nix_ld)};")
         if machine.nix_ld != NO_NIX_LD and machine.libraries is not None:
-            attrs = " ".join(f"pkgs.{attr}" for attr in machine.libraries)
-            lines.append(f"programs.nix-ld.libraries = [ {attrs} ];" if attrs else "programs.nix-ld.libraries = [ ];")
+            lines.append(f"programs.nix-ld.libraries = {nix_list(f'pkgs.{attr}' for attr in machine.libraries)};")
         nodes.append(f"    {machine.name} = {{ pkgs, ... }}: {{ imports = [ base ]; {' '.join(lines)} }};")
     launchers = any(isinstance(r, NixBuilt) for r in refs.names)
     rust = (f"  rustRepro = builtins.path {{ path = /. + {nix_string(str(REPO_ROOT / 'rust-repro'))}; "
