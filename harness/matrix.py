@@ -188,7 +188,7 @@ def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
 
 class _Loader:
     def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any],
-                 nixpkgs: Mapping[str, str] | None = None):
+                 nixpkgs: Mapping[str, tuple[str, str | None]] | None = None):
         self.path, self.file = path, display
         self.nixpkgs = dict(nixpkgs or {})  # pin -> (its glibc version, its own nix-ld): more glibc builds
         self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
