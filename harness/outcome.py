@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 
 from harness.model import CommandResult, Outcome, OutputCheck, Verdict
+from harness.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE, STUB_LD_STATUS
 
 CHECK_OK = "LDMATRIX-CHECK: ok"
 CHECK_PREFIX = "LDMATRIX-CHECK:"
@@ -71,7 +72,19 @@ def _ok(result: CommandResult, lines: list[str]) -> Verdict | None:
 _BASH_51_NOT_EXECUTED = re.compile(r"^(?:\S*/)?bash: (?:line \d+: )?[^\s:]+: No such file or directory$")
 
 
+def _stub_ld(result: CommandResult) -> Verdict | None:
+    """NixOS 24.05+'s stub-ld at /lib64/ld-linux-x86-64.so.2 (harness/release.py) ran instead of a
+    loader: its first line opens stderr and its status is 127, as nixpkgs' stub-ld.nix writes it."""
+    first = next(iter(result.stderr.splitlines()), "")
+    if result.rc == STUB_LD_STATUS and first.startswith(STUB_LD_FIRST_LINE) and STUB_LD_MESSAGE in result.stderr:
+        return Verdict(Outcome.MISSING_INTERPRETER, first.strip())
+    return None
+
+
 def _missing_interpreter(result: CommandResult, lines: list[str]) -> Verdict | None:
+    stub = _stub_ld(result)
+    if stub is not None:
+        return stub
     patterns = (*_MISSING_INTERPRETER, *((_BASH_51_NOT_EXECUTED,) if result.rc == 127 else ()))
     for pattern in patterns:
         line = _first(lines, pattern)

@@ -111,3 +111,19 @@ def test_bounded_output_keeps_everything_below_the_bound() -> None:
     out.feed(b"d")
     text, cut = out.result()
     assert cut > 0 and "[ldmatrix:" in text and text.endswith("d")
+
+
+STUB_STDERR = ("Could not start dynamically linked executable: ./c-hello\n"
+               "NixOS cannot run dynamically linked executables intended for generic\n"
+               "linux environments out of the box. For more information, see:\n"
+               "https://nix.dev/permalink/stub-ld\n")
+
+
+def test_stub_ld_is_a_missing_interpreter_proved_by_its_first_line() -> None:
+    verdict = classify(CommandResult(127, "", STUB_STDERR, 0.01))
+    assert verdict.outcome is Outcome.MISSING_INTERPRETER
+    assert verdict.evidence == "Could not start dynamically linked executable: ./c-hello"
+
+
+def test_stub_ld_words_with_another_status_are_not_the_stub() -> None:
+    assert classify(CommandResult(0, "", STUB_STDERR, 0.01)).outcome is Outcome.ERROR
