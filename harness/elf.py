@@ -6,6 +6,7 @@ the symbol versions it requires of each library and the ones it defines.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,3 +113,28 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
 def read_interpreter(path: Path | str) -> str | None:
     """The PT_INTERP of the ELF file at ``path``, or None if it has none (static or a library)."""
     return read(path).interpreter
+
+
+@functools.lru_cache(maxsize=64)
+def loader_search_path(path: Path, lib_dir: str) -> tuple[str, ...] | None:
+    """The system search path compiled into the loader at ``path`` whose own library directory (in
+    its root) is ``lib_dir``: glibc keeps it as consecutive NUL-terminated strings, its own ``lib/``
+    first, then any ``user-defined-trusted-dirs`` (nixpkgs: libgcc's lib/). None when it is not
+    there (not such a loader). The e2e tests compare it with what each loader says of itself."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    start = data.find(b"\0" + lib_dir.rstrip("/").encode() + b"/\0")
+    if start < 0:
+        return None
+    dirs: list[str] = []
+    at = start + 1
+    while at < len(data) and data[at:at + 1] == b"/":
+        end = data.index(b"\0", at)
+        entry = data[at:end].decode("utf-8", "replace")
+        if not entry.endswith("/"):
+            break
+        dirs.append(entry.rstrip("/"))
+        at = end + 1
+    return tuple(dirs)

@@ -22,13 +22,14 @@ from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
+from harness.release import CURRENT, RELEASES
 from harness.yamlsource import describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
-AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 RUNNERS = ("sandbox", "docker", "nixos-vm")
@@ -110,11 +111,24 @@ class Matrix:
     rules: tuple[Rule, ...]
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
+    nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/release.py) Debian's columns run as
+
+    def release(self, cell: Cell) -> str | None:
+        """The NixOS release of a cell on Debian's glibc builds; None for a pin's column (its own)."""
+        return None if cell.nixpkgs else (cell.nixos or self.nixos[0])
+
+    def libs_label(self, cell: Cell) -> str | None:
+        """What a NixOS user of the cell's release writes for its library set (``mkForce []``,
+        ``default+[jq]``, ``[jq]``), for a cell whose strategy takes one; None otherwise (or on a pin)."""
+        if not set(cell.strategy) & LIBRARY_STRATEGIES or cell.nixpkgs:
+            return None
+        release = RELEASES[self.release(cell) or CURRENT]
+        return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())), Strategy.NIX_LD in cell.strategy)
 
     def expectation(self, cell: Cell) -> Expectation:
         """The first rule that matches decides. A known bug's rule, unless it says its fixed outcome,
         leaves that to the rules after it: what the cell is expected to give once the bug is gone."""
-        facts = cell_facts(cell, self.binaries)
+        facts = cell_facts(cell, self.binaries, self.nixos[0])
         matching = [rule for rule in self.rules if rule.matches(facts)]
         if not matching:
             raise AssertionError(f"validated matrix has no rule for {cell.id}")  # load() rules this out
@@ -163,9 +177,11 @@ def parse_strategy(text: str) -> tuple[Strategy, ...] | str:
     return strategies
 
 
-def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec]) -> dict[str, Any]:
+def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec], nixos: str = CURRENT) -> dict[str, Any]:
+    """What rules match a cell by; ``nixos``: the matrix's release where the cell names none."""
     spec = binaries[cell.binary]
     return {
+        "nixos": cell.nixos or (None if cell.nixpkgs else nixos),
         "binary": cell.binary,
         "strategy": cell.strategy_name,
         "strategy_atoms": cell.strategy,
@@ -188,11 +204,14 @@ def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
 
 class _Loader:
     def __init__(self, path: Path, display: str, glibc_suites: Mapping[str, str], reproducers: Mapping[str, Any],
-                 nixpkgs: Mapping[str, tuple[str, str | None]] | None = None):
+                 nixpkgs: Mapping[str, tuple[str, str | None]] | None = None,
+                 suite_glibc: Mapping[str, str] | None = None):
         self.path, self.file = path, display
         self.nixpkgs = dict(nixpkgs or {})  # pin -> (its glibc version, its own nix-ld): more glibc builds
-        self.glibc_suites = glibc_suites  # "2.36" -> "bookworm"
-        self.suite_glibc = {suite: glibc for glibc, suite in glibc_suites.items()}
+        self.glibc_suites = glibc_suites  # the store glibc builds: "2.40" -> "bookworm" (its packages' suite)
+        # each suite's own glibc (a built_in suite's, the container's): "bookworm" -> "2.36"
+        self.suite_glibc = dict(suite_glibc) if suite_glibc is not None else \
+            {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
         self.library_sets: dict[str, tuple[str, ...]] = {NO_LIBRARIES: ()}  # libs axis name -> attributes
 
@@ -279,6 +298,7 @@ class _Loader:
             "glibc": (sorted(self.glibc_suites, key=parse_version), "unknown glibc"),
             "env": (sorted(PROFILES), "unknown environment profile"),
             "launch": ([style.value for style in Launch], "unknown launch style"),
+            "nixos": (list(RELEASES), "unknown NixOS release"),
         }
         for key in AXIS_KEYS:
             if key not in section:
@@ -324,6 +344,7 @@ class _Loader:
         axes.setdefault("env", ["nixos-login"])
         axes.setdefault("launch", [Launch.DIRECT.value])
         axes.setdefault("libs", [NO_LIBRARIES])
+        axes.setdefault("nixos", [CURRENT])
         return axes
 
     def library_set(self, section: Any, raw: Any, line: int) -> str:
@@ -393,6 +414,7 @@ class _Loader:
             "env": sorted(PROFILES),
             "launch": [style.value for style in Launch],
             "libs": axes["libs"],
+            "nixos": axes["nixos"],
             "uses": [s.value for s in Strategy],
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
@@ -427,7 +449,7 @@ class _Loader:
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
         count = len(axes["glibc"]) + len(self.nixpkgs)  # Debian's glibc builds and the pins'
-        for key in ("binary", "strategy", "env", "launch", "libs"):
+        for key in ("binary", "strategy", "env", "launch", "libs", "nixos"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -443,15 +465,17 @@ class _Loader:
         The glibc builds are Debian's of the axis's versions, then each nixpkgs pin's own
         (``--nixpkgs``): (version, pin). A pin's own nix-ld joins the nix_ld axis on its column only."""
         builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, (v, _) in self.nixpkgs.items()]
+        named = len(axes["nixos"]) > 1  # one release: the matrix's, not part of a cell's id
         cells: dict[str, Cell] = {}
-        for binary, strategy, (glibc, pin), env, style, libs in itertools.product(
-            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"]
+        for binary, strategy, (glibc, pin), env, style, libs, nixos in itertools.product(
+            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"], axes["nixos"]
         ):
             launch = Launch(style)
+            release = nixos if named and pin is None else None  # a pin's column is its own release
             if Strategy.CONTAINER in strategy:
                 suite = subject(binaries, binary).built_in  # the root it runs in: its build suite's
                 glibc = self.suite_glibc[suite] if suite else NO_SUITE  # NO_SUITE: refused unless excluded
-                pin, launch = None, Launch.DIRECT
+                pin, launch, release = None, Launch.DIRECT, None
             if launch.uses_bash:
                 env = "nixos-login"
             if not set(strategy) & LIBRARY_STRATEGIES:
@@ -461,7 +485,7 @@ class _Loader:
             if own and own not in labels:
                 labels.append(own)
             for nix_ld in (labels or [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin, nixos=release)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
@@ -530,7 +554,8 @@ class _Loader:
 
 def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
          reproducers: Mapping[str, Any] | None = None, extra_nix_ld: Iterable[str] = (),
-         nixpkgs: Mapping[str, tuple[str, str | None]] | None = None) -> Matrix:
+         nixpkgs: Mapping[str, tuple[str, str | None]] | None = None,
+         suite_glibc: Mapping[str, str] | None = None) -> Matrix:
     """``extra_nix_ld``: nix-ld versions supplied on the command line; they join the nix_ld axis.
     ``nixpkgs``: pins (``--nixpkgs``) -> (glibc version, the pin's own nix-ld version or None); each
     pin's glibc build joins the glibc axis as a column of its own, and its nix-ld the nix_ld axis
@@ -538,10 +563,11 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     path = Path(path)
     display = _display(path)
     if glibc_suites is None:
-        from harness.provision import SUITES as glibc_suites  # noqa: N811
+        from harness.provision.suites import SUITE_GLIBC, SUITES
+        glibc_suites, suite_glibc = SUITES, suite_glibc or SUITE_GLIBC
     if reproducers is None:
         from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
-    loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs)
+    loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs, suite_glibc)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")
     name = loader.name(doc)
@@ -552,7 +578,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     loader.bound_cells(doc, axes)
     cells = loader.expand(axes, binaries)
     excludes = loader.excludes(doc, binaries, axes)
-    facts = {c.id: cell_facts(c, binaries) for c in cells}
+    facts = {c.id: cell_facts(c, binaries, axes["nixos"][0]) for c in cells}
     for matchers, line in excludes:
         kept = [c for c in cells if not all(m.matches(facts[c.id].get(m.key), facts[c.id]) for m in matchers)]
         if len(kept) == len(cells):
@@ -586,7 +612,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     if runner not in RUNNERS:
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
-                  tuple(cells), tuple(rules), sources, dict(loader.library_sets))
+                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]))
 
 
 def _display(path: Path) -> str:

@@ -113,6 +113,10 @@ class GlibcSet:
     extra: tuple[StorePath, ...] = ()  # more store paths the root holds (a pin's closure, ldd)
     bash: StorePath | None = None  # a pin's own bash for the bash launch styles; None: the system layout's
     own_nix_ld: StorePath | None = None  # a pin's own pkgs.nix-ld: it serves its version's cells on this build
+    # Our own build of glibc (harness/provision/glibc_build.py): its bin output's files on the host
+    # (ldd, made a store path of its own beside the system's bash), and what it was built with.
+    programs: Path | None = None
+    build: str = ""
 
     @property
     def loader(self) -> str:
@@ -122,12 +126,6 @@ class GlibcSet:
     def store_paths(self) -> tuple[StorePath, ...]:
         own = (self.glibc, self.libxcrypt, self.gcc_lib, self.shell)
         return own + tuple(p for p in self.extra if p not in own)
-
-    @property
-    def nix_ld_library_paths(self) -> tuple[StorePath, ...]:
-        """What nix-ld's lib dir always links, whatever the library set: Debian's glibc (its loader does
-        not search its own directory; a Nix-built glibc's does, so a pin needs nothing here)."""
-        return () if self.nixpkgs else (self.glibc,)
 
     def own_nix_ld_for(self, label: str | None) -> StorePath | None:
         """The pin's own nix-ld when a cell on this build names its version: what NixOS users of the
@@ -140,6 +138,17 @@ class GlibcSet:
     def key(self) -> str:
         """What cells name this build by (Cell.glibc_key): the pin, or Debian's glibc version."""
         return self.nixpkgs.name if self.nixpkgs else self.glibc_version
+
+
+@dataclass(frozen=True)
+class LibrarySet:
+    """Libraries as Nix builds them: each listed attribute's own store paths (``own``: what nix-ld's
+    directory links and a RUNPATH or LD_LIBRARY_PATH names), and what the store must also hold for
+    their RUNPATHs to resolve (``closure``, ``own`` first)."""
+
+    attributes: tuple[str, ...] = ()
+    own: tuple[StorePath, ...] = ()
+    closure: tuple[StorePath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,9 @@ class Cell:
     # The nixpkgs pin whose own glibc build this is ("nixos-24.11"); None: Debian's build of ``glibc``.
     # ``glibc`` is then that pin's glibc version, what rules like ``glibc: "<2.38"`` compare.
     nixpkgs: str | None = None
+    # The NixOS release whose behaviour the root has (harness/release.py), when the matrix's ``nixos``
+    # axis names more than one; None: the matrix's one release (or a pin's own), not part of the id.
+    nixos: str | None = None
 
     @property
     def strategy_name(self) -> str:
@@ -258,6 +270,8 @@ class Cell:
             out["nix_ld"] = self.nix_ld
         if self.nixpkgs is not None:
             out["nixpkgs"] = self.nixpkgs
+        if self.nixos is not None:
+            out["nixos"] = self.nixos
         return out
 
     @property
@@ -268,6 +282,8 @@ class Cell:
         if self.nix_ld is not None:
             parts[-1] = f"{self.strategy_name}-{self.nix_ld}"
         parts.append(self.nixpkgs or f"glibc-{self.glibc}")
+        if self.nixos is not None:
+            parts.append(f"nixos-{self.nixos}")
         if self.env != "nixos-login":
             parts.append(self.env)
         if self.launch is not Launch.DIRECT:

@@ -4,7 +4,10 @@
 named by ``NIX_LD`` with ``NIX_LD_LIBRARY_PATH`` appended to ``LD_LIBRARY_PATH``); the libraries
 are loaded breadth first, each found by its soname in, in order, the needing object's DT_RPATH
 (when it has no DT_RUNPATH, with the program's), ``LD_LIBRARY_PATH``, its DT_RUNPATH, then the
-loader's default directories; a library already loaded is not looked for again. Then every
+loader's own search list (what its build compiled in: a nixpkgs-built glibc's own lib/ and
+libgcc's, harness/elf.py ``loader_search_path``; Debian's directories for an FHS loader); a library
+already loaded is not looked for again. NixOS 24.05+'s stub-ld as the interpreter is a missing
+interpreter, as is none at all. Then every
 version an object requires of a library must be one that library defines. The first failure is
 the prediction, as ld.so reports it: ``missing-interpreter``, ``missing-library``,
 ``glibc-too-old`` (a ``GLIBC_`` version) or ``error`` (any other version); otherwise the program
@@ -17,6 +20,7 @@ root's links, following symbolic links as the kernel would.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -78,6 +82,11 @@ class RootView:
 
     def resolve(self, path: str) -> Path | None:
         """The host file behind the root path ``path``, following links; None if there is none."""
+        found = self.canonical(path)
+        return found[1] if found else None
+
+    def canonical(self, path: str) -> tuple[str, Path] | None:
+        """``path`` with every link followed, as a path of the root, and the host file behind it."""
         path = os.path.normpath(path)
         for _ in range(_MAX_LINKS):
             parts = PurePosixPath(path).parts
@@ -104,7 +113,7 @@ class RootView:
                     return None
             if not redirected:
                 host, _ = self._host(path)
-                return host if host is not None and host.exists() else None
+                return (path, host) if host is not None and host.exists() else None
         return None
 
 
@@ -127,9 +136,12 @@ def simulate(program: elf.ElfInfo, program_path: str, view: RootView, env: Mappi
         return Prediction(Outcome.OK, "a static program: no loader")
     interpreter = None
     if not interpreter_is_nix_ld:  # True: nix-ld is the interpreter, whatever the root has there
-        interpreter = view.resolve(program.interpreter)
-        if interpreter is None:
+        found = view.canonical(program.interpreter)
+        if found is None:
             return Prediction(Outcome.MISSING_INTERPRETER, f"{program.interpreter} does not exist in the root")
+        if re.fullmatch(r"/nix/store/[^/]+-stub-ld", found[0]):
+            return Prediction(Outcome.MISSING_INTERPRETER, f"{program.interpreter} is NixOS's stub-ld ({found[0]})")
+        interpreter = found[1]
     ld_library_path = _split(env.get("LD_LIBRARY_PATH"))
     nix_ld = interpreter_is_nix_ld if interpreter_is_nix_ld is not None else _is_nix_ld(interpreter)
     if nix_ld:
@@ -137,6 +149,7 @@ def simulate(program: elf.ElfInfo, program_path: str, view: RootView, env: Mappi
         if not loader or view.resolve(loader) is None:
             return Prediction(Outcome.ERROR, f"nix-ld: NIX_LD {loader or '(unset)'} does not exist in the root")
         ld_library_path += _split(env.get("NIX_LD_LIBRARY_PATH"))
+    system_dirs = _system_dirs(view, env["NIX_LD"] if nix_ld else program.interpreter)
     loaded: dict[str, tuple[str, elf.ElfInfo]] = {}
     queue: list[tuple[str, elf.ElfInfo]] = [(program_path, program)]
     resolutions: list[Resolution] = []
@@ -148,7 +161,7 @@ def simulate(program: elf.ElfInfo, program_path: str, view: RootView, env: Mappi
             if soname in loaded or soname == LOADER_SONAME:
                 continue
             dirs = [*(obj.rpath + program.rpath if obj.rpath and not obj.runpath else ()), *ld_library_path,
-                    *obj.runpath, *DEFAULT_DIRS]
+                    *obj.runpath, *system_dirs]
             found = None
             for directory in dirs:
                 candidate = f"{_expand(directory, origin).rstrip('/')}/{soname}"
@@ -184,6 +197,16 @@ def simulate(program: elf.ElfInfo, program_path: str, view: RootView, env: Mappi
                 return Prediction(outcome, f"{soname} defines no {missing[0]} (required by "
                                   f"{PurePosixPath(path).name})", tuple(resolutions))
     return Prediction(Outcome.OK, "every library and symbol version resolves", tuple(resolutions))
+
+
+def _system_dirs(view: RootView, loader: str) -> tuple[str, ...]:
+    """The loader's own search list: what its build compiled in (nixpkgs' glibc: its lib/, then
+    libgcc's lib/; harness/provision/glibc_build.py), or Debian's directories for an FHS loader."""
+    found = view.canonical(loader)
+    if found is None:
+        return DEFAULT_DIRS
+    root_path, host = found
+    return elf.loader_search_path(host, str(PurePosixPath(root_path).parent)) or DEFAULT_DIRS
 
 
 def view_of(mounts: Iterable[tuple[str, Path]], links: Iterable[tuple[str, str]] = ()) -> RootView:

@@ -19,15 +19,17 @@ from harness.errors import LdmatrixError
 from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec, Skip,
-    StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
+    Skip, StorePath,
 )
+from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
+from harness.release import CURRENT, RELEASES, NixosRelease
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
 from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.system import SystemPaths, layout
-from harness.strategies.nix_ld import NixLdMissing
+from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
 
@@ -44,10 +46,12 @@ class Artefacts:
     nix_ld_origins: Mapping[str, str] = field(default_factory=dict)  # version label -> how it was had
     tools: Mapping[str, Tools] = field(default_factory=dict)  # glibc key -> busybox for the launch styles
     systems: Mapping[str, SystemPaths] = field(default_factory=dict)  # glibc key -> the NixOS system's paths
-    libraries: Mapping[tuple[str, str], tuple[StorePath, ...]] = field(default_factory=dict)  # (glibc key, libs)
+    # (glibc key, nixpkgs attributes) -> the library set as Nix builds it (harness/provision/packages.py)
+    libraries: Mapping[tuple[str, tuple[str, ...]], LibrarySet] = field(default_factory=dict)
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
+    stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -78,9 +82,18 @@ def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[
     return [*paths, *subject.run]
 
 
+def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
+                       release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
+    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/release.py)."""
+    listed = tuple(library_sets.get(libs, LIBRARIES.default if libs == DEFAULT else ()))
+    return listed, release.nix_ld_attributes(libs, listed, LIBRARIES.default)
+
+
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float, home: Path | None = None) -> PreparedCell | Skip:
+            timeout: float, home: Path | None = None, release: NixosRelease | None = None) -> PreparedCell | Skip:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
+    ``release``: the NixOS release whose root it runs in (harness/release.py; default the current one).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
     read-only at ``~/bin/<name>`` (see harness/installed.py).
@@ -95,14 +108,21 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     if glibc.nixpkgs and cell.libs not in ("none", "default"):
         return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
-    libraries = (glibc.nix_ld_libraries or ()) if glibc.nixpkgs and cell.libs == "default" else \
-        art.libraries.get((cell.glibc_key, cell.libs), ())
+    release = release or RELEASES[CURRENT]
+    listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release)
+    if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
+        own = tuple(glibc.nix_ld_libraries or ()) if cell.libs == "default" else ()
+        listed_set = nix_ld_set = LibrarySet(listed, own, own)
+    else:
+        listed_set = art.libraries.get((cell.glibc_key, listed), LibrarySet())
+        nix_ld_set = art.libraries.get((cell.glibc_key, nix_ld_attrs), LibrarySet())
     ctx = StrategyContext(
         glibc=glibc,
         build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
         nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
-        libraries=libraries,
+        libraries=listed_set,
+        nix_ld_libraries=nix_ld_set,
     )
     plan = Plan()
     try:
@@ -111,6 +131,11 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     except NixLdMissing:
         label = cell.nix_ld or "?"
         return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
+    if not plan.fhs and release.stub_ld and not any(link.path == LOADER_LINK for link in plan.links):
+        if art.stub_ld is None:
+            raise LdmatrixError(f"{release.pretty_name} has stub-ld at {LOADER_LINK}, and none was provisioned")
+        plan.add_store_paths([art.stub_ld])  # environment.ldso's mkDefault: stub-ld unless nix-ld is enabled
+        plan.links.append(Link(LOADER_LINK, art.stub_ld.store_path))
 
     subject_binary = art.binaries[subject.key]
     binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
@@ -140,7 +165,8 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         (home / relative).write_bytes(data)
     system = None
     if not plan.fhs and cell.glibc_key in art.systems:  # /etc, /run/current-system/sw/bin, /usr/bin/env
-        system = layout(art.systems[cell.glibc_key], tuple(kv for kv in env if kv not in target.strategy_env))
+        system = layout(art.systems[cell.glibc_key], tuple(kv for kv in env if kv not in target.strategy_env),
+                        release)
     store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
                                            *launched.store_paths)}
     mounts = [Mount(home, HOME, writable=True)]

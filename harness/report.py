@@ -45,7 +45,9 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":
         row += f"  via {axes['launch']}"
-    if axes.get("libs", "none") != "none":
+    if axes.get("libs_label"):  # what a NixOS user of the cell's release writes (harness/release.py)
+        row += f"  libs {axes['libs_label']}"
+    elif axes.get("libs", "none") != "none":
         row += f"  libs {axes['libs']}"
     return row, column(axes)
 

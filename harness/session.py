@@ -11,23 +11,26 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers
+from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers, stub_ld
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
 from harness.artifacts import provide as artifacts_provide
 from harness.matrix import Matrix, subject
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, NotRun, Outcome, OutputCheck, PreparedCell, Skip, Strategy, Verdict,
+    Cell, CellResult, CommandResult, GlibcSet, LibrarySet, NotRun, Outcome, OutputCheck, PreparedCell, Skip, Strategy,
+    Verdict,
 )
+from harness.nixpkgs.release import pin_release
+from harness.release import CURRENT, RELEASES, NixosRelease
 from harness.system import SystemPaths
 from harness.outcome import classify
 from harness.outdir import CELL_FILE, RunDirectory
-from harness.prepare import Artefacts, prepare
+from harness.prepare import Artefacts, library_attributes, prepare
 from harness.progress import NullProgress, Progress
 from harness.provision import Lock
 from harness.runners import get_runner
@@ -81,19 +84,37 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
-    systems, libraries, tools = nixos_systems(matrix, [c for c in cells if c.glibc_key in glibc_sets], glibc_sets,
-                                              options, progress)
+    here = [c for c in cells if c.glibc_key in glibc_sets]
+    systems, libraries, tools = nixos_systems(matrix, here, glibc_sets, options, progress)
     # A pin's own nix-ld serves its version on the pin's column; every other cell's comes from nixld.
     labels = {c.nix_ld for c in cells if c.nix_ld is not None and c.glibc_key in glibc_sets
               and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
-    return Artefacts(glibc_sets, roots, binaries, nix_ld.store_paths, nix_ld.missing, nix_ld.origins, tools,
-                     systems, libraries, options.cache, glibc_missing,
-                     dict(matrix.library_sets))
+    stub = None
+    if any(release_of(matrix, c, glibc_sets).stub_ld for c in here if Strategy.CONTAINER not in c.strategy):
+        progress.step("stub-ld (NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2)")
+        stub = stub_ld.store_path(options.cache, progress)
+    return Artefacts(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
+                     nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
+                     libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
+                     library_sets=dict(matrix.library_sets), stub_ld=stub)
+
+
+def release_of(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -> NixosRelease:
+    """The NixOS release whose behaviour a cell's root has: a pin's own (read from its tree), or the
+    matrix's for Debian's builds."""
+    glibc = glibc_sets.get(cell.glibc_key)
+    if glibc is not None and glibc.nixpkgs is not None:
+        return pin_release(glibc.nixpkgs)
+    return RELEASES[matrix.release(cell) or CURRENT]
+
+
+
 
 
 def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
-                  progress: Progress) -> tuple[dict[str, SystemPaths], dict[tuple[str, str], tuple], dict[str, Tools]]:
+                  progress: Progress) -> tuple[dict[str, SystemPaths], dict[tuple[str, tuple[str, ...]], LibrarySet],
+                                               dict[str, Tools]]:
     """Per store glibc the cells run on in the NixOS-like root: the system's store paths (coreutils,
     bash, ldd, python3, tzdata, certificates) and the library sets the cells name."""
     from harness.provision.packages import PackageStore
@@ -102,7 +123,7 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
         return {}, {}, {}
     lock = options.lock or provision.load_lock()
     systems: dict[str, SystemPaths] = {}
-    libraries: dict[tuple[str, str], tuple] = {}
+    libraries: dict[tuple[str, tuple[str, ...]], LibrarySet] = {}
     tools: dict[str, Tools] = {}
     for key in sorted({c.glibc_key for c in nixos}):
         glibc = glibc_sets[key]
@@ -113,13 +134,15 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
         progress.step(f"NixOS system for glibc {key}: coreutils, grep, sed, findutils, bash, ldd, python3, "
                       "tzdata, certificates")
         systems[key] = SystemPaths(coreutils=store.closure("coreutils"), tools=store.closure("tools"),
-                                   ldd=store.closure("ldd")[0],
+                                   ldd=store.glibc_bin(),
                                    tzdata=store.closure("tzdata")[0], cacert=store.closure("cacert")[0],
                                    bash=store.closure("bash"), python=store.python_closure())
-        here = [c for c in nixos if c.glibc_key == key]
-        for name in sorted({c.libs for c in here} - {"none"}):
-            progress.step(f"library set {name} for glibc {key}")
-            libraries[(key, name)] = store.libraries(tuple(matrix.library_sets[name]))
+        wanted: set[tuple[str, ...]] = set()
+        for cell in (c for c in nixos if c.glibc_key == key):
+            wanted.update(library_attributes(cell.libs, matrix.library_sets, release_of(matrix, cell, glibc_sets)))
+        for attrs in sorted(wanted - {()}):
+            progress.step(f"library set [{' '.join(attrs)}] for glibc {key}")
+            libraries[(key, attrs)] = store.libraries(attrs)
         tools[key] = Tools(busybox=glibc.shell)
     return systems, libraries, tools
 
@@ -210,7 +233,8 @@ def _stage(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: R
     staged = _Staged(cell, _result_base(matrix, cell, runner.name), rundir.staging(cell.id), rundir.scratch(cell.id),
                      rundir, (child or spec).check)
     try:
-        prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home)
+        release = release_of(matrix, cell, art.glibc if art is not None else {})
+        prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home, release=release)
     except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
         staged.early = _harness_error(staged.base, f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
         return staged
@@ -298,8 +322,12 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
 def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
     """What every CellResult of ``cell`` carries, run or skipped: its id, axes and expectation."""
     expectation = matrix.expectation(cell)
+    axes = cell.axes
+    label = matrix.libs_label(cell)
+    if label is not None:
+        axes["libs_label"] = label  # what a NixOS user of the release writes: the grid's row says it
     return dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner,
-                axes=cell.axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
+                axes=axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
 
 
 def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts | None) -> dict[str, str]:

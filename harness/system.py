@@ -7,7 +7,7 @@ content (harness/provision/packages.py makes them store paths):
   (links into their store paths); ``/bin/sh``, the same bash (NixOS's ``environment.binsh``),
   dynamically linked against the store glibc as every other program here;
 - ``/usr/bin/env`` (NixOS keeps this one link for ``#!/usr/bin/env`` scripts);
-- ``/etc/os-release`` (``ID=nixos``), ``passwd`` and ``group`` (the cell's user is uid 1000 /
+- ``/etc/os-release`` (``ID=nixos``, the cell's release), ``passwd`` and ``group`` (the cell's user is uid 1000 /
   gid 100, ``user`` of group ``users``), ``nsswitch.conf``, ``hosts``, ``hostname``, an empty
   ``resolv.conf`` (no network; a container engine mounts its own over these), ``profile`` and
   ``set-environment`` (the login environment, programs.nix-ld's variables among it),
@@ -23,18 +23,19 @@ from dataclasses import dataclass
 from harness.bwrap import HOSTNAME
 from harness.environments import HOME, set_environment
 from harness.model import Link, StorePath
+from harness.release import CURRENT, RELEASES, NixosRelease
 
 SW_BIN = "/run/current-system/sw/bin"
-NIXOS_RELEASE = ("23.11", "tapir", "Tapir")  # the release the seed post ran; the login environment is its
 
-OS_RELEASE = f"""ID=nixos
-LOGO="nix-snowflake"
-NAME=NixOS
-PRETTY_NAME="NixOS {NIXOS_RELEASE[0]} ({NIXOS_RELEASE[2]})"
-VERSION="{NIXOS_RELEASE[0]} ({NIXOS_RELEASE[2]})"
-VERSION_CODENAME={NIXOS_RELEASE[1]}
-VERSION_ID="{NIXOS_RELEASE[0]}"
-"""
+
+def os_release(release: NixosRelease) -> str:
+    """``/etc/os-release`` of ``release`` (the fields NixOS writes that programs read: ID, VERSION_ID)."""
+    version = f"{release.version} ({release.codename})" if release.codename else release.version
+    return (f'ID=nixos\nLOGO="nix-snowflake"\nNAME=NixOS\nPRETTY_NAME="{release.pretty_name}"\n'
+            f'VERSION="{version}"\n'
+            + (f"VERSION_CODENAME={release.codename.lower()}\n" if release.codename else "")
+            + f'VERSION_ID="{release.version}"\n')
+
 PASSWD = f"""root:x:0:0:System administrator:/root:{SW_BIN}/bash
 user:x:1000:100::{HOME}:{SW_BIN}/bash
 nobody:x:65534:65534:Unprivileged account (don't use!):/var/empty:{SW_BIN}/nologin
@@ -72,7 +73,7 @@ class SystemPaths:
 
     coreutils: tuple[StorePath, ...]  # coreutils first, then its libraries
     tools: tuple[StorePath, ...]  # grep, sed, findutils (NixOS's requiredPackages have them), their libraries
-    ldd: StorePath  # libc-bin, its ldd pointed at the store
+    ldd: StorePath  # the store glibc's bin output (glibc.bin): ldd with its #! on the store's bash
     tzdata: StorePath
     cacert: StorePath
     bash: tuple[StorePath, ...]  # Debian's bash, dynamically linked as NixOS's bashInteractive, then its libraries
@@ -104,8 +105,9 @@ class SystemLayout:
     files: dict[str, str]
 
 
-def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...]) -> SystemLayout:
-    """The system's links and files for a cell whose login environment is ``login_env``."""
+def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...],
+           release: NixosRelease = RELEASES[CURRENT]) -> SystemLayout:
+    """The system's links and files for a cell whose login environment is ``login_env``, on ``release``."""
     certs = f"{paths.cacert.store_path}/etc/ssl/certs/ca-certificates.crt"
     links = (
         *paths.sw_bin(),
@@ -118,7 +120,7 @@ def layout(paths: SystemPaths, login_env: tuple[tuple[str, str], ...]) -> System
         Link("/etc/zoneinfo", f"{paths.tzdata.store_path}/share/zoneinfo"),
         Link("/etc/localtime", "/etc/zoneinfo/UTC"),
     )
-    files = {"/etc/os-release": OS_RELEASE, "/etc/passwd": PASSWD, "/etc/group": GROUP,
+    files = {"/etc/os-release": os_release(release), "/etc/passwd": PASSWD, "/etc/group": GROUP,
              "/etc/nsswitch.conf": NSSWITCH, "/etc/hosts": HOSTS, "/etc/hostname": f"{HOSTNAME}\n",
              "/etc/resolv.conf": "", "/etc/profile": PROFILE, "/etc/set-environment": set_environment(login_env)}
     return SystemLayout(paths.store_paths, links, files)

@@ -333,6 +333,14 @@ def test_the_session_batches_cells_for_a_runner_that_can(tmp_path: Path, monkeyp
             from harness.model import Expectation
             return Expectation(Outcome.OK, "test:1")
 
+        @staticmethod
+        def release(cell):  # the matrix's NixOS release for a Debian column; None: the current one
+            return None
+
+        @staticmethod
+        def libs_label(cell):  # what a NixOS user writes for the cell's library set; None: it takes none
+            return None
+
     cells = [prepared(tmp_path, name="a"), prepared(tmp_path, name="b")]
     by_cell = {c.cell: c for c in cells}
     monkeypatch.setattr(session, "prepare", lambda cell, *args, **kwargs: by_cell[cell])

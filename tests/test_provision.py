@@ -17,7 +17,9 @@ from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.progress import NullProgress
+from harness.model import StorePath
 from harness.provision import LOCK_PATH, SUITES, fetch, load_lock, mirror, nixbase32
+from harness.provision.suites import SUITE_GLIBC
 from harness.provision import build_root, buildroot, provision_glibc
 from harness.provision.archive import parse_packages, parse_release, pick
 from harness.provision.debversion import compare, upstream
@@ -33,14 +35,18 @@ needs_dpkg_deb = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="ne
 def test_suites_map() -> None:
     assert SUITES["2.31"] == "bullseye" and SUITES["2.36"] == "bookworm" and SUITES["2.41"] == "trixie"
     assert "sid" in SUITES.values()
+    # a store glibc newer than its packages' suite's own: the packages ask for no newer symbol versions
+    for glibc, suite in SUITES.items():
+        assert tuple(map(int, SUITE_GLIBC[suite].split("."))) <= tuple(map(int, glibc.split(".")))
+    assert SUITES["2.40"] == "bookworm" and CONFIG.glibc_build("2.40").build == "trixie"
     assert CONFIG.wanted()["bookworm"] == ("bash-static", "busybox-static", "libc6", "libcrypt1", "libgcc-s1")
     assert CONFIG.wanted()["bullseye"] == ("libc6", "libcrypt1", "libgcc-s1")
 
 
 def test_committed_lock_is_valid_and_sorted() -> None:
     lock = load_lock(LOCK_PATH)
-    assert {s.suite for s in lock.suites} == set(SUITES.values())
-    for glibc, suite in SUITES.items():
+    assert {s.suite for s in lock.suites} == set(SUITE_GLIBC)
+    for suite, glibc in SUITE_GLIBC.items():
         assert upstream(lock.deb(suite, "libc6").version) == glibc
     text = LOCK_PATH.read_text()
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
@@ -395,6 +401,10 @@ def test_missing_loader_is_an_error(tmp_path: Path, monkeypatch) -> None:
 
 @needs_dpkg_deb
 def test_provision_glibc_offline_from_cache(tmp_path: Path, monkeypatch) -> None:
+    """The store paths beside a store glibc come from the lock's .debs, offline once cached; glibc
+    itself is built (harness/provision/glibc_build.py) trusting the gcc-lib store path's lib/."""
+    from harness.provision import glibc_build
+
     _no_network(monkeypatch)
     cache = Cache(tmp_path / "cache")
     libc = _put(cache, _build_deb(tmp_path, "libc6", MERGED_USR_STYLE, "2.41-12"), "libc6", "2.41-12")
@@ -408,8 +418,17 @@ def test_provision_glibc_offline_from_cache(tmp_path: Path, monkeypatch) -> None
     config = SuitesConfig("amd64", {"9.99": "bookworm"}, dict(CONFIG.packages), "busybox-static",
                           "busybox", "bookworm", (), "apt", "sid", ())
     lock = Lock(tmp_path / "lock.json", "amd64", (SuiteLock("bookworm", "", (bb, libc, crypt, gcc)),))
+    trusted: list[str] = []
+
+    def built(version, lock, gcc_lib, cache, progress):
+        trusted.append(gcc_lib.lib_dir)
+        out = tmp_path / "glibc-out"
+        return glibc_build.GlibcBuild(StorePath("glibc", version, "d" * 32, out), tmp_path / "bin", out / "log", "gcc")
+
+    monkeypatch.setattr(glibc_build, "provide", built)
     g = provision_glibc("9.99", cache, NullProgress(), lock=lock, config=config)
     assert g.suite == "bookworm" and g.glibc_version == "9.99"
+    assert trusted == [g.gcc_lib.lib_dir]
     assert g.libxcrypt.basename.endswith("-libxcrypt-4.4.38-1")  # epoch dropped
     assert (g.libxcrypt.host_path / "lib" / "libcrypt.so.1").read_bytes() == b"crypt"
     assert (g.gcc_lib.host_path / "lib" / "libgcc_s.so.1").read_bytes() == b"gcc"

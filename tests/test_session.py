@@ -36,7 +36,7 @@ class FakeRunner:
 def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: dict[str, object], broken: str | None = None):
     seed = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml")
 
-    def prepare(cell, spec, child, art, workdir, timeout, home=None):
+    def prepare(cell, spec, child, art, workdir, timeout, home=None, release=None):
         if cell.id == broken:
             raise LdmatrixError("patchelf --set-interpreter /nix/store/x c-hello failed: cannot open")
         workdir.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import Progress
 from harness.provision import nixbase32
+from harness.provision.buildrun import run_logged
 from harness.reproducers import bwrap_argv
 
 from .source import Generation, SourceTree
@@ -103,35 +101,8 @@ def _last_lines(log: Path, n: int = 3) -> str:
     return " | ".join(errors[-n:] if errors else lines[-n:]) or "no output"
 
 
-def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> int | None:
-    """Run ``argv``, its output to ``log`` and its notable lines to progress; None on timeout."""
-    with log.open("a") as out:
-        out.write(f"# sandbox: {' '.join(argv)}\n")
-        out.flush()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", start_new_session=True)
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(BUILD_TIMEOUT, kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                out.write(line)
-                if _PROGRESS_LINE.match(line):
-                    progress.step(f"{what}: {line.strip()}")
-            rc = proc.wait()
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise
-        finally:
-            timer.cancel()
-    return None if timed_out.is_set() else rc
+def _notable(line: str) -> str | None:
+    return line.strip() if _PROGRESS_LINE.match(line) else None
 
 
 def build(tree: SourceTree, cache: Cache, progress: Progress, tc: Toolchain | None = None) -> NixLdBuild:
@@ -156,7 +127,7 @@ def build(tree: SourceTree, cache: Cache, progress: Progress, tc: Toolchain | No
                        f"$ {COMMANDS[tree.generation]}\n")
         argv = bwrap_argv(tc.root.path, tree.path, out, ("sh", "-ec", COMMANDS[tree.generation]),
                           binds=binds, env=ENVIRONMENT[tree.generation], chdir="/src")
-        rc = _run_logged(argv, log, progress, what)
+        rc = run_logged(argv, log, progress, what, BUILD_TIMEOUT, _notable)
         if rc != 0 or not (out / "nix-ld").is_file():
             failed = entry.path.parent / f"{entry.name}.failed.log"
             os.replace(log, failed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from . import debversion
 from .fetch import NotFound, fetch_bytes
 from .libraries import CONFIG as LIBRARIES
 from .libraries import resolve as resolve_libraries
-from .lockfile import LOCK_PATH, Lock, LockedDeb, SuiteLock, write_lock
+from .lockfile import LOCK_PATH, Lock, LockedDeb, LockedSource, SuiteLock, wanted_sources, write_lock
 from .mirror import debian_mirror
 from .suites import CONFIG, SuitesConfig
 
@@ -115,13 +116,23 @@ def fetch_release(suite: str, mirror: str, keyring: Path = KEYRING) -> Release:
 
 def fetch_packages(release: Release, mirror: str, arch: str, component: str = "main") -> str:
     """The Packages index, checked against the sha256 the signed InRelease gives for it."""
-    name = f"{component}/binary-{arch}/Packages.xz"
+    return fetch_index(release, mirror, f"{component}/binary-{arch}", "Packages.xz")
+
+
+def fetch_sources(release: Release, mirror: str, component: str = "main") -> str:
+    """The Sources index, checked against the sha256 the signed InRelease gives for it."""
+    return fetch_index(release, mirror, f"{component}/source", "Sources.xz")
+
+
+def fetch_index(release: Release, mirror: str, directory: str, file: str) -> str:
+    """An xz index of the suite (``main/source/Sources.xz``), checked against the signed InRelease."""
+    name = f"{directory}/{file}"
     if name not in release.sha256:
         raise ProvisionError(f"dists/{release.suite}/InRelease lists no {name}")
     size, sha = release.sha256[name]
     plain = f"dists/{release.suite}/{name}"
     # by-hash cannot change under us between reading InRelease and the index (sid moves daily)
-    rel = f"dists/{release.suite}/{component}/binary-{arch}/by-hash/SHA256/{sha}" if release.by_hash else plain
+    rel = f"dists/{release.suite}/{directory}/by-hash/SHA256/{sha}" if release.by_hash else plain
     try:
         data = fetch_bytes(rel, mirror)
     except NotFound:
@@ -159,15 +170,46 @@ def pick(stanzas: dict[str, list[dict[str, str]]], suite: str, package: str, arc
     return LockedDeb(suite, package, version, arch, s["Filename"], int(s["Size"]), s["SHA256"])
 
 
-def _locked_entries(lock_path: Path, config: SuitesConfig) -> dict[str, SuiteLock]:
-    """The entries the lock already has (validated), to keep them while adding what it lacks."""
+def pick_source(sources_index: str, suite: str, name: str, version: str) -> LockedSource:
+    """``<name>_<version>.orig.tar.*`` of the Sources index of ``suite``: its pool path, size and sha256
+    (whichever source version of the package lists it: the original is the same for every revision)."""
+    want = re.compile(rf"^{re.escape(name)}_{re.escape(version)}\.orig\.tar\.(xz|gz|bz2)$")
+    for stanza in _deb822(sources_index, name):
+        directory = stanza.get("Directory", "")
+        for line in stanza.get("Checksums-Sha256", "").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and want.match(parts[2]):
+                return LockedSource(name, version, suite, f"{directory}/{parts[2]}", int(parts[1]), parts[0])
+    raise ProvisionError(f"dists/{suite}/main/source/Sources.xz lists no {name}_{version}.orig.tar.xz; "
+                         f"move the glibc build of {version} to a suite that has it (harness/data/suites.json)")
+
+
+def _deb822(text: str, package: str) -> list[dict[str, str]]:
+    """The stanzas of ``package`` in an index, multi-line fields joined with newlines."""
+    out = []
+    for stanza in text.split("\n\n"):
+        if not stanza.lstrip("\n").startswith(f"Package: {package}\n"):
+            continue
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        out.append(fields)
+    return out
+
+
+def _locked(lock_path: Path, config: SuitesConfig) -> Lock | None:
+    """What the lock already has (validated), to keep it while adding what it lacks."""
     from .lockfile import parse_lock
 
     try:
-        lock = parse_lock(json.loads(lock_path.read_text()), lock_path, config, partial=True)
+        return parse_lock(json.loads(lock_path.read_text()), lock_path, config, partial=True)
     except (OSError, ValueError, ProvisionError):
-        return {}
-    return {s.suite: s for s in lock.suites}
+        return None
 
 
 def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
@@ -181,7 +223,9 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
 
     progress = progress or NullProgress()
     mirror = debian_mirror()
-    existing = _locked_entries(lock_path, config) if only_missing else {}
+    locked = _locked(lock_path, config) if only_missing else None
+    existing = {s.suite: s for s in locked.suites} if locked else {}
+    releases: dict[str, Release] = {}
     suites = []
     for suite, static in config.wanted().items():
         kept = existing.get(suite)
@@ -189,10 +233,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
         if only_missing and kept and kept.libraries == LIBRARIES.digest and all(p in have for p in static):
             suites.append(kept)
             continue
-        progress.step(f"lock: reading dists/{suite}/InRelease")
-        release = fetch_release(suite, mirror, keyring)
-        if release.warning:
-            progress.step(release.warning)
+        release = releases[suite] = _release(suite, mirror, keyring, progress)
         progress.step(f"lock: reading dists/{suite}/main/binary-{config.architecture}/Packages.xz")
         stanzas = parse_packages(fetch_packages(release, mirror, config.architecture), None)
         newest = {name: next(s for s in found if s["Version"] == debversion.newest([f["Version"] for f in found]))
@@ -207,6 +248,27 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
                       f"{len(libraries.closures)} library closures")
         suites.append(SuiteLock(suite, kept.date if have else release.date, debs, libraries.closures,
                                 libraries.depends, LIBRARIES.digest))
-    lock = Lock(lock_path, config.architecture, tuple(suites))
+    kept_sources = {src.key: src for src in locked.sources} if locked else {}
+    sources: list[LockedSource] = []
+    indexes: dict[str, str] = {}
+    for key, (name, version, suite) in wanted_sources(config).items():
+        if key in kept_sources:
+            sources.append(kept_sources[key])
+            continue
+        if suite not in indexes:
+            release = releases.get(suite) or _release(suite, mirror, keyring, progress)
+            progress.step(f"lock: reading dists/{suite}/main/source/Sources.xz")
+            indexes[suite] = fetch_sources(release, mirror)
+        sources.append(pick_source(indexes[suite], suite, name, version))
+        progress.step(f"lock: {sources[-1].describe()}: {sources[-1].filename}")
+    lock = Lock(lock_path, config.architecture, tuple(suites), tuple(sources))
     write_lock(lock, lock_path)
     return lock
+
+
+def _release(suite: str, mirror: str, keyring: Path, progress: Progress) -> Release:
+    progress.step(f"lock: reading dists/{suite}/InRelease")
+    release = fetch_release(suite, mirror, keyring)
+    if release.warning:
+        progress.step(release.warning)
+    return release

@@ -11,14 +11,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Protocol
 
 from harness.cache import Cache
 from harness.cache_entry import file_sha256
 from harness.errors import ProvisionError
 from harness.progress import Progress
 
-from .lockfile import LockedDeb
+from .lockfile import LockedDeb, LockedSource
 from .mirror import debian_mirror
 
 TIMEOUT = 60.0
@@ -134,15 +134,37 @@ def save_verified(resp: BinaryIO, dest: Path, sha256: str, size: int | None = No
         tmp.unlink(missing_ok=True)
 
 
+class Pinned(Protocol):
+    """A file of the archive's pool pinned by a lock: a .deb or an upstream source."""
+
+    filename: str
+    size: int
+    sha256: str
+
+    def describe(self) -> str: ...
+
+
 def cached_deb_path(cache: Cache, deb: LockedDeb) -> Path:
     return cache.downloads / f"{deb.sha256}.deb"
+
+
+def download_source(source: LockedSource, cache: Cache, progress: Progress, mirror: str | None = None) -> Path:
+    """The verified upstream source archive (``glibc_2.41.orig.tar.xz``) in the cache."""
+    suffix = source.filename[source.filename.index(".orig.tar."):]
+    return download_pinned(source, cache.downloads / f"{source.sha256}{suffix}", progress, mirror,
+                           relock="ldmatrix lock --only-missing")
 
 
 def download_deb(deb: LockedDeb, cache: Cache, progress: Progress, mirror: str | None = None, *,
                  relock: str = "ldmatrix lock") -> Path:
     """The verified .deb in the cache, downloaded only if no cached copy verifies. ``relock``: the
     command that moves this pin on (a matrix's own artifacts: ``ldmatrix lock MATRIX``)."""
-    dest = cached_deb_path(cache, deb)
+    return download_pinned(deb, cached_deb_path(cache, deb), progress, mirror, relock=relock)
+
+
+def download_pinned(deb: Pinned, dest: Path, progress: Progress, mirror: str | None = None, *,
+                    relock: str = "ldmatrix lock") -> Path:
+    """``deb`` (a pinned pool file) verified at ``dest``, downloaded only if no copy there verifies."""
     if verifies(dest, deb.size, deb.sha256):
         return dest
     if dest.exists():

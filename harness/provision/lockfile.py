@@ -23,6 +23,7 @@ GLIBC_PACKAGE = "libc6"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _POOL = re.compile(r"^pool/[A-Za-z0-9+_.~/-]+\.deb$")
+_POOL_ORIG = re.compile(r"^pool/[A-Za-z0-9+_.~/-]+\.orig\.tar\.(xz|gz|bz2)$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,26 @@ class LockedDeb:
 
     def describe(self) -> str:
         return f"{self.package} {self.version} ({self.suite})"
+
+
+@dataclass(frozen=True)
+class LockedSource:
+    """An upstream source archive as Debian's pool keeps it (``<name>_<version>.orig.tar.xz``), listed
+    with its sha256 in ``suite``'s signed Sources index: what a store glibc is built from."""
+
+    name: str  # "glibc"
+    version: str  # upstream "2.41"
+    suite: str
+    filename: str
+    size: int
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} source ({self.suite})"
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,14 @@ class Lock:
     path: Path
     architecture: str
     suites: tuple[SuiteLock, ...]
+    sources: tuple[LockedSource, ...] = ()
+
+    def source(self, name: str, version: str) -> LockedSource:
+        for src in self.sources:
+            if (src.name, src.version) == (name, version):
+                return src
+        raise ProvisionError(f"{self.path}: sources.{name}-{version}: not in the lock; "
+                             "run `ldmatrix lock --only-missing`")
 
     def suite(self, suite: str) -> SuiteLock:
         for s in self.suites:
@@ -103,6 +132,10 @@ class Lock:
                 }
                 for s in sorted(self.suites, key=lambda s: s.suite)
             },
+            "sources": {
+                src.key: {"filename": src.filename, "sha256": src.sha256, "size": src.size, "suite": src.suite}
+                for src in sorted(self.sources, key=lambda src: src.key)
+            },
         }
 
 
@@ -126,7 +159,7 @@ def _check_stands_for(path: Path, key: str, suite: str, package: str, version: s
         raise _fail(path, f"{key}.filename", f"{name} is not {package} {version} "
                                               f"(expected {package}_{bare}_{arch}.deb)")
     if package == GLIBC_PACKAGE:
-        glibc = {s: v for v, s in config.glibc.items()}.get(suite)
+        glibc = config.suite_glibc.get(suite)
         if glibc is not None and debversion.upstream(version) != glibc:
             raise _fail(path, f"{key}.version", f"is {version}, but {suite} stands for glibc {glibc} "
                                                 f"(harness/data/suites.json): an entry of another suite?")
@@ -192,7 +225,43 @@ def parse_lock(raw: object, path: Path, config: SuitesConfig = CONFIG, partial: 
                     raise _fail(path, f"suites.{suite}.{key}.{name}", f"names {missing[0]}, which has no entry")
         out.append(SuiteLock(suite, str(entry.get("date", "")), tuple(debs), closures, depends,
                              str(entry.get("libraries", ""))))
-    return Lock(path, arch, tuple(out))
+    return Lock(path, arch, tuple(out), _sources(raw, path, config, partial))
+
+
+def wanted_sources(config: SuitesConfig = CONFIG) -> dict[str, tuple[str, str, str]]:
+    """``glibc-2.41`` -> (name, upstream version, the suite whose Sources index lists it): the
+    sources of every store glibc build (harness/data/suites.json)."""
+    return {f"glibc-{v}": ("glibc", v, b.build) for v, b in sorted(config.glibc_builds.items())}
+
+
+def _sources(raw: dict, path: Path, config: SuitesConfig, partial: bool) -> tuple[LockedSource, ...]:
+    section = raw.get("sources", {} if partial else None)
+    if not isinstance(section, dict):
+        raise _fail(path, "sources", "missing: the upstream sources the store glibc is built from; "
+                                     "run `ldmatrix lock --only-missing`")
+    wanted = wanted_sources(config)
+    for key in section:
+        if key not in wanted:
+            raise _fail(path, f"sources.{key}", "not wanted", list(wanted))
+    out = []
+    for key, (name, version, suite) in wanted.items():
+        entry = section.get(key)
+        if entry is None and partial:
+            continue
+        if not isinstance(entry, dict):
+            raise _fail(path, f"sources.{key}", "missing; run `ldmatrix lock --only-missing`")
+        filename, size, sha = entry.get("filename"), entry.get("size"), entry.get("sha256")
+        if entry.get("suite") != suite:
+            raise _fail(path, f"sources.{key}.suite", f"is {entry.get('suite')!r}", [suite])
+        if not isinstance(filename, str) or not _POOL_ORIG.match(filename) or ".." in filename \
+                or not filename.rsplit("/", 1)[-1].startswith(f"{name}_{version}.orig.tar."):
+            raise _fail(path, f"sources.{key}.filename", f"not pool/…/{name}_{version}.orig.tar.xz: {filename!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise _fail(path, f"sources.{key}.size", f"not a positive integer: {size!r}")
+        if not isinstance(sha, str) or not _SHA256.match(sha):
+            raise _fail(path, f"sources.{key}.sha256", f"not 64 lowercase hex digits: {sha!r}")
+        out.append(LockedSource(name, version, suite, filename, size, sha))
+    return tuple(out)
 
 
 def _closures(entry: dict, path: Path, suite: str, partial: bool) -> tuple[dict, dict]:

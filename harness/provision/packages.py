@@ -7,8 +7,8 @@ lib/ of every library package they depend on (the lock's ``depends``), the store
 gcc-lib — and programs get the store glibc's loader. Layout: ``lib/`` (flattened from
 ``(usr/)lib/<triplet>``), ``bin/`` (from ``(usr/)(s)bin``), ``share/`` (``usr/share``).
 
-- ``libc-bin`` also gets its ``ldd`` pointed at the store: the bash of the store paths, the store
-  glibc's loader (as nixpkgs' glibc.bin does).
+- the store glibc's own ``bin`` output (``glibc_bin``) gets ``ldd``'s ``#!`` on the store's bash (as
+  nixpkgs' ``glibc.bin``); its ``RTLDLIST`` names the store loader already.
 - ``ca-certificates`` also gets ``etc/ssl/certs/ca-certificates.crt``, the bundle of its
   certificates (what update-ca-certificates makes on Debian, nixpkgs' cacert on NixOS).
 """
@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 
+from harness import cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
-from harness.model import GlibcSet, StorePath
+from harness.model import GlibcSet, LibrarySet, StorePath
 from harness.patchelf import patch
 from harness.progress import Progress
 
+from . import nixbase32
 from .libraries import ALIASES, CONFIG as LIBRARIES
 from .lockfile import Lock
 from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
@@ -88,16 +91,6 @@ def _patch_tree(out: Path, glibc: GlibcSet, dep_libs: list[str]) -> None:
             path.chmod(mode)
 
 
-def _point_ldd_at_the_store(out: Path, glibc: GlibcSet, bash: StorePath) -> None:
-    ldd = out / "bin" / "ldd"
-    if not ldd.is_file():
-        raise ProvisionError(f"{out.name}: libc-bin has no bin/ldd")
-    text = ldd.read_text()
-    text = re.sub(r"^#!.*\n", f"#!{bash.store_path}/bin/bash\n", text, count=1)
-    text = re.sub(r"^RTLDLIST=.*$", f"RTLDLIST={glibc.loader}", text, count=1, flags=re.MULTILINE)
-    ldd.write_text(text)
-
-
 def _bundle_certificates(out: Path) -> None:
     certificates = sorted((out / "share" / "ca-certificates").rglob("*.crt"))
     if not certificates:
@@ -127,20 +120,46 @@ class PackageStore:
         deps = [self.path(d) for d in self.lock.depends(self.suite, package)]
         deb = self.lock.deb(self.suite, package)
         glibc = self.glibc
-        bash = self.path("bash") if package == "libc-bin" else None  # ldd's #! (as nixpkgs' ldd has its bash)
 
         def layout(tree: Path, out: Path, what: str) -> None:
             _layout(tree, out, what)
             _patch_tree(out, glibc, [d.lib_dir for d in deps])
-            if bash is not None:
-                _point_ldd_at_the_store(out, glibc, bash)
             if package == "ca-certificates":
                 _bundle_certificates(out)
 
-        extra = (glibc.glibc.basename, glibc.gcc_lib.basename, *(d.basename for d in deps),
-                 *((bash.basename,) if bash else ()))
+        extra = (glibc.glibc.basename, glibc.gcc_lib.basename, *(d.basename for d in deps))
         return make_package_path(package, store_version(deb.version), (deb,), self.cache, self.progress, layout,
                                  extra=extra)
+
+    def glibc_bin(self) -> StorePath:
+        """The store glibc's ``bin`` output (``ldd`` …) as nixpkgs' ``glibc.bin``: its programs, with
+        ``ldd``'s ``#!`` on the store's bash (nixpkgs sets ``BASH_SHELL`` for it)."""
+        with self._lock:
+            if "glibc-bin" not in self._made:
+                self._made["glibc-bin"] = self._make_glibc_bin()
+            return self._made["glibc-bin"]
+
+    def _make_glibc_bin(self) -> StorePath:
+        glibc, programs = self.glibc, self.glibc.programs
+        if programs is None:
+            raise ProvisionError(f"{glibc.glibc.basename}: no bin output to take ldd from")
+        bash = self.path("bash")
+        sp = StorePath("glibc", f"{glibc.glibc.version}-bin", nixbase32.digest("glibc-bin", glibc.glibc.basename,
+                                                                               bash.basename), self.cache.store)
+        entry = cache_entry.Entry(self.cache, "store", sp.basename)
+
+        def fill(out: Path, scratch: Path) -> None:
+            shutil.copytree(programs / "bin", out / "bin", symlinks=True)
+            ldd = out / "bin" / "ldd"
+            text = ldd.read_text()
+            if not text.startswith("#!") or "RTLDLIST=" not in text:
+                raise ProvisionError(f"{programs}/bin/ldd is not glibc's ldd script")
+            ldd.write_text(re.sub(r"^#!.*\n", f"#!{bash.store_path}/bin/bash\n", text, count=1))
+            out.chmod(0o755)
+
+        made_from = {"kind": "glibc-bin", "glibc": glibc.glibc.basename, "bash": bash.basename}
+        final = cache_entry.ensure(entry, made_from, fill, self.progress, f"store path {sp.basename}")
+        return StorePath(sp.name, sp.version, sp.digest, final)
 
     def python(self) -> StorePath:
         """The suite's python3 as one prefix (interpreter, minimal and full standard library), its
@@ -194,10 +213,38 @@ class PackageStore:
         packages = self.lock.closure(self.suite, name) if any(s not in ALIASES for s in specs) else ()
         return (*aliases, *(self.path(p) for p in packages))
 
-    def libraries(self, names: tuple[str, ...]) -> tuple[StorePath, ...]:
-        """The store paths of a library set, each once, in the order its attributes name them."""
-        out: dict[str, StorePath] = {}
+    def own(self, name: str) -> tuple[StorePath, ...]:
+        """The store paths an attribute itself is (``lib.getLib`` of it in nixpkgs): its packages, not
+        the library packages they depend on, which their RUNPATHs name."""
+        specs = LIBRARIES.closures.get(name)
+        if specs is None:
+            raise ProvisionError(f"unknown library {name!r} (allowed: {', '.join(sorted(LIBRARIES.attributes))})")
+        aliases = tuple(getattr(self.glibc, ALIASES[s]) for s in specs if s in ALIASES)
+        packages = self.lock.closure(self.suite, name) if len(aliases) < len(specs) else ()
+        own = [p for p in packages if any(_names(spec, p) for spec in specs if spec not in ALIASES)]
+        return (*aliases, *(self.path(p) for p in own))
+
+    def libraries(self, names: tuple[str, ...]) -> LibrarySet:
+        """A library set as Nix builds it: the attributes' own store paths, each once, in the order
+        they are named, and their closure (what their RUNPATHs need in the store)."""
+        own: dict[str, StorePath] = {}
+        closure: dict[str, StorePath] = {}
+        for name in names:
+            for path in self.own(name):
+                own.setdefault(path.basename, path)
+        for path in own.values():
+            closure.setdefault(path.basename, path)
         for name in names:
             for path in self.closure(name):
-                out.setdefault(path.basename, path)
-        return tuple(out.values())
+                closure.setdefault(path.basename, path)
+        return LibrarySet(tuple(names), tuple(own.values()), tuple(closure.values()))
+
+
+def _names(spec: str, package: str) -> bool:
+    """``package`` is one of the alternatives ``spec`` names (``libcurl4|libcurl4t64``, ``?python3-distutils``;
+    Debian's t64 rename counts)."""
+    for alternative in spec.removeprefix("?").split("|"):
+        name = alternative.strip()
+        if package in (name, f"{name}t64"):
+            return True
+    return False

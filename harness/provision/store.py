@@ -191,13 +191,19 @@ def make_package_path(name: str, version: str, debs: tuple[LockedDeb, ...], cach
 def provision_glibc(glibc_version: str, cache: Cache, progress: Progress, *,
                     lock: Lock | None = None, lock_path: Path = LOCK_PATH,
                     config: SuitesConfig = CONFIG) -> GlibcSet:
-    """Store paths of glibc, libxcrypt, gcc-lib and a static busybox for one glibc release."""
+    """Store paths of one store glibc build: glibc itself, built from upstream's source the way nixpkgs
+    builds it (harness/provision/glibc_build.py), and beside it its packages suite's libxcrypt and
+    gcc-lib (the libgcc whose lib/ the loader searches after its own) and a static busybox."""
+    from . import glibc_build
+
     suite = config.suite_for(glibc_version)
     lock = lock or load_lock(lock_path, config)
-    by_name = {store: lock.deb(suite, pkg) for pkg, store in config.packages.items()}
+    by_name = {store: lock.deb(suite, pkg) for pkg, store in config.packages.items() if store != "glibc"}
     paths = {name: make_store_path(name, deb, cache, progress) for name, deb in sorted(by_name.items())}
+    built = glibc_build.provide(glibc_version, lock, paths["gcc-lib"], cache, progress)
     shell = make_store_path(config.shell_name, lock.deb(config.shell_suite, config.shell_package), cache, progress)
     return GlibcSet(
         glibc_version=glibc_version, suite=suite,
-        glibc=paths["glibc"], libxcrypt=paths["libxcrypt"], gcc_lib=paths["gcc-lib"], shell=shell,
+        glibc=built.out, libxcrypt=paths["libxcrypt"], gcc_lib=paths["gcc-lib"], shell=shell,
+        programs=built.programs, build=built.toolchain,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.model import BuildRoot, GlibcSet, Link, Mount, StorePath
+from harness.model import BuildRoot, GlibcSet, LibrarySet, Link, Mount, StorePath
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,11 @@ class StrategyContext:
     build_root: BuildRoot | None  # the build root of the binary under test (its FHS root; None: it names none)
     nix_ld: StorePath | None  # the nix-ld under test, when the cell names one and it is supplied
     nix_ld_label: str | None
-    libraries: tuple[StorePath, ...] = ()  # the cell's library set (harness/provision/packages.py)
+    # The cell's library set as listed (``libs``): what a RUNPATH or LD_LIBRARY_PATH names.
+    libraries: LibrarySet = LibrarySet()
+    # programs.nix-ld.libraries as the cell's NixOS release ends up with it for that set
+    # (harness/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
+    nix_ld_libraries: LibrarySet = LibrarySet()
 
 
 @dataclass

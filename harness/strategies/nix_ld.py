@@ -1,22 +1,23 @@
-"""``nix-ld``: lay out what ``programs.nix-ld.enable = true`` lays out on NixOS, with a real nix-ld.
+"""``nix-ld``: lay out what ``programs.nix-ld.enable = true`` lays out on NixOS, with a real nix-ld
+(nixos/modules/programs/nix-ld.nix; see harness/release.py for the versions read):
 
-- ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (NixOS: a systemd-tmpfiles link)
-- ``/run/current-system/sw/share/nix-ld/lib/ld.so`` -> the system glibc's loader, next to links
-  to the libraries of ``programs.nix-ld.libraries``: the cell's library set (``libs``: none,
-  default = nixpkgs' baseLibraries, or a list), each library's lib/ linked in as buildEnv does
-  (the first of two with one name wins, as ``ignoreCollisions``)
+- ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (``environment.ldso`` on 24.05+,
+  overriding stub-ld; a systemd-tmpfiles link from the package before);
+- ``/run/current-system/sw/share/nix-ld/lib``: a ``buildEnv`` with ``pathsToLink = [ "/lib" ]`` over
+  ``map lib.getLib cfg.libraries`` and ``ignoreCollisions = true``: each listed package's own
+  ``lib/`` entries linked, the first of a name winning, nothing of their dependencies (their own
+  RUNPATHs find those); and ``ld.so`` -> the system glibc's loader (its ``postBuild``);
 - ``NIX_LD`` and ``NIX_LD_LIBRARY_PATH`` in the login environment.
 
-Before the library set, what the glibc build needs there (``GlibcSet.nix_ld_library_paths``): for
-Debian's builds, glibc itself, a difference stated: Debian's loader does not search its own
-directory the way Nix's glibc does, so its libraries are linked into the nix-ld lib dir too; for a
-nixpkgs pin nothing (its ``libs: default`` is the pin's own realised default list). A name two
-libraries share is linked once, to the first (as NixOS's buildEnv with ignoreCollisions does).
+The libraries are the cell's ``programs.nix-ld.libraries`` as its release ends up with them
+(``StrategyContext.nix_ld_libraries``). The directory holds nothing of glibc: nixpkgs' loader
+finds its own libraries (harness/provision/glibc_build.py). Differences named: a directory two
+packages both have in lib/ is linked to the first, where buildEnv would merge the two.
 """
 
 from __future__ import annotations
 
-from harness.model import GlibcSet, Link, StorePath
+from harness.model import LibrarySet, Link
 from harness.strategies.base import Plan, StrategyContext
 
 NIX_LD_LIB = "/run/current-system/sw/share/nix-ld/lib"
@@ -27,22 +28,22 @@ class NixLdMissing(Exception):
     """No nix-ld was supplied for the version this cell names."""
 
 
-def linked_store_paths(glibc: GlibcSet, libraries: tuple[StorePath, ...]) -> tuple[StorePath, ...]:
-    """Whose libraries the nix-ld lib dir links, in order (the first of a name wins)."""
-    return (*glibc.nix_ld_library_paths, *libraries)
+def linked(libraries: LibrarySet) -> list[Link]:
+    """The directory's links to the listed packages' lib/ entries (the first of a name wins), ld.so aside."""
+    links: dict[str, Link] = {}
+    for store_path in libraries.own:
+        lib_dir = store_path.host_path / "lib"
+        for entry in sorted(lib_dir.iterdir()) if lib_dir.is_dir() else ():
+            if entry.name != "ld.so" and entry.name not in links:
+                links[entry.name] = Link(f"{NIX_LD_LIB}/{entry.name}", f"{store_path.lib_dir}/{entry.name}")
+    return list(links.values())
 
 
 def apply(plan: Plan, ctx: StrategyContext) -> None:
     if ctx.nix_ld is None:
         raise NixLdMissing(ctx.nix_ld_label)
-    plan.add_store_paths([ctx.nix_ld, *ctx.libraries])
+    plan.add_store_paths([ctx.nix_ld, *ctx.nix_ld_libraries.closure])
     plan.links.append(Link(LOADER_LINK, f"{ctx.nix_ld.store_path}/libexec/nix-ld"))
     plan.links.append(Link(f"{NIX_LD_LIB}/ld.so", ctx.glibc.loader))
-    linked: set[str] = {"ld.so", "ld-linux-x86-64.so.2"}
-    for store_path in linked_store_paths(ctx.glibc, ctx.libraries):
-        lib_dir = store_path.host_path / "lib"
-        for lib in sorted(lib_dir.iterdir()) if lib_dir.is_dir() else ():
-            if ".so" in lib.name and lib.name not in linked:
-                linked.add(lib.name)
-                plan.links.append(Link(f"{NIX_LD_LIB}/{lib.name}", f"{store_path.lib_dir}/{lib.name}"))
+    plan.links += linked(ctx.nix_ld_libraries)
     plan.nix_ld_env += [("NIX_LD", f"{NIX_LD_LIB}/ld.so"), ("NIX_LD_LIBRARY_PATH", NIX_LD_LIB)]
