@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.release import NixosRelease
+
 
 class Strategy(enum.StrEnum):
     """A fix strategy: how a foreign binary is made to run on NixOS (or not)."""
@@ -89,6 +91,9 @@ class NixpkgsSource:
     sha256: str  # its NAR hash: a pin without one is refused (harness/nixpkgs/pins.py)
     rev: str
     nix_ld: str | None = None  # the store path of the pin's own nix-ld (pkgs.nix-ld), realised
+    # What the pin's NixOS modules do around a foreign program (stub-ld, how programs.nix-ld.libraries
+    # meets the base list), as `pins update` read them from its tree; None: not read (unknown).
+    release: NixosRelease | None = None
 
 
 @dataclass(frozen=True)
