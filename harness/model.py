@@ -266,20 +266,35 @@ class Cell:
         return out
 
     @property
+    def build(self) -> str:
+        """The glibc build as the id names it: ``glibc-2.36`` (Debian's) or the pin, ``nixos-24.11``."""
+        return self.nixpkgs or f"glibc-{self.glibc}"
+
+    @property
     def id(self) -> str:
         """``c-hello.patchelf.glibc-2.36``; on a pin's glibc ``c-hello.patchelf.nixos-24.11``, which
         stays the same cell when the pin moves to another glibc (the guard compares it)."""
+        return ".".join(self._id_parts(with_build=True))
+
+    @property
+    def key(self) -> str:
+        """The id without the glibc build, ``c-hello.patchelf``: the same cell on every build (``ldmatrix
+        parity`` matches cells by it)."""
+        return ".".join(self._id_parts(with_build=False))
+
+    def _id_parts(self, with_build: bool) -> list[str]:
         parts = [self.binary, self.strategy_name]
         if self.nix_ld is not None:
             parts[-1] = f"{self.strategy_name}-{self.nix_ld}"
-        parts.append(self.nixpkgs or f"glibc-{self.glibc}")
+        if with_build:
+            parts.append(self.build)
         if self.env != "nixos-login":
             parts.append(self.env)
         if self.launch is not Launch.DIRECT:
             parts.append(self.launch.value)
         if self.libs != "none":
             parts.append(f"libs-{self.libs}")
-        return ".".join(parts)
+        return parts
 
 
 @dataclass(frozen=True)
