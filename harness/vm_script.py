@@ -55,10 +55,10 @@ import os
 import shlex
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+import typing  # by its module name: nixpkgs puts `from typing_extensions import Protocol`, ... before the script
 
 
-class Node(Protocol):
+class Node(typing.Protocol):
     """What this script asks of a machine of the driver, with the driver's names."""
 
     def start(self) -> None: ...
@@ -74,20 +74,20 @@ class Node(Protocol):
     def crash(self) -> None: ...
 
 
-spec: dict[str, Any] = json.load(open(SPEC))
+spec: dict[str, typing.Any] = json.load(open(SPEC))
 q = shlex.quote
 OUT, ERR = "/tmp/ldmatrix.out", "/tmp/ldmatrix.err"
 results = open(os.path.join(os.environ["out"], RESULTS_FILE), "w")
 
 
-def report(record: dict[str, Any]) -> None:
+def report(record: dict[str, typing.Any]) -> None:
     line = RESULT_TAG + json.dumps(record, sort_keys=True)
     print(line, flush=True)
     results.write(line + "\n")
     results.flush()
 
 
-def within(vm: Node, seconds: int, what: str, action: Callable[[], None]) -> None:
+def within(vm: Node, seconds: int, what: str, action: typing.Callable[[], None]) -> None:
     """``action`` (a boot, a shutdown) in ``seconds`` at most: past them the machine is crashed,
     which ends the driver's wait in an error, and TimeoutError says so."""
     done, expired = threading.Event(), threading.Event()
@@ -119,7 +119,7 @@ def boot(vm: Node, seconds: int) -> None:
     within(vm, seconds, "booting", up)
 
 
-def read_output(vm: Node, path: str, limit: int) -> dict[str, Any]:
+def read_output(vm: Node, path: str, limit: int) -> dict[str, typing.Any]:
     """A file of the VM, base64: whole up to the limit, else its head and tail (the rest counted)."""
     allowance = spec["cell_allowance"]
     size = int(vm.succeed(f"stat -c %s {path}", timeout=allowance).strip())
@@ -131,7 +131,7 @@ def read_output(vm: Node, path: str, limit: int) -> dict[str, Any]:
             "tail": vm.succeed(f"tail -c {tail} {path} | base64 -w0", timeout=allowance).strip()}
 
 
-def run_cell(vm: Node, cell: dict[str, Any]) -> dict[str, Any]:
+def run_cell(vm: Node, cell: dict[str, typing.Any]) -> dict[str, typing.Any]:
     allowance = spec["cell_allowance"]
     home, user = q(cell["home_target"]), q(cell["user"])
     owner = q(cell["user"] + ":" + cell["group"])
@@ -153,7 +153,7 @@ def run_cell(vm: Node, cell: dict[str, Any]) -> dict[str, Any]:
             "stderr": read_output(vm, ERR, spec["output_limit"])}
 
 
-def run_machine(vm: Node, machine: dict[str, Any]) -> None:
+def run_machine(vm: Node, machine: dict[str, typing.Any]) -> None:
     try:
         boot(vm, spec["boot_timeout"])
     except Exception as err:  # the machine did not come up: each of its cells says so
@@ -176,7 +176,7 @@ def run_machine(vm: Node, machine: dict[str, Any]) -> None:
         print(f"ldmatrix: {machine['name']}: {type(err).__name__}: {err}", flush=True)
 
 
-def run(nodes: Mapping[str, Node]) -> None:
+def run(nodes: typing.Mapping[str, Node]) -> None:
     for machine in spec["machines"]:
         run_machine(nodes[machine["name"]], machine)
     results.close()

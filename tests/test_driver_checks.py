@@ -103,9 +103,12 @@ def test_pyflakes_catches_what_nixpkgs_refuses(tmp_path: Path, change, complaint
     (lambda s: s.replace('vm.execute(command, timeout=cell["timeout"])', 'vm.execute(command, seconds=1)'),
      'Unexpected keyword argument "seconds"'),
     (lambda s: s + "machine = 1\n", "Incompatible types in assignment"),
+    (lambda s: s.replace("import typing ", "from typing import Protocol\nimport typing "),
+     'Incompatible import of "Protocol"'),
 ])
 def test_mypy_catches_what_the_drivers_types_refuse(tmp_path: Path, change, complaint: str) -> None:
-    """A method the driver's machine lacks, a wrong argument, a node name reused: each fails the type check."""
+    """A method the driver's machine lacks, a wrong argument, a node name reused, a name of nixpkgs' prefix
+    imported otherwise: each fails the type check."""
     script, nodes = scripts(tmp_path)[1]
     changed = change(script)
     assert changed != script
