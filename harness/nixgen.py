@@ -220,7 +220,7 @@ def plan_vm(cells: list[PreparedCell]) -> VmPlan:
             raise LdmatrixError(f"{prepared.cell.id}: the nixos-vm runner runs NixOS cells only")
         key = _machine_key(prepared)
         groups.setdefault((key[0], key[1].store_path if key[1] else None, key[2]), (key, []))[1].append(prepared)
-    machines = []
+    machines: list[Machine] = []
     for (label, build, libraries), members in groups.values():
         name = _machine_name(label, libraries)
         while name in {m.name for m in machines}:
