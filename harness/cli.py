@@ -255,6 +255,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0 if comparison.clean or args.report_only else 1
 
 
+def cmd_parity(args: argparse.Namespace) -> int:
+    from harness import parity
+
+    _check_outputs(args)
+    loaded, matrix = parity.load(args.results, args.matrix)
+    comparison = parity.compare(loaded, matrix)
+    print(parity.text(comparison))
+    if args.summary:
+        report.append_summary(args.summary, parity.markdown(comparison))
+    return 0 if comparison.clean else 1
+
+
 class OneLineParser(argparse.ArgumentParser):
     """A usage mistake is one line (``ldmatrix: run: argument -j: ...``) and exit status 2, like any error."""
 
@@ -408,6 +420,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--summary", type=Path, metavar="FILE",
                    help="append a Markdown summary (for CI: $GITHUB_STEP_SUMMARY)")
     d.set_defaults(func=cmd_diff)
+
+    par = sub.add_parser("parity", help="the same cells on other runners or glibc builds: a table of the cells "
+                                        "whose outcome differs; exit status 1 unless the matrix names each difference")
+    par.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
+                     help="two or three results.jsonl of one matrix (A B [C]): e.g. the sandbox on Debian's builds, "
+                          "the sandbox on a pin, the nixos-vm runner on that pin")
+    par.add_argument("--matrix", type=Path, help="the matrix whose differs: name the known differences (default: "
+                                                 "the one the files' header names)")
+    par.add_argument("--summary", type=Path, metavar="FILE",
+                     help="append the table as Markdown (for CI: $GITHUB_STEP_SUMMARY)")
+    par.set_defaults(func=cmd_parity)
 
     ins = sub.add_parser("inspect", help="what an ELF asks for, what each glibc and library set gives it, "
                                          "and the smallest programs.nix-ld.libraries that makes it load")

@@ -25,14 +25,18 @@ from harness.nixld.pins import PinnedSource
 from harness.release import CURRENT, RELEASES
 from harness.yamlsource import describe_value
 
-TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect")
+TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
+            "differs")
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
+DIFFERS_KEYS = ("when", "between", "reason", "note")
 RUNNERS = ("sandbox", "docker", "nixos-vm")
+BUILD_KINDS = ("debian", "nixpkgs")  # Debian's glibc builds, a nixpkgs pin's own
+SIDES = (*BUILD_KINDS, *RUNNERS)  # what a difference is between (``differs``' ``between``)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out
 MAX_TIMEOUT = 3600.0  # seconds per cell
 MAX_CELLS = 100_000
@@ -86,6 +90,11 @@ class Matcher:
         return hit != self.negate
 
 
+def holds(matchers: Iterable[Matcher], facts: Mapping[str, Any]) -> bool:
+    """Every condition of a ``when`` (or an ``exclude`` entry) holds for a cell's facts."""
+    return all(m.matches(facts.get(m.key), facts) for m in matchers)
+
+
 @dataclass(frozen=True)
 class Rule:
     matchers: tuple[Matcher, ...]
@@ -96,7 +105,24 @@ class Rule:
     note: str | None = None
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
-        return all(m.matches(facts.get(m.key), facts) for m in self.matchers)
+        return holds(self.matchers, facts)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A known difference between runners or builds (``differs``): where, between what, and why."""
+
+    matchers: tuple[Matcher, ...]
+    between: frozenset[str]  # two of SIDES
+    reason: str
+    source: str  # "matrices/seed.yaml:140"
+
+    def names(self, sides_a: frozenset[str], sides_b: frozenset[str], facts: Iterable[Mapping[str, Any]]) -> bool:
+        """Whether it names a difference between a cell of ``sides_a`` and one of ``sides_b`` (each its
+        build kind and runner), ``when`` holding for one of the two cells (``facts``)."""
+        first, second = sorted(self.between)
+        crosses = (first in sides_a and second in sides_b) or (second in sides_a and first in sides_b)
+        return crosses and any(holds(self.matchers, f) for f in facts)
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,7 @@ class Matrix:
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
     nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/release.py) Debian's columns run as
+    differs: tuple[Difference, ...] = ()  # the known differences between runners or builds (ldmatrix parity)
 
     def release(self, cell: Cell) -> str | None:
         """The NixOS release of a cell on Debian's glibc builds; None for a pin's column (its own)."""
@@ -529,6 +556,43 @@ class _Loader:
                               Outcome(fixed) if "fixed_outcome" in entry else None, entry.get("note")))
         return rules
 
+    def differs(self, doc: Any, binaries: Mapping[str, BinarySpec],
+                axes: Mapping[str, list[Any]]) -> tuple[Difference, ...]:
+        """``differs: [{when: ..., between: [debian, nixpkgs], reason: "..."}]``: the differences
+        ``ldmatrix parity`` may find and accepts, each with its reason."""
+        section = doc.get("differs", [])
+        if not isinstance(section, list):
+            raise self.error(doc, "differs", "must be a list of {when: ..., between: [A, B], reason: ...}")
+        out = []
+        for i, entry in enumerate(section):
+            context = f"differs[{i}]"
+            self.check_keys(entry, DIFFERS_KEYS, context, line=section.line_of(i))
+            for required in ("between", "reason"):
+                if required not in entry:
+                    raise MatrixError(self.file, entry.line, f"{context}.{required}", "is required",
+                                      list(SIDES) if required == "between" else None)
+            between, at = entry["between"], {"line": entry.line_of("between")}
+            if not isinstance(between, list) or len(between) != 2 or any(isinstance(v, (list, dict)) for v in between):
+                raise self.error(entry, f"{context}.between", "must name two sides, e.g. [debian, nixpkgs] or "
+                                 "[sandbox, nixos-vm]", SIDES, **at)
+            for side in between:
+                if str(side) not in SIDES:
+                    raise self.unknown(entry, f"{context}.between", "unknown side", side, SIDES, **at)
+            if str(between[0]) == str(between[1]):
+                raise self.error(entry, f"{context}.between", f"names {between[0]!r} twice: a difference is between "
+                                 "two sides", SIDES, **at)
+            reason = entry["reason"]
+            if not isinstance(reason, str) or not reason.strip():
+                raise self.error(entry, f"{context}.reason", "must say why the sides differ, in words",
+                                 line=entry.line_of("reason"))
+            when = entry.get("when", {})
+            if not isinstance(when, dict):
+                raise self.error(entry, "when", f"must be a mapping of conditions, not {describe_value(when)}")
+            matchers = self.matchers(when, f"{context}.when", binaries, axes) if when else ()
+            out.append(Difference(matchers, frozenset(str(s) for s in between), reason.strip(),
+                                  f"{self.file}:{section.line_of(i)}"))
+        return tuple(out)
+
     def nix_ld_sources(self, doc: Any) -> dict[str, PinnedSource]:
         section = doc.get("nix_ld_sources", {})
         if not isinstance(section, dict):
@@ -580,7 +644,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     excludes = loader.excludes(doc, binaries, axes)
     facts = {c.id: cell_facts(c, binaries, axes["nixos"][0]) for c in cells}
     for matchers, line in excludes:
-        kept = [c for c in cells if not all(m.matches(facts[c.id].get(m.key), facts[c.id]) for m in matchers)]
+        kept = [c for c in cells if not holds(matchers, facts[c.id])]
         if len(kept) == len(cells):
             raise MatrixError(display, line, "exclude", "excludes no cell: a typo in a value?")
         cells = kept
@@ -608,11 +672,12 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
             raise MatrixError(display, line, f"expect[{i}]",
                               "matches no cell (or only cells an earlier rule already decides)")
     sources = loader.nix_ld_sources(doc)
+    differs = loader.differs(doc, binaries, axes)
     runner = str(doc.get("runner", "sandbox"))
     if runner not in RUNNERS:
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
-                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]))
+                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]), differs)
 
 
 def _display(path: Path) -> str:

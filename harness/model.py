@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.release import NixosRelease
+
 
 class Strategy(enum.StrEnum):
     """A fix strategy: how a foreign binary is made to run on NixOS (or not)."""
@@ -89,6 +91,9 @@ class NixpkgsSource:
     sha256: str  # its NAR hash: a pin without one is refused (harness/nixpkgs/pins.py)
     rev: str
     nix_ld: str | None = None  # the store path of the pin's own nix-ld (pkgs.nix-ld), realised
+    # What the pin's NixOS modules do around a foreign program (stub-ld, how programs.nix-ld.libraries
+    # meets the base list), as `pins update` read them from its tree; None: not read (unknown).
+    release: NixosRelease | None = None
 
 
 @dataclass(frozen=True)
@@ -275,13 +280,28 @@ class Cell:
         return out
 
     @property
+    def build(self) -> str:
+        """The glibc build as the id names it: ``glibc-2.36`` (Debian's) or the pin, ``nixos-24.11``."""
+        return self.nixpkgs or f"glibc-{self.glibc}"
+
+    @property
     def id(self) -> str:
         """``c-hello.patchelf.glibc-2.36``; on a pin's glibc ``c-hello.patchelf.nixos-24.11``, which
         stays the same cell when the pin moves to another glibc (the guard compares it)."""
+        return ".".join(self._id_parts(with_build=True))
+
+    @property
+    def key(self) -> str:
+        """The id without the glibc build, ``c-hello.patchelf``: the same cell on every build (``ldmatrix
+        parity`` matches cells by it)."""
+        return ".".join(self._id_parts(with_build=False))
+
+    def _id_parts(self, with_build: bool) -> list[str]:
         parts = [self.binary, self.strategy_name]
         if self.nix_ld is not None:
             parts[-1] = f"{self.strategy_name}-{self.nix_ld}"
-        parts.append(self.nixpkgs or f"glibc-{self.glibc}")
+        if with_build:
+            parts.append(self.build)
         if self.nixos is not None:
             parts.append(f"nixos-{self.nixos}")
         if self.env != "nixos-login":
@@ -290,7 +310,7 @@ class Cell:
             parts.append(self.launch.value)
         if self.libs != "none":
             parts.append(f"libs-{self.libs}")
-        return ".".join(parts)
+        return parts
 
 
 @dataclass(frozen=True)

@@ -4,30 +4,41 @@
 gives one ``pkgs.testers.runNixOSTest`` (nixpkgs >= 23.05) with one machine per group, all of the
 pin's own NixOS, booted one after the other:
 
-- cells that use no nix-ld run on a machine without it (``programs.nix-ld.enable = false``, so no
-  /lib64 at all, as the sandbox's NixOS-like root);
+- cells that use no nix-ld run on a machine without it (``programs.nix-ld.enable = false``): the
+  pin's NixOS as it comes, so no /lib64 before 24.05 and stub-ld at /lib64/ld-linux-x86-64.so.2
+  from 24.05 on (nixos/modules/config/stub-ld.nix, on by default; harness/release.py);
 - nix-ld cells run on a machine with ``programs.nix-ld.enable = true``: the pin's own nix-ld when
   the cell's nix-ld is the pin's (``pkgs.nix-ld``), else ``programs.nix-ld.package`` set to the
   nix-ld build the cell names (built from its source by harness/nixld/, as in the sandbox), packaged
-  as nixpkgs packages nix-ld (``libexec/nix-ld`` and the tmpfiles rule NixOS installs).
+  as nixpkgs packages nix-ld (``libexec/nix-ld`` and the tmpfiles rule NixOS installs);
+- ``programs.nix-ld.libraries``: left alone for ``libs: default``; ``lib.mkForce [ ]`` for ``none``
+  (from 24.05 on the module adds its base list in ``config`` and list options merge, so ``[ ]``
+  alone would leave all 14); a listed set written plainly, so that it does what it does on the
+  pin's release: added to the base list from 24.05 on, replacing it on 23.11.
 
 The glibc is the VM's own: the cells' store paths are the pin's, realised on the host
 (harness/nixpkgs/realise.py) with the same nixpkgs, so the binaries patched on the host point at
-the VM's glibc. Paths in the Nix store become the test's inputs (``builtins.storePath``); others
-(Debian-derived tools, patched binaries, the cells' homes) are copied in with ``builtins.path``.
+the VM's glibc. Paths in the host's Nix store become the test's inputs (``builtins.storePath``),
+so they are in the VM's store as part of the test's closure; the patched binaries and the cells'
+homes are copied in with ``builtins.path`` and from there to the home directory. Nothing is
+written into the VM's /nix/store, which NixOS mounts read-only. A store path that ldmatrix made
+from Debian's packages (the sandbox's system layout, Debian-built tools) cannot be in the VM: the
+VM has its own system, and a cell that names such a path in its command, environment, interpreter
+or RUNPATH is reported as an error saying so (``missing``) instead of run.
 The Rust launchers, which stand for Nix-built programs, are built here with the pin's rustc
 (``pkgs.rustc``), as the seed built its launcher; the foreign children are the Debian builds.
 The launch styles use the VM's own bash, /etc/profile and python3 (the links and files the sandbox
 lays out at /run, /etc and /lib64 are left to NixOS).
 
-The driver script (``TEST_SCRIPT``) runs every cell as the user ``user`` (uid 1000, group users)
-through ``su`` and ``env -i`` (so the environment's order is the cell's), with
-``machine.execute(command, timeout=...)``: the driver's own status, the driver's own time limit.
-The command ends with a marker line only a command that finished prints, so a program that exits
-124 is not taken for the driver's ``timeout`` (which exits 124 and prints nothing after). A cell
-whose setup or run raises is recorded with the error and the next cell runs. Each cell gives one
+The driver script (harness/vm_script.py) runs every cell as the user ``user`` (uid 1000, group
+users) through ``su`` and ``env -i`` (so the environment's order is the cell's), with
+``execute(command, timeout=...)``: the driver's own status, the driver's own time limit. The
+command ends with a marker line only a command that finished prints, so a program that exits 124
+is not taken for the driver's ``timeout`` (which exits 124 and prints nothing after). A cell whose
+setup or run raises is recorded with the error and the next cell runs; a machine that does not
+boot in time is stopped and its cells are errors with that reason. Each cell gives one
 ``LDMATRIX-VM-RESULT {json}`` line, also written to ``$out/ldmatrix-results``; ``parse_results``
-reads them back.
+reads them back. The test's ``globalTimeout`` is the sum of the machines' and cells' limits.
 
 The same spec is rendered twice: as Nix (store paths interpolated) for nix-build, and as JSON with
 host paths for a stand-in of the driver's Machine (tests/vm_standin.py) that runs the script here.
@@ -50,14 +61,13 @@ from harness.model import CommandResult, NixpkgsSource, NotRun, PreparedCell, Ro
 from harness.reproducers import REPRODUCERS, Language
 from harness.runners.output import Bounded
 from harness.system import SW_BIN
+from harness.vm_script import (
+    BOOT_TIMEOUT, CELL_ALLOWANCE, RESULT_TAG, SHUTDOWN_TIMEOUT, global_timeout, script_body,
+)
 
-RESULT_TAG = "LDMATRIX-VM-RESULT "
-RESULTS_FILE = "ldmatrix-results"
-FINISHED = "LDMATRIX-VM-FINISHED"  # printed by a cell's command only once its program has ended
 SYSTEM = "x86_64-linux"
-SU = "/run/wrappers/bin/su"  # NixOS's su; as root it asks nothing
-ENV = f"{SW_BIN}/env"
 PYTHON = f"{SW_BIN}/python3"
+_STORE_PATH = re.compile(r"/nix/store/[0-9a-z]{32}-[^/\s:'\"]+")
 NO_NIX_LD = "no-nix-ld"
 PIN_NIX_LD = "pin"
 _STORE_NAME_BAD = re.compile(r"[^A-Za-z0-9+\-._?=]")
@@ -210,7 +220,7 @@ def plan_vm(cells: list[PreparedCell]) -> VmPlan:
             raise LdmatrixError(f"{prepared.cell.id}: the nixos-vm runner runs NixOS cells only")
         key = _machine_key(prepared)
         groups.setdefault((key[0], key[1].store_path if key[1] else None, key[2]), (key, []))[1].append(prepared)
-    machines = []
+    machines: list[Machine] = []
     for (label, build, libraries), members in groups.values():
         name = _machine_name(label, libraries)
         while name in {m.name for m in machines}:
@@ -247,12 +257,31 @@ def _argv(prepared: PreparedCell) -> list[str]:
     return argv
 
 
-def spec(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> dict:
-    """The test's spec: machines and their cells, the store paths to copy or require. Paths are Refs.
+def _named_store_paths(prepared: PreparedCell) -> set[str]:
+    """The store paths the cell names: in its command, its environment, its binaries' interpreter and RUNPATH."""
+    texts = [*_argv(prepared), *(value for _, value in prepared.env)]
+    for binary in prepared.binaries:
+        texts += [binary.interpreter or "", *binary.runpath]
+    return {found for text in texts for found in _STORE_PATH.findall(text)}
+
+
+def _missing(prepared: PreparedCell, made_here: dict[str, Ref]) -> str:
+    """Why the cell cannot run in the VM ("" when it can): it names a store path ldmatrix made itself."""
+    named = sorted(path for path in _named_store_paths(prepared) if path in made_here)
+    if not named:
+        return ""
+    return (f"it needs {named[0]}" + (f" (and {len(named) - 1} more)" if len(named) > 1 else "")
+            + f", which ldmatrix made from Debian's packages: no store path of {prepared.nixpkgs.name if prepared.nixpkgs else 'the pin'}"
+            ", so a VM of the pin cannot have it (its store is its own, and read-only); the sandbox and docker "
+            "runners run this cell")
+
+
+def spec(plan: VmPlan, store_dir: Path = Path("/nix/store"), boot_timeout: int = BOOT_TIMEOUT) -> dict:
+    """The test's spec: machines and their cells, the pin's store paths they require. Paths are Refs.
 
     ``store_dir``: where the host's Nix store keeps its files (``NixStore``): paths there are the
-    test's inputs (``builtins.storePath``), any other is copied (``builtins.path``)."""
-    copies: dict[str, Ref] = {}
+    test's inputs (``builtins.storePath``); a store path elsewhere (made by ldmatrix from Debian's
+    packages) is never put in the VM, and a cell that names one is ``missing`` it."""
     requires: dict[str, Ref] = {}
     machines = []
     for machine in plan.machines:
@@ -266,22 +295,22 @@ def spec(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> dict:
                          if b.reproducer in REPRODUCERS and REPRODUCERS[b.reproducer].language is Language.RUST}
             by_path = {b.path: b for b in prepared.binaries}
             files = []
+            made_here: dict[str, Ref] = {}
+            store_mounts = [(m.host, m.target) for m in prepared.mounts if re.fullmatch(r"/nix/store/[^/]+", m.target)]
             for mount in prepared.mounts:
-                if mount.target == HOME:
-                    continue
                 if mount.target.startswith(f"{HOME}/"):
                     src: Ref = (NixBuilt(by_path[mount.target].reproducer, mount.host) if mount.target in launchers
                                 else HostPath(mount.host, "ldmatrix-" + PurePosixPath(mount.target).name))
                     files.append({"src": src, "dest": mount.target})
-                elif re.fullmatch(r"/nix/store/[^/]+", mount.target):
-                    if prepared.nix_ld is not None and mount.target == prepared.nix_ld.store_path:
-                        continue  # the machine's programs.nix-ld.package
-                    ref = _store_ref(mount.host, mount.target, store_dir)
-                    (requires if isinstance(ref, InStore) else copies).setdefault(mount.target, ref)
-                # anything else (/lib64, /run, /etc) is NixOS's own in the VM
-            for store_path in prepared.root.store_paths:
-                ref = _store_ref(store_path.host_path, store_path.store_path, store_dir)
-                (requires if isinstance(ref, InStore) else copies).setdefault(store_path.store_path, ref)
+                # anything else outside the store (/lib64, /run, /etc) is NixOS's own in the VM
+            for host, target in [*store_mounts, *((p.host_path, p.store_path) for p in prepared.root.store_paths)]:
+                if prepared.nix_ld is not None and target == prepared.nix_ld.store_path:
+                    continue  # the machine's programs.nix-ld.package
+                ref = _store_ref(host, target, store_dir)
+                if isinstance(ref, InStore):
+                    requires.setdefault(target, ref)
+                else:
+                    made_here.setdefault(target, ref)
             cells.append({
                 "id": prepared.cell.id,
                 "home": HostPath(homes[0], f"ldmatrix-home-{prepared.cell.id}"),
@@ -293,6 +322,7 @@ def spec(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> dict:
                 "argv": _argv(prepared),
                 "env": [[k, v] for k, v in prepared.env],
                 "timeout": max(1, int(prepared.timeout + 0.999)),
+                "missing": _missing(prepared, made_here),
             })
         nix_ld: dict = {"label": machine.nix_ld}
         if machine.nix_ld_build is not None:
@@ -300,13 +330,24 @@ def spec(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> dict:
             nix_ld["store_path"] = machine.nix_ld_build.store_path
         machines.append({"name": machine.name, "nix_ld": nix_ld, "cells": cells,
                          "libraries": None if machine.libraries is None else list(machine.libraries)})
+    release = plan.pin.release
     return {
-        "pin": {"name": plan.pin.name, "rev": plan.pin.rev, "glibc": plan.glibc, "nix_ld": plan.pin.nix_ld},
+        "pin": {"name": plan.pin.name, "rev": plan.pin.rev, "glibc": plan.glibc, "nix_ld": plan.pin.nix_ld,
+                "release": None if release is None else {"version": release.version, "stub_ld": release.stub_ld,
+                                                         "nix_ld_libraries": release.libraries.value}},
         "output_limit": CELL.output,
+        "boot_timeout": boot_timeout,
+        "shutdown_timeout": SHUTDOWN_TIMEOUT,
+        "cell_allowance": CELL_ALLOWANCE,
         "machines": machines,
-        "copies": [{"src": ref, "dest": dest} for dest, ref in sorted(copies.items())],
         "requires": [{"src": ref, "dest": dest} for dest, ref in sorted(requires.items())],
     }
+
+
+def spec_timeout(value: dict) -> int:
+    """The test's globalTimeout for a spec: its machines' boot and shutdown limits and its cells'."""
+    cells = [cell["timeout"] for machine in value["machines"] for cell in machine["cells"]]
+    return global_timeout(cells, len(value["machines"]), value["boot_timeout"], value["shutdown_timeout"])
 
 
 def host_spec(value: object) -> object:
@@ -339,91 +380,6 @@ def nix_value(value: object, refs: _Refs) -> str:
     return nix_string(str(value))
 
 
-# --------------------------------------------------------------------------- the driver script
-
-# Fixed Python; every cell-specific value comes from the spec (SPEC, the path of its JSON).
-TEST_SCRIPT = r'''
-import base64, json, os, shlex, time
-
-spec = json.load(open(SPEC))
-q = shlex.quote
-OUT, ERR = "/tmp/ldmatrix.out", "/tmp/ldmatrix.err"
-results = open(os.path.join(os.environ["out"], RESULTS_FILE), "w")
-vms = {vm.name: vm for vm in machines}
-
-
-def report(record):
-    line = RESULT_TAG + json.dumps(record, sort_keys=True)
-    print(line, flush=True)
-    results.write(line + "\n")
-    results.flush()
-
-
-def read_output(vm, path, limit):
-    """A file of the VM, base64: whole up to the limit, else its head and tail (the rest counted)."""
-    size = int(vm.succeed(f"stat -c %s {path}").strip())
-    if size <= limit:
-        return {"size": size, "head": vm.succeed(f"base64 -w0 {path}").strip(), "tail": ""}
-    tail = limit // 4
-    return {"size": size, "head": vm.succeed(f"head -c {limit - tail} {path} | base64 -w0").strip(),
-            "tail": vm.succeed(f"tail -c {tail} {path} | base64 -w0").strip()}
-
-
-def run_cell(vm, cell):
-    home, user = q(cell["home_target"]), q(cell["user"])
-    owner = q(cell["user"] + ":" + cell["group"])
-    vm.succeed(f"rm -rf {home} {OUT} {ERR} && cp -a {q(cell['home'])} {home} && chmod -R u+w {home}"
-               f" && chown -R {owner} {home} && mkdir -p {q(cell['cwd'])}")
-    for item in cell["files"]:  # the binaries, shared on the host and bound into HOME there
-        vm.succeed(f"cp {q(item['src'])} {q(item['dest'])} && chmod 555 {q(item['dest'])}")
-    env = " ".join(q(f"{key}={value}") for key, value in cell["env"])
-    argv = " ".join(q(arg) for arg in cell["argv"])
-    inner = f"cd {q(cell['cwd'])} && exec {ENV} -i -- {env} {argv}"
-    command = (f"rc=0; {SU} -s /bin/sh {user} -c {q(inner)} </dev/null >{OUT} 2>{ERR} || rc=$?; "
-               f"echo {FINISHED}; exit $rc")
-    started = time.monotonic()
-    status, said = vm.execute(command, timeout=cell["timeout"])
-    duration = time.monotonic() - started
-    finished = FINISHED in said
-    return {"id": cell["id"], "rc": status, "finished": finished, "timed_out": not finished and status == 124,
-            "duration": duration, "stdout": read_output(vm, OUT, spec["output_limit"]),
-            "stderr": read_output(vm, ERR, spec["output_limit"])}
-
-
-for machine in spec["machines"]:
-    vm = vms[machine["name"]]
-    try:
-        vm.start()
-        vm.wait_for_unit("multi-user.target")
-        for store in spec["copies"]:  # store paths that are not the pin's own: to their places
-            vm.succeed(f"test -e {q(store['dest'])} || cp -a {q(store['src'])} {q(store['dest'])}")
-    except Exception as err:  # the machine did not come up: each of its cells says so
-        for cell in machine["cells"]:
-            report({"id": cell["id"], "error": f"{machine['name']} did not start: {type(err).__name__}: {err}"})
-        continue
-    for cell in machine["cells"]:
-        try:
-            with subtest(cell["id"]):
-                record = run_cell(vm, cell)
-        except Exception as err:  # this cell's failure, not the test's end
-            record = {"id": cell["id"], "error": f"{type(err).__name__}: {err}"}
-        report(record)
-    vm.shutdown()
-results.close()
-'''
-
-
-def script_constants() -> str:
-    return "".join(f"{name} = {json.dumps(value)}\n" for name, value in
-                   (("RESULTS_FILE", RESULTS_FILE), ("RESULT_TAG", RESULT_TAG), ("FINISHED", FINISHED),
-                    ("SU", SU), ("ENV", ENV)))
-
-
-def driver_script(spec_path: str) -> str:
-    """The driver script as the test runs it, reading its spec from ``spec_path``."""
-    return f"SPEC = {json.dumps(spec_path)}\n" + script_constants() + TEST_SCRIPT
-
-
 # --------------------------------------------------------------------------- the test
 
 def _nix_ld_package(var: str, label: str) -> str:
@@ -436,6 +392,15 @@ def _nix_ld_package(var: str, label: str) -> str:
               "echo \"L+ /lib64/ld-linux-x86-64.so.2 - - - - $out/libexec/nix-ld\" > $out/lib/tmpfiles.d/nix-ld.conf\n")
     literal = nix_string(script).replace(f"\\${{{var}}}", f"${{{var}}}")
     return f"pkgs.runCommand {nix_string(store_name('nix-ld-' + label))} {{ }} {literal}"
+
+
+def nix_libraries(attributes: tuple[str, ...]) -> str:
+    """``programs.nix-ld.libraries`` for a library set: ``none`` forced empty (24.05+ adds the base list
+    in config, and ``[ ]`` alone would merge with it); a listed set as written, merging or replacing
+    as the pin's release does."""
+    if not attributes:
+        return "lib.mkForce [ ]"
+    return nix_list(f"pkgs.{attr}" for attr in attributes)
 
 
 def generate_test(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> str:
@@ -452,12 +417,12 @@ def generate_test(plan: VmPlan, store_dir: Path = Path("/nix/store")) -> str:
             var = refs.var(entry["nix_ld"]["build"])
             lines.append(f"programs.nix-ld.package = {_nix_ld_package(var, machine.nix_ld)};")
         if machine.nix_ld != NO_NIX_LD and machine.libraries is not None:
-            lines.append(f"programs.nix-ld.libraries = {nix_list(f'pkgs.{attr}' for attr in machine.libraries)};")
-        nodes.append(f"    {machine.name} = {{ pkgs, ... }}: {{ imports = [ base ]; {' '.join(lines)} }};")
+            lines.append(f"programs.nix-ld.libraries = {nix_libraries(machine.libraries)};")
+        nodes.append(f"    {machine.name} = {{ pkgs, lib, ... }}: {{ imports = [ base ]; {' '.join(lines)} }};")
     launchers = any(isinstance(r, NixBuilt) for r in refs.names)
     rust = (f"  rustRepro = builtins.path {{ path = /. + {nix_string(str(REPO_ROOT / 'rust-repro'))}; "
             f"name = \"ldmatrix-rust-repro\"; }};\n") if launchers else ""
-    script = script_constants() + TEST_SCRIPT
+    script = script_body(m.name for m in plan.machines)
     return f"""# Generated by ldmatrix (harness/nixgen.py): NixOS {pin.name} ({pin.rev}), glibc {plan.glibc}:
 # {len(plan.cells)} cells on {len(plan.machines)} machines, booted in turn. Do not edit.
 let
@@ -468,12 +433,12 @@ let
   base = {{ pkgs, ... }}: {{
     users.users.{CELL_USER} = {{ isNormalUser = true; uid = {CELL_UID}; group = "{CELL_GROUP}"; home = "{HOME}"; }};
     virtualisation.memorySize = 1024;
-    virtualisation.writableStore = true;
     environment.systemPackages = {"[ pkgs.python3 ]" if python else "[ ]"};
   }};
 in
 pkgs.testers.runNixOSTest {{
   name = {nix_string(store_name(f"ldmatrix-{pin.name}"))};
+  globalTimeout = {spec_timeout(value)};
   nodes = {{
 {chr(10).join(nodes)}
   }};

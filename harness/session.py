@@ -91,13 +91,20 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
               and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
     stub = None
-    if any(release_of(matrix, c, glibc_sets).stub_ld for c in here if Strategy.CONTAINER not in c.strategy):
+    if any(_has_stub_ld(matrix, c, glibc_sets) for c in here if Strategy.CONTAINER not in c.strategy):
         progress.step("stub-ld (NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2)")
         stub = stub_ld.store_path(options.cache, progress)
     return Artefacts(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
                      nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
                      libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
                      library_sets=dict(matrix.library_sets), stub_ld=stub)
+
+
+def _has_stub_ld(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -> bool:
+    try:
+        return release_of(matrix, cell, glibc_sets).stub_ld
+    except LdmatrixError:  # a pin whose modules were not read: its cells say so when they are prepared
+        return False
 
 
 def release_of(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -> NixosRelease:

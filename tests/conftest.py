@@ -36,18 +36,36 @@ def bullseye_root() -> BuildRoot:
         pytest.skip(f"no bullseye build root: {err}")
 
 
+def build_freestanding(root: BuildRoot, src: Path, source: str, out: Path, name: str) -> Path:
+    """``src/source`` compiled with STANDIN_FLAGS in the build root: a static ELF without PT_INTERP."""
+    from harness.reproducers import bwrap_argv
+
+    command = ("gcc", *STANDIN_FLAGS, "-o", f"/out/{name}", f"/src/{source}")
+    proc = subprocess.run(bwrap_argv(root.path, src, out, command), capture_output=True, text=True)
+    binary = out / name
+    assert proc.returncode == 0 and binary.is_file(), f"building {source} failed:\n{proc.stdout}{proc.stderr}"
+    assert read_interpreter(binary) is None, f"{name} must be a static ELF without PT_INTERP"
+    return binary
+
+
+@pytest.fixture(scope="session")
+def stub_ld(bullseye_root: BuildRoot, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/fixtures/stub_ld.c (a stand-in of NixOS's stub-ld) compiled with harness/release.py's text."""
+    from harness.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE
+
+    src = tmp_path_factory.mktemp("stub-ld-src")
+    shutil.copyfile(FIXTURES / "stub_ld.c", src / "stub_ld.c")
+    (src / "stub_ld_message.h").write_text(  # JSON's escapes of ASCII text are C's
+        f"#define STUB_LD_FIRST_LINE_C {json.dumps(STUB_LD_FIRST_LINE, ensure_ascii=True)}\n"
+        f"#define STUB_LD_MESSAGE_C {json.dumps(STUB_LD_MESSAGE, ensure_ascii=True)}\n")
+    return build_freestanding(bullseye_root, src, "stub_ld.c", tmp_path_factory.mktemp("stub-ld"), "stub-ld")
+
+
 @pytest.fixture(scope="session")
 def standin_interp(bullseye_root: BuildRoot, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tests/fixtures/standin_interp.c compiled (static, no PT_INTERP) in the bullseye build root."""
-    from harness.reproducers import bwrap_argv
-
-    out = tmp_path_factory.mktemp("standin")
-    command = ("gcc", *STANDIN_FLAGS, "-o", "/out/standin-interp", "/src/standin_interp.c")
-    proc = subprocess.run(bwrap_argv(bullseye_root.path, FIXTURES, out, command), capture_output=True, text=True)
-    binary = out / "standin-interp"
-    assert proc.returncode == 0 and binary.is_file(), f"building the stand-in failed:\n{proc.stdout}{proc.stderr}"
-    assert read_interpreter(binary) is None, "the stand-in must be a static ELF without PT_INTERP"
-    return binary
+    return build_freestanding(bullseye_root, FIXTURES, "standin_interp.c", tmp_path_factory.mktemp("standin"),
+                              "standin-interp")
 
 
 @pytest.fixture(scope="session")

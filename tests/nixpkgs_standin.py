@@ -13,6 +13,10 @@ glibc standing where a pin's glibc would be. Its builder is Debian's static busy
 
 Debian's loader does not search its own directory (Nix's does), so the stand-in's nix-ld default
 libraries include its glibc, as ldmatrix's Debian columns link it (harness/strategies/nix_ld.py).
+
+Its NixOS modules are what ``pins update`` reads a release's behaviour from, in the form of 24.05
+and later (``STUB_LD_MODULE``, ``NIX_LD_MODULE``): stub-ld there, the base libraries set in config.
+They are not evaluated here; they only say which release the stand-in stands for.
 """
 
 from __future__ import annotations
@@ -85,6 +89,21 @@ in {
 """
 
 
+# The two forms pins update tells apart (harness/nixpkgs/update.py), as 24.05 and later have them.
+STUB_LD_MODULE = """# TEST FIXTURE (tests/nixpkgs_standin.py): stands for NixOS's stub-ld module. Not nixpkgs.
+{ lib, ... }: { options.environment.stub-ld.enable = lib.mkEnableOption "stub-ld" // { default = true; }; }
+"""
+NIX_LD_MODULE = """# TEST FIXTURE (tests/nixpkgs_standin.py): stands for NixOS's nix-ld module. Not nixpkgs.
+{ pkgs, lib, config, ... }:
+{
+  options.programs.nix-ld.libraries = lib.mkOption { type = lib.types.listOf lib.types.package; default = [ ]; };
+  config = lib.mkIf config.programs.nix-ld.enable {
+    programs.nix-ld.libraries = [ pkgs.stdenv.cc.cc pkgs.glibc ];
+  };
+}
+"""
+
+
 @dataclass(frozen=True)
 class Standin:
     archive: Path
@@ -100,6 +119,8 @@ def make(directory: Path, glibc: GlibcSet, bash: StorePath, nix_ld: StorePath) -
         # Where `ldmatrix pins update` reads the versions, as in nixpkgs.
         "pkgs/development/libraries/glibc/common.nix": f'{{ }}:\nlet\n  version = "{glibc.glibc_version}";\nin {{ }}\n',
         "pkgs/by-name/ni/nix-ld/package.nix": f'{{ }}:\n{{\n  pname = "nix-ld";\n  version = "{nix_ld.version}";\n}}\n',
+        "nixos/modules/config/stub-ld.nix": STUB_LD_MODULE,
+        "nixos/modules/programs/nix-ld.nix": NIX_LD_MODULE,
     }
     for relative, text in files.items():
         path = tree / relative

@@ -155,4 +155,51 @@ def test_the_nightly_guards_every_matrix_on_the_supported_pins() -> None:
     assert "workflow_dispatch" in triggers
     refresh_steps = [s for job in refresh["jobs"].values() for s in job["steps"]]
     assert any("--bless" in s.get("run", "") for s in refresh_steps)
-    assert any("create-pull-request" in s.get("uses", "") for s in refresh_steps)
+    assert any("gh pr create" in s.get("run", "") for s in refresh_steps)  # GitHub's own CLI, no third-party action
+
+
+def test_every_third_party_action_is_pinned_by_its_commit() -> None:
+    """A tag can be moved to other code; a commit cannot. The tag stays in a comment for people."""
+    import re
+
+    pattern = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+?)@(\S+)(.*)$")
+    seen = 0
+    for workflow in WORKFLOWS:
+        for number, line in enumerate(workflow.read_text().splitlines(), start=1):
+            if "uses:" not in line or line.strip().startswith("#"):
+                continue
+            found = pattern.match(line)
+            assert found, f"{workflow.name}:{number}: {line.strip()}"
+            action, ref, comment = found.groups()
+            if action.startswith("./"):
+                continue
+            seen += 1
+            assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{workflow.name}:{number}: {action}@{ref} is not a commit"
+            assert re.fullmatch(r"\s+# v\d[\w.]*", comment), f"{workflow.name}:{number}: no '# vX.Y.Z' tag comment"
+    assert seen >= 5
+
+
+def _steps(job: dict) -> str:
+    return "\n".join(f"{s.get('uses', '')} {s.get('run', '')} {s.get('with', '')} {s.get('env', '')}"
+                     for s in job["steps"])
+
+
+def test_the_nightly_parity_job_boots_nixos_with_kvm_on_every_supported_pin() -> None:
+    import yaml
+
+    nightly = yaml.safe_load((REPO / ".github" / "workflows" / "nightly.yml").read_text())
+    pins, parity = nightly["jobs"]["pins"], nightly["jobs"]["parity"]
+    assert "pins update --supported" in _steps(pins) and "'GITHUB_TOKEN': '${{ github.token }}'" in _steps(pins)
+    assert parity["needs"] == "pins" and "fromJSON(needs.pins.outputs.supported)" in parity["strategy"]["matrix"]["pin"]
+    steps = _steps(parity)
+    assert 'KERNEL=="kvm", GROUP="kvm", MODE="0666", OPTIONS+="static_node=kvm"' in steps  # GitHub's udev rule
+    assert "udevadm trigger --name-match=kvm" in steps
+    assert "extra-system-features = kvm nixos-test" in steps
+    run = next(s["run"] for s in parity["steps"] if "parity" in s.get("run", ""))
+    assert "for m in seed real-world" in run
+    assert run.count("ldmatrix run ") == 3  # Debian's builds, the pin's store paths, the pin's NixOS
+    assert '--nixpkgs "$PIN" -k "$PIN" --runner nixos-vm' in run
+    assert 'ldmatrix parity "$OUT/debian/$m/results.jsonl" "$OUT/sandbox/$m/results.jsonl"' in run
+    assert '--summary "$GITHUB_STEP_SUMMARY"' in run
+    guard = _steps(nightly["jobs"]["guard"])
+    assert "pins update --supported" in guard and "'GITHUB_TOKEN': '${{ github.token }}'" in guard

@@ -22,16 +22,18 @@ from harness.model import (
     RootSpec, StorePath, Strategy,
 )
 from harness.nixgen import (
-    FINISHED, RESULT_TAG, HostPath, InStore, NixBuilt, generate_test, host_spec, nix_string, parse_results, plan_vm,
-    spec, driver_script,
+    HostPath, InStore, NixBuilt, generate_test, host_spec, nix_string, parse_results, plan_vm, spec, spec_timeout,
 )
+from harness.release import RELEASES
 from harness.runners import get_runner
+from harness.runners import nixos_vm
 from harness.runners.nixos_vm import NixosVmRunner
+from harness.vm_script import BUILD_ALLOWANCE, FINISHED, RESULT_TAG, driver_script
 
 NASTY = 'a "quoted" ${HOME} $${x} $ \\ back\\slash\nnew line\ttab \'single\' ``x'
 PIN_NIX_LD = "/nix/store/" + "p" * 32 + "-nix-ld-2.0.3"
 PIN = NixpkgsSource("nixos-24.11", "https://github.com/NixOS/nixpkgs/archive/x.tar.gz", "sha256-" + "A" * 43 + "=",
-                    "x" * 40, PIN_NIX_LD)
+                    "x" * 40, PIN_NIX_LD, RELEASES["24.11"])
 
 
 def prepared(tmp_path: Path, *, name: str = "c-hello", nix_ld: str | None = "pin", argv: tuple[str, ...] = (),
@@ -101,8 +103,8 @@ def test_nix_string_escapes_without_nix() -> None:
 
 
 def test_one_test_per_pin_one_machine_per_nix_ld(tmp_path: Path) -> None:
-    """Cells without nix-ld get a machine without it (no /lib64); the pin's own nix-ld is NixOS's default;
-    a nix-ld build the cell names becomes programs.nix-ld.package."""
+    """Cells without nix-ld get a machine without it (NixOS's own /lib64: stub-ld from 24.05 on); the pin's
+    own nix-ld is NixOS's default; a nix-ld build the cell names becomes programs.nix-ld.package."""
     cells = [prepared(tmp_path, name="a", nix_ld=None), prepared(tmp_path, name="b", nix_ld="pin"),
              prepared(tmp_path, name="c", nix_ld="build"), prepared(tmp_path, name="d", nix_ld=None)]
     plan = plan_vm(cells)
@@ -110,16 +112,19 @@ def test_one_test_per_pin_one_machine_per_nix_ld(tmp_path: Path) -> None:
         ("nixos_without_nix_ld", ["a", "d"]), ("nixos_with_its_nix_ld", ["b"]), ("nixos_with_nix_ld_2_0_6", ["c"])]
     text = generate_test(plan, tmp_path / "nix" / "store")
     assert text.count("pkgs.testers.runNixOSTest") == 1
-    assert "nixos_without_nix_ld = { pkgs, ... }: { imports = [ base ]; programs.nix-ld.enable = false; };" in text
-    assert "nixos_with_its_nix_ld = { pkgs, ... }: { imports = [ base ]; programs.nix-ld.enable = true; };" in text
+    assert "nixos_without_nix_ld = { pkgs, lib, ... }: { imports = [ base ]; programs.nix-ld.enable = false; };" in text
+    assert "nixos_with_its_nix_ld = { pkgs, lib, ... }: { imports = [ base ]; programs.nix-ld.enable = true; };" in text
     override = text[text.index("nixos_with_nix_ld_2_0_6 = "):]
     assert "programs.nix-ld.package = pkgs.runCommand \"nix-ld-2.0.6\"" in override
     assert "lib/tmpfiles.d/nix-ld.conf" in override  # NixOS links /lib64 from the package's tmpfiles rule
     assert f'builtins.fetchTarball {{ url = "{PIN.url}"; sha256 = "{PIN.sha256}"; }}' in text
-    # the pin's own store paths are the test's inputs; Debian-derived ones are copied to their places
+    # the pin's own store paths are the test's inputs; one ldmatrix made from Debian's packages is never
+    # put in the VM (its store is read-only and its own; nothing the cells name needs it here)
     assert f'builtins.storePath "/nix/store/{"a" * 32}-glibc-2.40-66"' in text
-    assert f'{tmp_path}/cache/{"c" * 32}-bash-5.2.15' in text and "builtins.path" in text
-    assert "/lib64" not in json.dumps(host_spec(spec(plan, tmp_path / "nix" / "store")))  # NixOS's own
+    assert f'{tmp_path}/cache/{"c" * 32}-bash-5.2.15' not in text and "virtualisation.writableStore" not in text
+    value = spec(plan, tmp_path / "nix" / "store")
+    assert "/lib64" not in json.dumps(host_spec(value))  # NixOS's own
+    assert all(cell["missing"] == "" for machine in value["machines"] for cell in machine["cells"])
 
 
 def test_a_library_set_other_than_nixos_default_is_the_machines_programs_nix_ld_libraries(tmp_path: Path) -> None:
@@ -136,10 +141,52 @@ def test_a_library_set_other_than_nixos_default_is_the_machines_programs_nix_ld_
     text = generate_test(plan, tmp_path / "nix" / "store")
     lines = {line.split(" = ", 1)[0].strip(): line for line in text.splitlines() if "imports = [ base ]" in line}
     assert "programs.nix-ld.libraries" not in lines["nixos_with_its_nix_ld"]
-    assert "programs.nix-ld.libraries = [ ];" in lines["nixos_with_its_nix_ld_libs_none"]
+    # none is forced: from 24.05 on the module adds its base list in config, and [ ] alone merges with it
+    assert "programs.nix-ld.libraries = lib.mkForce [ ];" in lines["nixos_with_its_nix_ld_libs_none"]
     assert "programs.nix-ld.libraries = [ pkgs.zlib pkgs.stdenv.cc.cc ];" in lines[
         "nixos_with_its_nix_ld_libs_zlib_stdenv_cc_cc"]
     assert "programs.nix-ld.libraries" not in lines["nixos_without_nix_ld"]  # no nix-ld: nothing to offer
+
+
+def test_a_cell_naming_a_store_path_made_from_debian_is_an_error_not_a_copy(tmp_path: Path) -> None:
+    """The VM's store is read-only and the pin's: a cell whose command, environment, interpreter or RUNPATH
+    names a store path ldmatrix made from Debian's packages cannot run there, and says so."""
+    debian_bash = f"/nix/store/{'c' * 32}-bash-5.2.15"
+    cells = [prepared(tmp_path, name="plain", nix_ld=None),
+             prepared(tmp_path, name="needs-bash", nix_ld=None, argv=(f"{debian_bash}/bin/bash", "-c", "true")),
+             prepared(tmp_path, name="env-bash", nix_ld=None, env=(("PATH", f"/run/wrappers/bin:{debian_bash}/bin"),))]
+    value = spec(plan_vm(cells), tmp_path / "nix" / "store")
+    missing = {cell["id"].split(".")[0]: cell["missing"] for cell in value["machines"][0]["cells"]}
+    assert missing["plain"] == ""
+    for name in ("needs-bash", "env-bash"):
+        assert missing[name].startswith(f"it needs {debian_bash}, which ldmatrix made from Debian's packages")
+        assert "the sandbox and docker runners run this cell" in missing[name]
+    assert "copies" not in value and debian_bash not in json.dumps(value["requires"], default=str)
+
+
+def test_the_runners_limit_is_the_tests_global_timeout_and_the_build(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """globalTimeout covers every machine's boot and shutdown limits and every cell's; nix-build gets that
+    plus the time to fetch and build, so the driver, not the runner, is what stops a hung test."""
+    import re
+
+    cells = [prepared(tmp_path, name="a", nix_ld=None), prepared(tmp_path, name="b", nix_ld="pin")]
+    runner = NixosVmRunner(check_network=False)
+    runner.nix_build = _fake_nix_build(tmp_path, "exit 1")
+    seen: dict = {}
+    real_run = subprocess.run
+
+    def run(argv, **kwargs):
+        seen.update(argv=argv, timeout=kwargs.get("timeout"))
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(nixos_vm.subprocess, "run", run)
+    runner.run_batch(cells)
+    text = Path(seen["argv"][-3]).read_text()
+    written = int(re.search(r"globalTimeout = (\d+);", text).group(1))
+    value = spec(plan_vm(cells), tmp_path / "nix" / "store")
+    assert written == spec_timeout(value) >= 2 * value["boot_timeout"] + 2 * 20
+    assert seen["timeout"] == BUILD_ALLOWANCE + written
 
 
 def test_cells_of_another_pin_or_root_are_refused(tmp_path: Path) -> None:
@@ -220,7 +267,8 @@ def test_test_script_is_python(tmp_path: Path) -> None:
     expr = text[text.index("testScript = ") + len("testScript = "):text.rindex(";\n}")]
     script = nix_eval_json(f'let pkgs = {{ writeText = name: text: "/nix/store/spec.json"; }}; spec = {{ }}; in {expr}')
     assert isinstance(script, str) and script.startswith('SPEC = "/nix/store/spec.json"\n')
-    assert script == driver_script("/nix/store/spec.json")
+    assert script == driver_script("/nix/store/spec.json", ["nixos_with_its_nix_ld"])
+    assert script.endswith('run({"nixos_with_its_nix_ld": nixos_with_its_nix_ld})\n')  # the node, by its name
     compile(script, "testScript", "exec")
 
 
@@ -268,7 +316,12 @@ def test_unavailable_gives_a_reason_here() -> None:
     assert "\n" not in reason and "nix" in reason and "/dev/kvm" in reason and "here" in reason
 
 
-def test_unavailable_names_what_is_missing(tmp_path: Path) -> None:
+FEATURES = {"system-features": {"value": ["benchmark", "big-parallel", "kvm", "nixos-test"]},
+            "substituters": {"value": ["https://cache.example.invalid"]}}
+
+
+def test_unavailable_names_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nixos_vm, "nix_settings", lambda: FEATURES)
     runner = NixosVmRunner(kvm_device=str(tmp_path / "no-kvm"), check_network=False)
     runner.nix_build = "/usr/bin/nix-build"
     assert runner.unavailable() == ("needs nix and /dev/kvm: run on a NixOS or Nix machine with KVM and network "
@@ -276,6 +329,23 @@ def test_unavailable_names_what_is_missing(tmp_path: Path) -> None:
     runner = NixosVmRunner(check_network=False)
     runner.nix_build = None
     assert "nix-build is not on PATH" in (runner.unavailable() or "")
+
+
+@pytest.mark.parametrize("features, missing", [(["benchmark", "kvm"], "lack nixos-test"),
+                                                (["nixos-test"], "lack kvm"), ([], "lack kvm and nixos-test")])
+def test_unavailable_names_the_system_features_nix_lacks(monkeypatch: pytest.MonkeyPatch, features: list[str],
+                                                          missing: str) -> None:
+    """A NixOS test's derivation requires kvm and nixos-test: without them every cell is skipped saying so."""
+    monkeypatch.setattr(nixos_vm, "nix_settings", lambda: {"system-features": {"value": features}})
+    runner = NixosVmRunner(check_network=False)
+    runner.nix_build = "/usr/bin/nix-build"
+    reason = runner.unavailable() or ""
+    assert f"here nix's system-features {missing} " in reason, reason
+    assert "`extra-system-features = kvm nixos-test` to nix.conf" in reason and "\n" not in reason
+    monkeypatch.setattr(nixos_vm, "nix_settings", lambda: None)
+    runner = NixosVmRunner(check_network=False)
+    runner.nix_build = "/usr/bin/nix-build"
+    assert "nix's system-features cannot be read" in (runner.unavailable() or "")
 
 
 def test_cells_a_vm_cannot_run_are_skipped_with_the_reason(tmp_path: Path) -> None:
@@ -378,7 +448,7 @@ def test_session_skips_every_cell_when_unavailable(tmp_path: Path) -> None:
 
 
 def test_finished_marker_is_in_the_script() -> None:
-    script = driver_script("/spec.json")
+    script = driver_script("/spec.json", ["m"])
     assert "echo {FINISHED}; exit $rc" in script and "timed_out\": not finished and status == 124" in script
     assert FINISHED == "LDMATRIX-VM-FINISHED"
     assert "timeout=cell[\"timeout\"]" in script and "echo $? >" not in script

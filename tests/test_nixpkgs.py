@@ -66,6 +66,9 @@ def test_a_pin_is_chosen_by_name_revision_or_supported(tmp_path: Path) -> None:
     ({"supported": "yes"}, "pins.p.supported: must be true or false"),
     ({"url": "ftp://x"}, "pins.p.url: 'ftp://x' is not an http(s) or file URL"),
     ({"shaa256": "x"}, "pins.p.shaa256: unknown key; did you mean 'sha256'?"),
+    ({"stub_ld": "yes"}, "pins.p.stub_ld: must be true, false or null"),
+    ({"nix_ld_libraries": "ad"}, "pins.p.nix_ld_libraries: 'ad'; did you mean 'add'? is not a form (allowed: "
+                                 "replace, add, or null"),
 ])
 def test_a_damaged_pin_is_one_line_naming_the_key(tmp_path: Path, entry: dict, message: str) -> None:
     path = write_pins(tmp_path / "p.json", p=hashed(**entry))
@@ -80,12 +83,64 @@ def test_a_hashed_pin_without_a_glibc_version_is_refused(tmp_path: Path) -> None
         pins.select(["p"])
 
 
+def test_a_pins_release_is_what_its_tree_said_and_unknown_until_read(tmp_path: Path) -> None:
+    from harness.release import LibraryList
+
+    pins = pins_mod.load(write_pins(tmp_path / "p.json", **{
+        "nixos-24.11": hashed(stub_ld=True, nix_ld_libraries="add"),
+        "nixos-unstable": hashed(channel="nixos-unstable", stub_ld=True, nix_ld_libraries="add"),
+        "old": hashed(channel="nixos-23.11", stub_ld=False, nix_ld_libraries="replace"),
+        "unread": hashed(stub_ld=True)}))
+    release = pins.pins["nixos-24.11"].source().release
+    assert release is not None and (release.version, release.codename, release.stub_ld, release.libraries) == (
+        "24.11", "Vicuña", True, LibraryList.ADD)
+    unstable = pins.pins["nixos-unstable"].release
+    assert unstable is not None and (unstable.version, unstable.codename) == ("unstable", "")
+    old = pins.pins["old"].release
+    assert old is not None and (old.version, old.stub_ld, old.libraries) == ("23.11", False, LibraryList.REPLACE)
+    assert pins.pins["unread"].release is None and pins.pins["unread"].source().release is None
+
+
 # --------------------------------------------------------------------------- pins update
 
+# What `pins update` reads of NixOS's modules, in the two forms nixpkgs has had (harness/release.py
+# cites the revisions read): the base list as the option's default, or set in config.
+NIX_LD_REPLACES = """{ pkgs, lib, config, ... }:
+let
+  base = with pkgs; [ zlib openssl ];  # the base libraries
+in {
+  options.programs.nix-ld.libraries = lib.mkOption {
+    type = lib.types.listOf lib.types.package;
+    default = base;
+  };
+  config = lib.mkIf config.programs.nix-ld.enable { environment.variables.NIX_LD = "x"; };
+}
+"""
+NIX_LD_ADDS = """{ pkgs, lib, config, ... }:
+{
+  options.programs.nix-ld = {
+    libraries = lib.mkOption {
+      type = lib.types.listOf lib.types.package;
+      description = "Libraries {for} everyone";
+      default = [ ];  # the base list is set below
+    };
+  };
+  config = lib.mkIf config.programs.nix-ld.enable {
+    programs.nix-ld.libraries = with pkgs; [ zlib openssl ];
+  };
+}
+"""
+STUB_LD = "{ lib, ... }: { options.environment.stub-ld.enable = lib.mkEnableOption \"stub-ld\" // { default = true; }; }\n"
 
-def _archive(glibc: str = "2.42", nix_ld: str = "2.0.6") -> bytes:
+
+def _archive(glibc: str = "2.42", nix_ld: str = "2.0.6", nix_ld_module: str | None = NIX_LD_ADDS,
+             stub_ld: bool = True) -> bytes:
     files = {"nixpkgs-x/pkgs/development/libraries/glibc/common.nix": f'  version = "{glibc}";\n  patchSuffix = "-1";\n',
              "nixpkgs-x/pkgs/by-name/ni/nix-ld/package.nix": f'  pname = "nix-ld";\n  version = "{nix_ld}";\n'}
+    if nix_ld_module is not None:
+        files["nixpkgs-x/nixos/modules/programs/nix-ld.nix"] = nix_ld_module
+    if stub_ld:
+        files["nixpkgs-x/nixos/modules/config/stub-ld.nix"] = STUB_LD
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, text in files.items():
@@ -110,6 +165,8 @@ def test_pins_update_moves_a_pin_to_its_channels_head(tmp_path: Path, monkeypatc
     assert fetched == [SOURCE["head"].format(channel="nixos-unstable"), SOURCE["archive"].format(rev=REV)]
     pin = pins_mod.load(path).pins["nixos-unstable"]
     assert (pin.rev, pin.glibc, pin.nix_ld, pin.supported) == (REV, "2.42", "2.0.6", True)
+    assert json.loads(path.read_text())["pins"]["nixos-unstable"] | {"stub_ld": True, "nix_ld_libraries": "add"} == \
+        json.loads(path.read_text())["pins"]["nixos-unstable"]  # the tree's release, written
     from harness.nixld.nar import tree_hash
 
     (tmp_path / "tree").mkdir()
@@ -136,6 +193,101 @@ def test_pins_update_says_in_one_line_when_github_is_unreachable(tmp_path: Path,
     assert err == ("ldmatrix: pins update: api.github.com cannot be reached ([Errno -2] Name or service not known): "
                    "run it on a machine that can reach GitHub; nothing was changed\n")
     assert path.read_text() == before
+
+
+@pytest.mark.parametrize("module, stub_ld, form", [
+    (NIX_LD_ADDS, True, "add"),
+    (NIX_LD_REPLACES, False, "replace"),
+    (NIX_LD_ADDS.replace("programs.nix-ld.libraries = ", "environment.systemPackages = "), True, None),
+    (None, True, None),
+])
+def test_pins_update_reads_the_releases_behaviour_from_the_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                module: str | None, stub_ld: bool,
+                                                                form: str | None) -> None:
+    """stub-ld is there or not; the base libraries are the option's default (replace) or set in config
+    (add); a module of neither form, or none, leaves the release unknown (never guessed from the name)."""
+    path = write_pins(tmp_path / "p.json", **{"nixos-24.05": {"channel": "nixos-24.05"}})
+
+    def fetch(url: str, dest: Path) -> None:
+        archive = _archive(nix_ld_module=module, stub_ld=stub_ld)
+        dest.write_bytes(json.dumps({"sha": REV}).encode() if "/h/" in url else archive)
+
+    monkeypatch.setattr(pins_cli, "FETCH", fetch)
+    assert main(["pins", "--pins", str(path), "update", "nixos-24.05", "-q"]) == 0
+    entry = json.loads(path.read_text())["pins"]["nixos-24.05"]
+    assert (entry["stub_ld"], entry["nix_ld_libraries"]) == (stub_ld, form)
+    release = pins_mod.load(path).pins["nixos-24.05"].release
+    assert (release is None) == (form is None)
+    if release is not None:
+        assert (release.version, release.stub_ld, release.libraries.value) == ("24.05", stub_ld, form)
+
+
+class _GitHub:
+    """A local stand-in of GitHub's API: answers 403 with X-RateLimit-Remaining 0, records the headers."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                seen.append(dict(self.headers))
+                self.send_response(403)
+                self.send_header("X-RateLimit-Remaining", "0")
+                self.end_headers()
+                self.wfile.write(b'{"message": "API rate limit exceeded"}')
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.origin = f"http://127.0.0.1:{self.server.server_port}"
+        self.url = f"{self.origin}/repos/NixOS/nixpkgs/commits/x"
+
+
+def test_pins_update_sends_github_token_and_names_the_rate_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.nixpkgs import update
+
+    github = _GitHub()
+    try:
+        monkeypatch.setattr(update, "TOKEN_ORIGINS", (github.origin,))
+        path = write_pins(tmp_path / "p.json", p={"channel": "nixos-24.11"})
+        raw = json.loads(path.read_text())
+        raw["source"]["head"] = github.url.replace("/x", "/{channel}")
+        path.write_text(json.dumps(raw))
+        before = path.read_text()
+        monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+        monkeypatch.setattr(pins_cli, "FETCH", update.fetch_url)
+        assert main(["pins", "--pins", str(path), "update", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err == ("ldmatrix: pins update: 127.0.0.1: GitHub's rate limit stopped it (HTTP 403); even with "
+                       "$GITHUB_TOKEN and run it again later; nothing was changed\n")
+        assert github.seen and github.seen[0].get("Authorization") == "Bearer secret-token"
+        assert path.read_text() == before
+        monkeypatch.delenv("GITHUB_TOKEN")
+        assert main(["pins", "--pins", str(path), "update", "-q"]) == 2
+        assert "set GITHUB_TOKEN to a token" in capsys.readouterr().err
+        assert "Authorization" not in github.seen[-1]
+    finally:
+        github.server.shutdown()
+
+
+def test_the_token_goes_to_githubs_api_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pins file's source may name any host: the token is sent to GitHub's API alone (over https)."""
+    from harness.nixpkgs import update
+
+    github = _GitHub()
+    try:
+        monkeypatch.setenv("GITHUB_TOKEN", "secret-token")
+        with pytest.raises(update.RateLimited, match="set GITHUB_TOKEN to a token"):
+            update.fetch_url(github.url, tmp_path / "x")  # 127.0.0.1 is not GitHub's API
+        assert "Authorization" not in github.seen[-1]
+    finally:
+        github.server.shutdown()
 
 
 def test_the_real_fetch_names_the_host_it_cannot_reach(tmp_path: Path) -> None:

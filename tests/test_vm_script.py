@@ -2,10 +2,12 @@
 ``Machine`` (tests/vm_standin.py) that runs each command in a bubblewrap sandbox.
 
 The cells are real: prepared by the session's own code on a pin realised with Nix in a local store
-(tests/nixpkgs_standin.py), with real nix-ld builds. Every path of the script runs: machines with
-and without nix-ld and with a nix-ld build as programs.nix-ld.package, the store paths copied in,
-a cell whose setup fails, a program that exits 124, one that outlives its time limit, a machine
-that does not boot; each cell gets its own status and none stops the others.
+(tests/nixpkgs_standin.py, whose tree says it is a NixOS of 24.05 or later: stub-ld, base libraries
+added in config), with real nix-ld builds. Every path of the script runs: machines with and without
+nix-ld and with a nix-ld build as programs.nix-ld.package, stub-ld where the release has it and
+nothing at /lib64 where it has not, a read-only store, a cell whose setup fails, a program that
+exits 124, one that outlives its time limit, a machine that does not boot and one that hangs while
+booting; each cell gets its own status and none stops the others.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from pathlib import Path
 import pytest
 
 from harness.cache import Cache
-from harness.model import CommandResult, NotRun, PreparedCell, Skip
-from harness.nixgen import FINISHED, RESULTS_FILE, driver_script, host_spec, parse_results, plan_vm, spec
+from harness.model import CommandResult, NotRun, PreparedCell, Skip, StorePath
+from harness.nixgen import host_spec, parse_results, plan_vm, spec
 from harness.outcome import classify
 from harness.progress import NullProgress
+from harness.provision.nixbase32 import digest
+from harness.release import STUB_LD_FIRST_LINE
+from harness.vm_script import FINISHED, RESULTS_FILE, driver_script
 
 import nixpkgs_standin
 import vm_standin
@@ -97,24 +102,28 @@ def _variant(base: PreparedCell, binary: str, **changes) -> PreparedCell:
 
 
 def _run(vm_cells: Prepared, cells: list[PreparedCell], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-         local_nix_store: Path, fail_start: frozenset[str] = frozenset()):
+         local_nix_store: Path, stub_ld: Path, fail_start: frozenset[str] = frozenset(),
+         hang_boot: frozenset[str] = frozenset(), boot_timeout: int = 60, release: dict | None = None):
     build = vm_cells.column.build
     plan = plan_vm(cells)
     store_dir = local_nix_store / "nix" / "store"
-    rendered = host_spec(spec(plan, store_dir))
+    rendered = host_spec(spec(plan, store_dir, boot_timeout=boot_timeout))
+    if release is not None:  # another release of the same pin, to see what its NixOS has at /lib64
+        rendered["pin"]["release"] = release
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(rendered))
     from harness.provision.tools import provision_bash
 
     bash = provision_bash(Cache.default(), NullProgress())
+    stub = StorePath("stub-ld", "", digest("stub-ld", stub_ld.read_bytes().hex()), stub_ld)
     machines = vm_standin.machines_for(rendered, tmp_path / "machines", busybox=build.glibc.shell, bash=bash,
                                        glibc=build.glibc, pin_nix_ld=build.nix_ld, cache=Cache.default(),
-                                       fail_start=fail_start)
+                                       stub_ld=stub, fail_start=fail_start, hang_boot=hang_boot)
     out = tmp_path / "out"
     out.mkdir()
     monkeypatch.setenv("out", str(out))
     try:
-        vm_standin.run_script(driver_script(str(spec_path)), machines)
+        vm_standin.run_script(driver_script(str(spec_path), [m.name for m in plan.machines]), machines)
     finally:
         for machine in machines:  # the machines' consoles, for a failure's report
             print(f"--- {machine.name}\n" + "".join(machine.console))
@@ -124,7 +133,7 @@ def _run(vm_cells: Prepared, cells: list[PreparedCell], tmp_path: Path, monkeypa
 
 def test_the_driver_script_runs_every_cell_with_its_own_status(vm_cells: Prepared, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch,
-                                                                local_nix_store: Path) -> None:
+                                                                local_nix_store: Path, stub_ld: Path) -> None:
     by_id = {c.cell.id: c for c in vm_cells.cells}
     pin = nixpkgs_standin.NAME
     patched = by_id[f"c-hello.patchelf.{pin}"]
@@ -135,7 +144,8 @@ def test_the_driver_script_runs_every_cell_with_its_own_status(vm_cells: Prepare
     exits_124 = _variant(patched, "exits-124", argv=(busybox, "sh", "-c", "echo before; exit 124"))
     sleeps = _variant(patched, "sleeps", argv=(busybox, "sleep", "60"), timeout=2.0)
     cells = [broken, exits_124, sleeps, *vm_cells.cells]
-    plan, machines, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store)
+    plan, machines, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store, stub_ld)
+    assert vm_cells.column.build.glibc.nixpkgs.release.stub_ld  # read from the stand-in's tree by pins update
 
     assert [m.name for m in plan.machines] == ["nixos_without_nix_ld", "nixos_with_nix_ld_2_0_5",
                                                "nixos_with_its_nix_ld"]
@@ -150,8 +160,9 @@ def test_the_driver_script_runs_every_cell_with_its_own_status(vm_cells: Prepare
     assert isinstance(late, CommandResult) and late.timed_out and late.rc == 124
     assert verdicts[sleeps.cell.id].outcome.value == "timeout"
     outcomes = {c.cell.id: verdicts[c.cell.id].outcome.value for c in vm_cells.cells}
+    assert verdicts[f"c-hello.none.{pin}"].evidence == f"{STUB_LD_FIRST_LINE}/home/user/bin/c-hello"  # stub-ld said it
     assert outcomes == {
-        f"c-hello.none.{pin}": "missing-interpreter",  # a machine without nix-ld has no /lib64
+        f"c-hello.none.{pin}": "missing-interpreter",  # a 24.05+ machine without nix-ld: stub-ld at /lib64
         f"c-hello.patchelf.{pin}": "ok",
         f"c-hello.nix-ld-2.0.5.{pin}.libs-default": "ok",  # programs.nix-ld.package: the 2.0.5 build (2.36's ld.so: no crash)
         f"c-hello.nix-ld-2.0.6.{pin}.libs-default": "ok",  # the pin's own nix-ld
@@ -167,9 +178,9 @@ def test_the_driver_script_runs_every_cell_with_its_own_status(vm_cells: Prepare
 
 def test_a_machine_that_does_not_boot_fails_only_its_cells(vm_cells: Prepared, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
-                                                            local_nix_store: Path) -> None:
+                                                            local_nix_store: Path, stub_ld: Path) -> None:
     cells = [c for c in vm_cells.cells if c.cell.id.startswith("c-hello.")]
-    plan, _, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store,
+    plan, _, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store, stub_ld,
                             fail_start=frozenset({"nixos_with_its_nix_ld"}))
     down = [c.cell.id for m in plan.machines if m.name == "nixos_with_its_nix_ld" for c in m.cells]
     assert down
@@ -179,3 +190,67 @@ def test_a_machine_that_does_not_boot_fails_only_its_cells(vm_cells: Prepared, t
         else:
             assert isinstance(result, CommandResult), (cell_id, result)
     assert set(results) == {c.cell.id for c in cells}
+
+
+def test_a_machine_that_hangs_while_booting_is_stopped_and_the_others_run(vm_cells: Prepared, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          local_nix_store: Path,
+                                                                          stub_ld: Path) -> None:
+    """The driver waits for a booting machine without a bound of its own: the script gives each boot
+    its limit, crashes a machine past it, reports its cells as errors saying so, and boots the next."""
+    import time
+
+    cells = [c for c in vm_cells.cells if c.cell.id.startswith("c-hello.")]
+    hung = "nixos_without_nix_ld"  # the first to boot: the others come after it
+    started = time.monotonic()
+    plan, machines, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store, stub_ld,
+                                   hang_boot=frozenset({hung}), boot_timeout=3)
+    assert time.monotonic() - started < vm_standin.HANG_LIMIT  # stopped by the script, not by the stand-in
+    assert plan.machines[0].name == hung
+    down = {c.cell.id for m in plan.machines if m.name == hung for c in m.cells}
+    assert down and set(results) == {c.cell.id for c in cells}
+    for cell_id, result in results.items():
+        if cell_id in down:
+            assert isinstance(result, NotRun) and result.error, (cell_id, result)
+            assert (f"{hung} did not start: TimeoutError: booting took longer than 3s, so the machine was stopped"
+                    in result.reason), result.reason
+        else:
+            assert isinstance(result, CommandResult) and classify(result).outcome.value == "ok", (cell_id, result)
+    calls = {m.name: [name for name, _ in m.log] for m in machines}
+    assert calls[hung] == ["start", "wait_for_unit", "crash"]  # crashed; never shut down, never ran a cell
+    assert all(names[-1] == "shutdown" for name, names in calls.items() if name != hung)
+
+
+def test_before_24_05_a_machine_without_nix_ld_has_no_loader_at_all(vm_cells: Prepared, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    local_nix_store: Path, stub_ld: Path) -> None:
+    """The same cell on a release without stub-ld (23.11): the kernel finds no /lib64/ld-linux-x86-64.so.2."""
+    pin = nixpkgs_standin.NAME
+    cells = [c for c in vm_cells.cells if c.cell.id == f"c-hello.none.{pin}"]
+    _, machines, results = _run(vm_cells, cells, tmp_path, monkeypatch, local_nix_store, stub_ld,
+                                release={"version": "23.11", "stub_ld": False, "nix_ld_libraries": "replace"})
+    result = results[cells[0].cell.id]
+    assert isinstance(result, CommandResult) and STUB_LD_FIRST_LINE not in result.stderr
+    verdict = classify(result)
+    assert verdict.outcome.value == "missing-interpreter" and "No such file or directory" in verdict.evidence
+
+
+def test_the_stand_ins_store_is_read_only(vm_cells: Prepared, tmp_path: Path, local_nix_store: Path,
+                                          stub_ld: Path) -> None:
+    """As in a NixOS VM, root cannot write into /nix/store: what the old script did (cp into the store) fails."""
+    build = vm_cells.column.build
+    from harness.provision.tools import provision_bash
+
+    rendered = host_spec(spec(plan_vm(vm_cells.cells[:1]), local_nix_store / "nix" / "store"))
+    stub = StorePath("stub-ld", "", digest("stub-ld"), stub_ld)
+    machine = vm_standin.machines_for(rendered, tmp_path / "m", busybox=build.glibc.shell,
+                                      bash=provision_bash(Cache.default(), NullProgress()), glibc=build.glibc,
+                                      pin_nix_ld=build.nix_ld, cache=Cache.default(), stub_ld=stub)[0]
+    try:
+        machine.start()
+        machine.succeed("echo yes > /home/ok")  # root writes where NixOS lets it
+        status, said = machine.execute("cp -a /bin/sh /nix/store/x-copied 2>&1")
+        assert status != 0 and "Read-only file system" in said, said
+        assert machine.succeed("cat /home/ok") == "yes\n"
+    finally:
+        vm_standin.discard([machine])

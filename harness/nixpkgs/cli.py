@@ -28,8 +28,10 @@ def cmd_pins(args: argparse.Namespace) -> int:
     if args.pins_command == "list":
         for pin in pins.pins.values():
             state = "usable" if pin.refusal("") is None else "refused (no hash: run `ldmatrix pins update`)"
+            stub = {True: "stub-ld", False: "no stub", None: "?"}[pin.stub_ld]
+            libraries = pin.nix_ld_libraries.value if pin.nix_ld_libraries else "?"
             print(f"{pin.name:<16} {(pin.rev or '-')[:12]:<12} glibc {pin.glibc or '?':<5} nix-ld {pin.nix_ld or '?':<6} "
-                  f"{'supported' if pin.supported else '         '}  {state}")
+                  f"{stub:<7} libraries {libraries:<7} {'supported' if pin.supported else '         '}  {state}")
         return 0
     names = list(args.names)
     if args.supported:
@@ -39,6 +41,8 @@ def cmd_pins(args: argparse.Namespace) -> int:
         updated = update_mod.update(pins, names, FETCH, progress, rev=args.rev)
     except update_mod.Unreachable as err:
         raise LdmatrixError(f"pins update: {err}: run it on a machine that can reach GitHub; nothing was changed") from None
+    except update_mod.RateLimited as err:
+        raise LdmatrixError(f"pins update: {err}; nothing was changed") from None
     target = args.out or pins_path(args.pins) or pins_mod.default_path()
     pins_mod.save(pins, updated, target)
     for pin in updated:

@@ -2,8 +2,11 @@
 
 A pin is a channel (``nixos-24.11``, ``nixos-unstable``) fixed at one revision, with the NAR hash
 of that revision's source tree (``sha256``, what ``builtins.fetchTarball`` checks), the glibc and
-nix-ld versions that tree packages, and whether NixOS users are on it (``supported``: the nightly
-guard runs those). ``ldmatrix pins update`` (harness/nixpkgs/update.py) fills all of it in.
+nix-ld versions that tree packages, what its NixOS modules do around a foreign program (``stub_ld``:
+the tree has ``nixos/modules/config/stub-ld.nix``; ``nix_ld_libraries``: ``replace`` or ``add``, how
+a user's ``programs.nix-ld.libraries`` meets the module's base list), and whether NixOS users are on
+it (``supported``: the nightly guard runs those). ``ldmatrix pins update`` (harness/nixpkgs/update.py)
+fills all of it in, reading the tree; nothing of a release is assumed from its name.
 
 A pin without a hash is refused, never used: without one, ``fetchTarball`` would take whatever
 the URL serves. There is no opt-in: run ``ldmatrix pins update NAME`` on a machine that can reach
@@ -23,6 +26,7 @@ from typing import Any
 
 from harness.errors import LdmatrixError, did_you_mean
 from harness.model import NixpkgsSource
+from harness.release import RELEASES, LibraryList, NixosRelease
 
 PINS_NAME = "harness/data/nixpkgs-pins.json"
 SUPPORTED = "supported"  # --nixpkgs supported: every pin NixOS users are on
@@ -30,7 +34,9 @@ _SRI = re.compile(r"^sha256-[A-Za-z0-9+/]{43}=$")
 _REV = re.compile(r"^[0-9a-f]{40}$")
 _VERSION = re.compile(r"^\d+\.\d+$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-ENTRY_KEYS = ("channel", "rev", "url", "sha256", "nar_hash_seen", "glibc", "nix_ld", "supported", "note")
+ENTRY_KEYS = ("channel", "rev", "url", "sha256", "nar_hash_seen", "glibc", "nix_ld", "stub_ld", "nix_ld_libraries",
+              "supported", "note")
+_CHANNEL_VERSION = re.compile(r"(\d+\.\d+)")
 
 
 @dataclass(frozen=True)
@@ -44,14 +50,28 @@ class NixpkgsPin:
     nix_ld: str | None = None  # "2.0.3": its pkgs.nix-ld, as recorded
     supported: bool = False  # NixOS users are on it: the nightly guard runs it
     nar_hash_seen: str | None = None  # a lead, never used as the hash
+    stub_ld: bool | None = None  # its tree has nixos/modules/config/stub-ld.nix; None: not read yet
+    nix_ld_libraries: LibraryList | None = None  # the form of its programs/nix-ld.nix; None: not read (or unknown)
 
     @property
     def usable(self) -> bool:
         return bool(self.rev and self.url and self.sha256)
 
+    @property
+    def release(self) -> NixosRelease | None:
+        """The pin's NixOS as read from its tree: the version from the channel's name (``nixos-24.11``
+        -> 24.11, ``nixos-unstable`` -> unstable), stub-ld and the library list's form as recorded;
+        None until `pins update` has read both."""
+        if self.stub_ld is None or self.nix_ld_libraries is None:
+            return None
+        found = _CHANNEL_VERSION.search(self.channel)
+        version = found.group(1) if found else self.channel.removeprefix("nixos-")
+        codename = RELEASES[version].codename if version in RELEASES else ""
+        return NixosRelease(version, codename, stub_ld=self.stub_ld, libraries=self.nix_ld_libraries)
+
     def source(self, nix_ld: str | None = None) -> NixpkgsSource:
         assert self.rev and self.url and self.sha256, "refuse() first"
-        return NixpkgsSource(self.name, self.url, self.sha256, self.rev, nix_ld)
+        return NixpkgsSource(self.name, self.url, self.sha256, self.rev, nix_ld, self.release)
 
     def refusal(self, where: str) -> str | None:
         """Why this pin cannot be used, in one line; None when it can."""
@@ -136,8 +156,17 @@ def _entry(where: str, name: str, entry: Any) -> NixpkgsPin:
     supported = entry.get("supported", False)
     if not isinstance(supported, bool):
         raise _bad(where, name, "supported", "must be true or false")
+    stub_ld = entry.get("stub_ld")
+    if stub_ld is not None and not isinstance(stub_ld, bool):
+        raise _bad(where, name, "stub_ld", "must be true, false or null (`pins update` reads it from the tree)")
+    forms = [form.value for form in LibraryList]
+    libraries = entry.get("nix_ld_libraries")
+    if libraries is not None and libraries not in forms:
+        raise _bad(where, name, "nix_ld_libraries", f"{libraries!r}{did_you_mean(libraries, forms)} is not a form "
+                   f"(allowed: {', '.join(forms)}, or null; `pins update` reads it from the tree)")
     return NixpkgsPin(name, values["channel"] or name, values["rev"], values["url"], values["sha256"],
-                      values["glibc"], values["nix_ld"], supported, values["nar_hash_seen"])
+                      values["glibc"], values["nix_ld"], supported, values["nar_hash_seen"], stub_ld,
+                      None if libraries is None else LibraryList(libraries))
 
 
 def default_path() -> Path:
@@ -169,7 +198,9 @@ def save(pins: Pins, updated: Iterable[NixpkgsPin], path: Path) -> None:
     for pin in updated:
         entry = raw["pins"].setdefault(pin.name, {})
         entry.update({"channel": pin.channel, "rev": pin.rev, "url": pin.url, "sha256": pin.sha256,
-                      "glibc": pin.glibc, "nix_ld": pin.nix_ld, "supported": pin.supported})
+                      "glibc": pin.glibc, "nix_ld": pin.nix_ld, "stub_ld": pin.stub_ld,
+                      "nix_ld_libraries": None if pin.nix_ld_libraries is None else pin.nix_ld_libraries.value,
+                      "supported": pin.supported})
         if pin.nar_hash_seen is not None:
             entry["nar_hash_seen"] = pin.nar_hash_seen
     tmp = path.with_name(f".{path.name}.tmp")
@@ -177,5 +208,9 @@ def save(pins: Pins, updated: Iterable[NixpkgsPin], path: Path) -> None:
     tmp.replace(path)
 
 
-def with_head(pin: NixpkgsPin, rev: str, url: str, sha256: str, glibc: str | None, nix_ld: str | None) -> NixpkgsPin:
-    return replace(pin, rev=rev, url=url, sha256=sha256, glibc=glibc or pin.glibc, nix_ld=nix_ld or pin.nix_ld)
+def with_head(pin: NixpkgsPin, rev: str, url: str, sha256: str, glibc: str | None, nix_ld: str | None,
+              stub_ld: bool, nix_ld_libraries: LibraryList | None) -> NixpkgsPin:
+    """The pin at ``rev``. The versions fall back to the recorded ones when the tree names none; the
+    release's behaviour never does: it is this tree's (None when its nix-ld module was not recognised)."""
+    return replace(pin, rev=rev, url=url, sha256=sha256, glibc=glibc or pin.glibc, nix_ld=nix_ld or pin.nix_ld,
+                   stub_ld=stub_ld, nix_ld_libraries=nix_ld_libraries)

@@ -4,11 +4,13 @@ The matrix axis for this runner is the pin (``--nixpkgs PIN``): a cell on a pin'
 in that pin's NixOS (harness/nixgen.py: one ``runNixOSTest`` per pin, one VM per nix-ld the pin's
 cells need, booted in turn), built with ``nix-build``. The session hands the runner every cell at
 once (``run_batch``). A cell on Debian's glibc is skipped (it runs in the sandbox or docker), and
-so is the container strategy. Needs ``nix-build``, a usable /dev/kvm and a binary cache nix can
-reach (the VM's closure is ~1 GB); otherwise unavailable() says what to supply and the session
-skips every cell. A cell the VM should have run and did not (nix-build failed or timed out, the
-script could not run it) is a NotRun with ``error``: ``error`` with that reason, never a made-up
-exit status.
+so is the container strategy. Needs ``nix-build``, Nix's system features ``kvm`` and ``nixos-test``
+(what a NixOS test's derivation requires: without them Nix refuses to build it), a usable /dev/kvm
+and a binary cache nix can reach (the VM's closure is ~1 GB); otherwise unavailable() says what to
+supply and the session skips every cell. A cell the VM should have run and did not (nix-build
+failed or timed out, its machine did not boot in time, the script could not run it) is a NotRun
+with ``error``: ``error`` with that reason, never a made-up exit status. nix-build's own limit is
+the test's ``globalTimeout`` (harness/vm_script.py) plus the time to fetch and build it.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from pathlib import Path
 from harness import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, NotRun, PreparedCell, RootKind
-from harness.nixgen import RESULTS_FILE, generate_test, parse_results, plan_vm
+from harness.nixgen import generate_test, parse_results, plan_vm, spec, spec_timeout
 from harness.nixpkgs.realise import NixStore
+from harness.vm_script import BUILD_ALLOWANCE, RESULTS_FILE
 
 KVM_CREATE_VM = 0xAE01
-BOOT_ALLOWANCE = 1800.0  # seconds for fetching the closure and booting each VM, on top of the cells' timeouts
+FEATURES = ("kvm", "nixos-test")  # the requiredSystemFeatures of a NixOS test's derivation
 _NEEDS = "needs nix and /dev/kvm: run on a NixOS or Nix machine with KVM and network access to a binary cache"
 
 
@@ -54,18 +57,48 @@ def kvm_problem(device: str = "/dev/kvm") -> str | None:
     return None
 
 
-def nix_substituter() -> str | None:
-    """The first binary cache nix itself is configured with (its built-in default unless changed)."""
+def nix_settings() -> dict | None:
+    """Nix's configuration as nix itself reads it (``nix config show --json``, or ``show-config`` of
+    older Nix); None when it cannot be read."""
     nix = shutil.which("nix")
     if nix is None:
         return None
+    for command in (("config", "show"), ("show-config",)):
+        try:
+            proc = subprocess.run([nix, "--extra-experimental-features", "nix-command", *command, "--json"],
+                                  capture_output=True, text=True, timeout=30)
+            settings = json.loads(proc.stdout)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            continue
+        if proc.returncode == 0 and isinstance(settings, dict):
+            return settings
+    return None
+
+
+def _setting(settings: dict | None, name: str) -> list[str] | None:
     try:
-        proc = subprocess.run([nix, "--extra-experimental-features", "nix-command", "show-config", "--json"],
-                              capture_output=True, text=True, timeout=30)
-        values = json.loads(proc.stdout)["substituters"]["value"]
-    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        value = settings[name]["value"] if settings is not None else None
+    except (KeyError, TypeError):
         return None
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def nix_substituter(settings: dict | None = None) -> str | None:
+    """The first binary cache nix itself is configured with (its built-in default unless changed)."""
+    values = _setting(settings if settings is not None else nix_settings(), "substituters")
     return values[0] if values else None
+
+
+def features_problem(settings: dict | None) -> str | None:
+    """None when Nix offers the system features a NixOS test requires, else what is missing and how to add it."""
+    features = _setting(settings, "system-features")
+    if features is None:
+        return "nix's system-features cannot be read (nix config show --json)"
+    missing = [f for f in FEATURES if f not in features]
+    if not missing:
+        return None
+    return (f"nix's system-features lack {' and '.join(missing)} (a NixOS test requires kvm and nixos-test: add "
+            f"`extra-system-features = {' '.join(FEATURES)}` to nix.conf, and make /dev/kvm usable)")
 
 
 def cache_problem(substituter: str, timeout: float = 5.0) -> str | None:
@@ -124,11 +157,15 @@ class NixosVmRunner:
     def _probe(self) -> str | None:
         if self.nix_build is None:
             return f"{_NEEDS}; here nix-build is not on PATH"
+        settings = nix_settings()
+        features = features_problem(settings)
+        if features is not None:
+            return f"{_NEEDS}; here {features}"
         kvm = kvm_problem(self.kvm_device)
         if kvm is not None:
             return f"{_NEEDS}; here {kvm}"
         if self.check_network:
-            substituter = self.substituter or nix_substituter()
+            substituter = self.substituter or nix_substituter(settings)
             if substituter is None:
                 return f"{_NEEDS}; here nix names no binary cache (set LDMATRIX_NIX_SUBSTITUTER)"
             cache = cache_problem(substituter)
@@ -165,7 +202,9 @@ class NixosVmRunner:
     def _run_vm(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
         try:
             plan = plan_vm(cells)
-            text = generate_test(plan, self.store.host_path("/nix/store"))
+            store_dir = self.store.host_path("/nix/store")
+            text = generate_test(plan, store_dir)
+            limit = spec_timeout(spec(plan, store_dir))  # the test's globalTimeout
         except LdmatrixError as err:
             return [_not_run(str(err)) for _ in cells]
         pin = plan.pin.name
@@ -181,7 +220,7 @@ class NixosVmRunner:
         for directory in (workdir, *(c.workdir for c in cells)):  # each cell's folder: the test that ran it
             directory.mkdir(parents=True, exist_ok=True)
             (directory / command_script.NAME).write_text(script)
-        budget = BOOT_ALLOWANCE * len(plan.machines) + sum(c.timeout + 30 for c in cells)
+        budget = BUILD_ALLOWANCE + limit  # fetching and building, then the driver within its globalTimeout
         started = time.monotonic()
         with log_path.open("w", encoding="utf-8") as log:
             try:
