@@ -183,11 +183,16 @@ class OutputCheck:
     """What success looks like for a real program (not a reproducer, which prints its own
     ``LDMATRIX-CHECK``): its exit status, and a regular expression searched in stdout and stderr."""
 
-    exit: int = 0
+    exit: int | None = 0  # None: any status a program that ran exits with (0 to 125)
     output: str | None = None  # a Python regular expression (re.search, multiline), None: any output
 
     def describe(self) -> str:
-        return f"exit {self.exit}" + (f" and output matching /{self.output}/" if self.output is not None else "")
+        status = "any exit status" if self.exit is None else f"exit {self.exit}"
+        return status + (f" and output matching /{self.output}/" if self.output is not None else "")
+
+    def accepts(self, rc: int) -> bool:
+        """``rc`` is the status this check wants (any: a program's own, not a shell's 126/127 or a signal's)."""
+        return 0 <= rc <= 125 if self.exit is None else rc == self.exit
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def _error(result: CommandResult, lines: list[str]) -> Verdict:
 def _checked(check: OutputCheck) -> Callable[[CommandResult, list[str]], Verdict | None]:
     """``ok`` for a real program: its exit status and output are what the matrix says success is."""
     def rule(result: CommandResult, lines: list[str]) -> Verdict | None:
-        if result.rc != check.exit:
+        if not check.accepts(result.rc):
             return None
         if check.output is None:
             return Verdict(Outcome.OK, f"exit {result.rc}")
@@ -133,7 +133,8 @@ def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
     """A program that ran and did not pass its check: its last line, and what was wanted."""
     last = next((line.strip() for text in (result.stderr, result.stdout)
                  for line in reversed(text.splitlines()) if line.strip()), None)
-    why = f"exit {result.rc}, expected {check.exit}" if result.rc != check.exit else \
+    wanted = "a program's own status (0 to 125)" if check.exit is None else str(check.exit)
+    why = f"exit {result.rc}, expected {wanted}" if not check.accepts(result.rc) else \
         f"no output matching /{check.output}/"
     return Verdict(Outcome.ERROR, f"{last} [{why}]" if last else f"no output [{why}]")
 

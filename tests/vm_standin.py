@@ -26,8 +26,8 @@ the cells need it:
   (its realised ``pkgs.nix-ld``) or the build given as ``programs.nix-ld.package``, linking the
   pin's default ``programs.nix-ld.libraries`` or none, as the machine's spec says;
 - on a machine without nix-ld, what the pin's release has at ``/lib64/ld-linux-x86-64.so.2``
-  (the spec's ``pin.release``, read from the pin's tree): stub-ld (tests/fixtures/stub_ld.c) from
-  24.05 on, nothing before.
+  (the spec's ``pin.release``, read from the pin's tree): stub-ld (harness/stub_ld.py, as the
+  sandbox root has it) from 24.05 on, nothing before.
 
 What runs in the cells is real (the binaries, glibc and nix-ld); what stands in is the VM around them.
 """
@@ -47,7 +47,7 @@ from harness.cache import Cache
 from harness.environments import NIXOS_BASE, set_environment
 from harness.system import PROFILE
 from harness.limits import CELL_GID, CELL_GROUP, CELL_UID, CELL_USER
-from harness.model import GlibcSet, Link, StorePath
+from harness.model import GlibcSet, LibrarySet, Link, StorePath
 from harness.runners.sandbox import run_bounded
 from harness.strategies.base import Plan, StrategyContext
 from harness.strategies.nix_ld import apply as nix_ld_layout
@@ -158,8 +158,9 @@ class StandinMachine:
             store_paths.append(self.stub_ld)
         if self.nix_ld is not None:
             plan = Plan()
-            nix_ld_layout(plan, StrategyContext(glibc=self.glibc, build_root=None, nix_ld=self.nix_ld,  # type: ignore[arg-type]
-                                                nix_ld_label=self.nix_ld.version, libraries=self.libraries))
+            pin_libraries = LibrarySet((), self.libraries, self.libraries)  # the pin's, each a lib output
+            nix_ld_layout(plan, StrategyContext(glibc=self.glibc, build_root=None, nix_ld=self.nix_ld,
+                                                nix_ld_label=self.nix_ld.version, nix_ld_libraries=pin_libraries))
             links += plan.links
             store_paths += plan.store_paths
             env = (*env, *plan.nix_ld_env)

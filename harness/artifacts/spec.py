@@ -43,6 +43,7 @@ KIND_KEYS: dict[Kind, tuple[str, ...]] = {
 }
 DEB_KEYS = ("package", "suite")
 EXPECT_KEYS = ("exit", "output")
+ANY_EXIT = "any"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 URL_SCHEMES = ("https://", "http://", "file:")
@@ -314,9 +315,11 @@ def _expect(here: _Here) -> OutputCheck:
         raise here.at("expect").invalid("what success looks like: {exit: 0, output: REGEX}")
     here.check_keys(section, EXPECT_KEYS, f"binaries.{here.name}.expect")
     status = section.get("exit", 0)
-    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
+    if status == ANY_EXIT:
+        status = None  # whatever the program exits with, once it ran (``ldmatrix inspect``'s own cells)
+    elif isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
         raise Where(here.file, section.line_of("exit"), f"binaries.{here.name}.expect.exit").invalid(
-            f"{status!r} is not an exit status (0 to 255)")
+            f"{status!r} is not an exit status (0 to 255, or {ANY_EXIT})")
     output = section.get("output")
     if output is not None:
         output = str(output)

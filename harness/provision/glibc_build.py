@@ -27,7 +27,8 @@ the kernel headers (Debian's linux-libc-dev), ``--disable-werror`` (a newer comp
 no code changes), and nixpkgs' other patches (its release branch's backports, nix-locale-archive,
 getconf's PATH, fix-x64-abi, nix-nss-open-files, reenable_DT_HASH) and its C.UTF-8 locale files.
 Debian's orig tarball is upstream's without ``manual/``, which the build only needs to install the
-manual: a Makefile that includes ``Makeconfig`` and ``Rules`` and builds nothing stands in for it.
+manual: a Makefile that includes ``Makeconfig`` and ``Rules`` and builds nothing stands in for it
+(and, for 2.31, an empty ``errno.texi`` older than the ``errlist.c`` made from it).
 """
 
 from __future__ import annotations
@@ -145,6 +146,10 @@ def _unpack(archive: Path, dest: Path, version: str) -> Path:
     if not manual.exists():
         manual.mkdir()
         (manual / "Makefile").write_text(MANUAL_STUB)
+        # glibc up to 2.31 makes sysdeps/gnu/errlist.c from manual/errno.texi: the generated file is in
+        # the tarball, and an empty errno.texi older than it keeps make from remaking it
+        (manual / "errno.texi").touch()
+        os.utime(manual / "errno.texi", (0, 0))
     return tree
 
 
