@@ -70,8 +70,7 @@ class Answer:
     @property
     def libs(self) -> str:
         """The ``libs`` value of a cell that has exactly this list on this release."""
-        return "+".join(self.attributes) if self.attributes else \
-            ("default" if self.release.libraries is LibraryList.ADD else "none")
+        return "+".join(self.attributes) if self.attributes else "default"  # programs.nix-ld.enable alone
 
 
 def _view(column: Column, program: Path) -> RootView:
@@ -143,8 +142,9 @@ def summary(info: elf.ElfInfo) -> str:
     """One line: what kind of program it is and what it asks for."""
     newest = info.newest_requirements()
     needs = " ".join(n for n in info.needed if n != "ld-linux-x86-64.so.2") or "nothing"
-    return (f"{info.path.name}: {info.kind} for {info.machine}, interpreter {info.interpreter}; needs {needs}"
-            + (f"; requires {' · '.join(newest.values())}" if newest else ""))
+    machine = {"EM_X86_64": "x86-64"}.get(info.machine, info.machine)
+    return (f"{info.path.name}: a dynamically linked {machine} program, interpreter {info.interpreter}; "
+            f"needs {needs}" + (f"; requires {' · '.join(newest.values())}" if newest else ""))
 
 
 def describe(info: elf.ElfInfo) -> list[str]:
