@@ -15,7 +15,9 @@ faukah/nixpkgs@3b20077c, glibc 2.40-66; the same flags in NixOS/nixpkgs@ef575045
   ``/etc/ld-nix.so.preload`` instead of ``/etc/ld.so.preload``;
 - ``installFlags = [ "sysconfdir=$(out)/etc" ]``; outputs ``out`` (``lib/``, ``libexec/``, ``share/``,
   ``etc/``, ``lib64 -> lib``), ``bin`` (``bin/``, ``sbin/``: ``ldd`` among them), ``dev``
-  (``include/``) and ``static`` (the ``.a`` archives but ``*_nonshared.a``).
+  (``include/``) and ``static`` (the ``.a`` archives but ``*_nonshared.a``);
+- ``libcrypt.so.1`` from libxcrypt, not glibc (2.38 and later build none; for older versions
+  ``--disable-crypt``, so the loader does not find glibc's own ahead of libxcrypt's).
 
 Here: the same configure flags with ``--prefix=/nix/store/<digest>-glibc-<version>``, the same
 trusted directory (the column's ``gcc-lib`` store path), the cache path and the preload file
@@ -64,6 +66,9 @@ CONFIGURE_FLAGS = (
     "--enable-fortify-source", "--enable-static-pie", "--enable-cet=permissive", "--enable-kernel=3.10.0",
     "--disable-werror",
 )
+# glibc before 2.38 builds its own libcrypt.so.1 unless told not to; on NixOS libcrypt.so.1 is
+# libxcrypt's (the glibc set's ``libxcrypt`` store path), and 2.38 and later build none at all.
+NO_LIBCRYPT = ("--disable-crypt",)
 TOOLCHAIN = ("gcc", "binutils", "make", "linux-libc-dev")  # whose versions the build's key covers
 HEADERS = ("linux", "asm-generic", "x86_64-linux-gnu/asm", "drm", "mtd", "rdma", "sound", "video", "xen", "misc")
 MANUAL_STUB = "# ldmatrix: Debian's orig tarball has no manual/; nothing of it is built\n" \
@@ -115,14 +120,19 @@ def _describe(root: BuildRoot, toolchain: tuple[tuple[str, str], ...]) -> str:
     return f"{tools} (Debian {root.suite} build root {root.digest[:12]})"
 
 
-def _script(prefix: str, trusted: str) -> str:
-    return SCRIPT.format(headers=" ".join(HEADERS), prefix=prefix, flags=" ".join(CONFIGURE_FLAGS),
+def configure_flags(version: str) -> tuple[str, ...]:
+    older = tuple(int(x) for x in version.split(".")) < (2, 38)
+    return (*CONFIGURE_FLAGS, *(NO_LIBCRYPT if older else ()))
+
+
+def _script(prefix: str, trusted: str, version: str) -> str:
+    return SCRIPT.format(headers=" ".join(HEADERS), prefix=prefix, flags=" ".join(configure_flags(version)),
                          jobs=max(1, os.cpu_count() or 1) + 1, trusted=trusted)
 
 
 def _digest(source: LockedSource, root: BuildRoot, toolchain: tuple[tuple[str, str], ...], gcc_lib: StorePath) -> str:
-    return nixbase32.digest("glibc-build", RECIPE, source.sha256, " ".join(CONFIGURE_FLAGS), SCRIPT, CACHE_LINE[2],
-                            PRELOAD_LINE[2], root.digest, repr(toolchain), gcc_lib.basename)
+    return nixbase32.digest("glibc-build", RECIPE, source.sha256, " ".join(configure_flags(source.version)), SCRIPT,
+                            CACHE_LINE[2], PRELOAD_LINE[2], root.digest, repr(toolchain), gcc_lib.basename)
 
 
 def _substitute(tree: Path, spec: tuple[str, str, str], prefix: str) -> None:
@@ -183,7 +193,7 @@ def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, 
     what = f"glibc {version}"
     described = _describe(root, toolchain)
     made_from = {"kind": "glibc-build", "recipe": RECIPE, "source": source.filename, "sha256": source.sha256,
-                 "configure": list(CONFIGURE_FLAGS), "trusted": gcc_lib.lib_dir, "build_root": root.digest,
+                 "configure": list(configure_flags(version)), "trusted": gcc_lib.lib_dir, "build_root": root.digest,
                  "toolchain": [list(kv) for kv in toolchain]}
 
     def fill(out: Path, scratch: Path) -> None:
@@ -198,7 +208,7 @@ def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, 
         log = entry.path.parent / f"{entry.name}.log"  # where it stays while the entry is made
         log.write_text(f"# {what} from {source.filename} ({source.sha256})\n# toolchain: {described}\n"
                        f"# prefix: {store_path.store_path}; trusted: {gcc_lib.lib_dir}\n")
-        script = _script(store_path.store_path, gcc_lib.lib_dir)
+        script = _script(store_path.store_path, gcc_lib.lib_dir, version)
         argv = sandbox_argv(fhs_root_args(root.path),
                             (Bind(tree, "/src"), Bind(scratch / "build", "/build", writable=True),
                              Bind(scratch / "install", "/out", writable=True)),
@@ -218,7 +228,7 @@ def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, 
         (out / "out").chmod(0o755)
         (out / "build.json").write_text(json.dumps({
             "version": version, "source": source.filename, "sha256": source.sha256, "prefix": store_path.store_path,
-            "trusted": gcc_lib.lib_dir, "toolchain": described, "configure": list(CONFIGURE_FLAGS),
+            "trusted": gcc_lib.lib_dir, "toolchain": described, "configure": list(configure_flags(version)),
             "seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
         progress.step(f"{what}: built in {time.monotonic() - started:.0f} s")
 
