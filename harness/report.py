@@ -41,6 +41,8 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
     if axes.get("nix_ld"):
         strategy += f" {axes['nix_ld']}"
     row = f"{axes.get('binary', result.cell_id)}  {strategy}"
+    if axes.get("nixos"):  # the matrix runs more than one NixOS release (harness/release.py)
+        row += f"  NixOS {axes['nixos']}"
     if axes.get("env", "nixos-login") != "nixos-login":
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":

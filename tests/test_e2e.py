@@ -170,3 +170,25 @@ def test_every_run_agrees_with_what_the_elf_files_predict_but_nix_ld_2_0_5s_cras
             assert r["outcome"] == "crash" and r["axes"].get("nix_ld") == "2.0.5", (cell_id, r["prediction"],
                                                                                       r["evidence"])
     assert checked > 100
+
+
+def test_a_release_decides_what_lib64_holds_and_how_a_list_meets_the_base(tmp_path: Path) -> None:
+    """matrices/releases.yaml: 23.11 has no /lib64 and replaces the base libraries with a user's list;
+    26.05 has stub-ld and adds the list to them (harness/release.py, read from nixpkgs' modules)."""
+    proc = ldmatrix("run", str(REPO / "matrices" / "releases.yaml"), "--out", "results", "-k", "glibc-2.42",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {r["cell_id"]: r for r in map(json.loads, (tmp_path / "results/releases/results.jsonl").open())
+               if "cell_id" in r}
+    old, new = results["c-hello.none.glibc-2.42.nixos-23.11"], results["c-hello.none.glibc-2.42.nixos-26.05"]
+    assert old["outcome"] == new["outcome"] == "missing-interpreter"
+    assert "No such file or directory" in old["evidence"]
+    assert new["evidence"] == "Could not start dynamically linked executable: /home/user/bin/c-hello"
+    assert new["rc"] == 127
+    replaced = results["curl.nix-ld-2.0.6.glibc-2.42.nixos-23.11.libs-curl"]
+    assert replaced["outcome"] == "missing-library" and "libz.so.1" in replaced["evidence"]
+    assert replaced["axes"]["libs_label"] == "[curl]"
+    added = results["curl.nix-ld-2.0.6.glibc-2.42.nixos-26.05.libs-curl"]
+    assert added["outcome"] == "ok" and added["axes"]["libs_label"] == "default+[curl]"
+    forced = results["rg.nix-ld-2.0.6.glibc-2.42.nixos-26.05"]  # lib.mkForce [ ]: libgcc_s from the loader alone
+    assert forced["outcome"] == "ok" and forced["axes"]["libs_label"] == "mkForce []"
