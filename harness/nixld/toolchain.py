@@ -7,14 +7,13 @@ made it, and a new compiler means a new cache key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from harness.cache import Cache
 from harness.model import BuildRoot
 from harness.progress import Progress
 from harness.provision import build_root
-from harness.provision.buildroot import dpkg_version
+from harness.provision.buildroot import dpkg_version, tool_package
 from harness.provision.suites import CONFIG
 
 from .source import Generation
@@ -40,12 +39,7 @@ class Toolchain:
 
 
 def _package(root: BuildRoot, name: str) -> str:
-    """``gcc`` is a metapackage: name the compiler package it points at (``gcc-16``)."""
-    if name == "gcc":
-        link = root.path / "usr" / "bin" / "gcc"
-        if link.is_symlink() and os.readlink(link).startswith("gcc-"):
-            return os.readlink(link)
-    return name
+    return tool_package(root.path, name)
 
 
 def toolchain(cache: Cache, progress: Progress) -> Toolchain:

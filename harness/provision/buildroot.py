@@ -48,6 +48,16 @@ def dpkg_version(root: Path, package: str) -> str:
     raise ProvisionError(f"{status}: {package} is not installed")
 
 
+def tool_package(root: Path, name: str) -> str:
+    """The Debian package that holds a build root's ``name``: ``gcc`` is a metapackage, so the compiler
+    package it points at (``gcc-14``); any other name as it is."""
+    if name == "gcc":
+        link = root / "usr" / "bin" / "gcc"
+        if link.is_symlink() and os.readlink(link).startswith("gcc-"):
+            return os.readlink(link)
+    return name
+
+
 def dpkg_md5sums_problem(root: Path) -> str | None:
     """Check every installed file against dpkg's md5sums: the check of a root made before manifests."""
     info = root / "var/lib/dpkg/info"

@@ -53,7 +53,7 @@ from harness.progress import Progress
 
 from . import nixbase32
 from .buildrun import run_logged
-from .buildroot import build_root, dpkg_version
+from .buildroot import build_root, dpkg_version, tool_package
 from .fetch import download_source
 from .lockfile import Lock, LockedSource
 from .suites import CONFIG, SuitesConfig
@@ -104,15 +104,8 @@ class GlibcBuild:
 
 
 def _toolchain(root: BuildRoot) -> tuple[tuple[str, str], ...]:
-    versions = []
-    for package in TOOLCHAIN:
-        name = package
-        if package == "gcc":  # a metapackage: the compiler package it points at (gcc-14)
-            link = root.path / "usr" / "bin" / "gcc"
-            if link.is_symlink() and os.readlink(link).startswith("gcc-"):
-                name = os.readlink(link)
-        versions.append((name, dpkg_version(root.path, name)))
-    return tuple(versions)
+    packages = [tool_package(root.path, name) for name in TOOLCHAIN]
+    return tuple((package, dpkg_version(root.path, package)) for package in packages)
 
 
 def _describe(root: BuildRoot, toolchain: tuple[tuple[str, str], ...]) -> str:
