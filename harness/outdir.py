@@ -34,6 +34,9 @@ CELLS_NAME = "cells"
 CELL_FILE = "cell.json"  # in cells/<id>/: the verdict, its proving line, the binaries by path and sha256
 SCRATCH_NAME = ".scratch"  # the cells' writable HOMEs while they run; emptied at the end
 STAGING_PREFIX = ".tmp-"
+NAME_MAX = 255  # bytes of one file name
+# a cell id names its folder, made as ``.tmp-<id>-XXXXXXXX`` (tempfile adds 8 characters)
+MAX_ID_BYTES = NAME_MAX - len(STAGING_PREFIX) - 1 - 8
 
 
 class DirectoryInUse(LdmatrixError):

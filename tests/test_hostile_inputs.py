@@ -418,3 +418,84 @@ def test_closed_pipe_prints_no_traceback() -> None:
     err = proc.stderr.read().decode()
     proc.wait(timeout=60)
     assert err == "", err
+
+
+# ------------------------------------------------------------------------------------------------
+# The failures of issue 15, by name (the slow ones, which run cells, are in tests/test_hostile_runs.py)
+
+def test_a_version_comparison_that_is_no_version_is_refused_in_its_own_rule(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Before, `glibc: ">=2.4."` was accepted and matched every glibc, so the error named the next rule."""
+    text = good("  - when: {strategy: none}\n", '  - when: {glibc: ">=2.4."}\n    outcome: ok\n'
+                "  - when: {strategy: none}\n")
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert "m.yaml:11: glibc:" in line and "'>=2.4.'" in line and "not a version comparison" in line
+
+
+@pytest.mark.parametrize("value", [">=2.4.", "<2..38", ">=.2", "<=2.38x", "=>2.36", "<"])
+def test_malformed_comparisons_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    text = good("when: {strategy: none}", f"when: {{strategy: none, glibc: '{value}'}}")
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert "m.yaml:11: glibc:" in line, line
+
+
+def test_a_rule_that_decides_nothing_names_the_rule_that_decides_its_cells(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    text = good("  - when: {strategy: none}\n", "  - when: {glibc: \">=2.0\"}\n    outcome: ok\n"
+                "  - when: {strategy: none}\n")
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert "m.yaml:13: expect[1]" in line and "expect[0] (line 11)" in line, line
+
+
+def test_a_file_name_with_a_nul_byte_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a ValueError traceback (embedded null byte) from the file check."""
+    path = _artifact_matrix(tmp_path, '{file: "echo\\0bin", built_in: bookworm}')
+    line = one_line_error(capsys, ["list", str(path)])
+    assert "m.yaml:3: binaries.tool.file:" in line and "NUL" in line
+
+
+def test_run_arguments_with_a_nul_byte_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _artifact_matrix(tmp_path, f'{{file: "{ELF_TRUE}", built_in: bookworm, run: ["a\\0b"]}}')
+    line = one_line_error(capsys, ["list", str(path)])
+    assert "m.yaml:3: binaries.tool.run:" in line and "NUL" in line
+
+
+def test_a_binary_name_too_long_for_a_folder_is_refused_where_written(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a 240-character name passed validation, then the run stopped at its first cell with
+    "File name too long" (its folder cells/<id>)."""
+    name = "c" * 240
+    text = good("  c-hello: {reproducer: hello, built_in: bullseye}\n",
+                f"  c-hello: {{reproducer: hello, built_in: bullseye}}\n  {name}: {{reproducer: hello, built_in: bullseye}}\n")
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert f"m.yaml:4: {name}:" in line and "at most 64" in line
+
+
+def test_a_cell_id_too_long_for_a_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    libs = "+".join(["zlib", "zstd", "openssl", "curl", "attr", "libssh", "bzip2", "libxml2", "acl", "libsodium",
+                     "util-linux", "xz", "systemd"] * 3)
+    text = good('  nix_ld: ["1.2.2", "2.0.6"]\n', f'  nix_ld: ["1.2.2", "2.0.6"]\n  libs: ["{libs}"]\n')
+    line = one_line_error(capsys, ["list", str(matrix_file(tmp_path, text))])
+    assert "m.yaml:" in line and "255" in line and "cell" in line, line
+
+
+def _big_matrix(count: int) -> str:
+    binaries = "".join(f"  b{i}: {{reproducer: hello, built_in: bullseye}}\n" for i in range(count))
+    rules = "".join(f"  - {{when: {{binary: b{i}}}, outcome: ok}}\n" for i in range(count))
+    return f"name: big\nbinaries:\n{binaries}axes: {{strategy: [none], glibc: ['2.36']}}\nexpect:\n{rules}"
+
+
+def test_a_big_matrix_lists_in_linear_time(tmp_path: Path) -> None:
+    """Before: 11k binaries and 11k rules (1 MiB) took 104 s of CPU for `ldmatrix list`: every cell
+    was matched against every rule, and every binary name against a list of all of them."""
+    text = _big_matrix(11_000)
+    assert len(text) < 1 << 20
+    path = matrix_file(tmp_path, text)
+    code = ("import resource, sys; from harness.cli import main; status = main(['list', sys.argv[1], '-k', 'b1099']);"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_utime, file=sys.stderr); sys.exit(status)")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["b1099.none.glibc-2.36  -> ok"] + [
+        f"b1099{i}.none.glibc-2.36  -> ok" for i in range(10)]
+    assert float(proc.stderr.splitlines()[-1]) < 20.0, proc.stderr

@@ -223,6 +223,9 @@ class _Here:
         value = mapping[key]
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
             raise self.at(key, mapping).invalid(f"must be a plain value, not {describe_value(value)}")
+        if "\0" in str(value):
+            raise self.at(key, mapping).invalid(f"{str(value)!r} has a NUL byte: no file name, URL or argument "
+                                                "can hold one")
         return str(value).strip()
 
 
@@ -303,6 +306,9 @@ def _run(here: _Here) -> tuple[str, ...]:
     value = here.entry["run"]
     if not isinstance(value, list) or any(isinstance(v, (list, dict)) or v is None for v in value):
         raise here.at("run").invalid("the program's arguments as a list of plain values, e.g. run: [--version]")
+    for v in value:
+        if "\0" in str(v):
+            raise here.at("run").invalid(f"{str(v)!r} has a NUL byte: a program's argument cannot hold one")
     return tuple(str(v) for v in value)
 
 
