@@ -11,6 +11,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -499,3 +500,106 @@ def test_a_big_matrix_lists_in_linear_time(tmp_path: Path) -> None:
     assert proc.stdout.splitlines() == ["b1099.none.glibc-2.36  -> ok"] + [
         f"b1099{i}.none.glibc-2.36  -> ok" for i in range(10)]
     assert float(proc.stderr.splitlines()[-1]) < 20.0, proc.stderr
+
+
+def _zero_link(tmp_path: Path, name: str = "results.jsonl") -> Path:
+    path = tmp_path / name
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _fifo(tmp_path: Path, name: str = "results.jsonl") -> Path:
+    path = tmp_path / name
+    os.mkfifo(path)
+    return path
+
+
+def _bounded_cli(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child limited to 1 GiB of memory and ``timeout`` seconds (before: MemoryError, or
+    a read that never ends)."""
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    try:
+        return subprocess.run([sys.executable, "-m", "harness", *argv], capture_output=True, text=True, cwd=REPO,
+                              timeout=timeout, preexec_fn=limit_memory)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ldmatrix {' '.join(argv)} did not end within {timeout} s")
+
+
+@pytest.mark.parametrize("make, reason", [
+    pytest.param(_zero_link, "not a regular file", id="link-to-dev-zero"),
+    pytest.param(_fifo, "not a regular file", id="fifo"),
+])
+@pytest.mark.parametrize("command", ["diff-old", "diff-new", "show", "run-baseline", "damage"])
+def test_a_results_file_that_is_no_regular_file_is_one_line(tmp_path: Path, make: Callable[[Path], Path],
+                                                            reason: str, command: str) -> None:
+    """Before: `diff` and `run --baseline` died with MemoryError on /dev/zero, `show --results` grew
+    to 24 GB, and a FIFO made `diff` wait forever."""
+    bad, good_file = make(tmp_path), _results(tmp_path / "ok") if (tmp_path / "ok").mkdir() is None else None
+    argv = {"diff-old": ["diff", str(bad), str(good_file)], "diff-new": ["diff", str(good_file), str(bad)],
+            "show": ["show", "x", "--results", str(bad)], "damage": ["damage", str(bad)],
+            "run-baseline": ["run", str(SEED), "-q", "--out", str(tmp_path / "out"), "--baseline", str(bad)]}[command]
+    proc = _bounded_cli(argv, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and reason in proc.stderr and str(bad) in proc.stderr, proc.stderr
+
+
+def test_a_results_file_too_big_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import results_file
+
+    big = _results(tmp_path)
+    with big.open("r+b") as fh:
+        fh.truncate(results_file.MAX_BYTES + 1)  # sparse: nothing is written, nothing need be read
+    line = one_line_error(capsys, ["diff", str(big), str(big)])
+    assert f"at most {results_file.MAX_BYTES} are read" in line
+
+
+def test_a_results_line_too_long_is_a_damaged_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import results_file
+
+    monkeypatch.setattr(results_file, "MAX_LINE", 1000)
+    path = _results(tmp_path)
+    with path.open("a") as fh:
+        fh.write('{"cell_id": "' + "x" * 5000 + '"}\n')
+        fh.write('{"cell_id": "b", "outcome": "ok", "evidence": "e", "runner": "sandbox", "duration": 0}\n')
+    loaded = results_file.read(path)
+    assert [r.cell_id for r in loaded.results] == ["b"]
+    assert [(d.line, d.reason) for d in loaded.damaged] == [(2, "longer than 1000 bytes: not read")]
+
+
+@pytest.mark.parametrize("make, reason", [
+    pytest.param(lambda p: p.mkdir(), "is a directory", id="a-directory"),
+    pytest.param(lambda p: os.mkfifo(p), "not a regular file", id="a-fifo"),
+    pytest.param(lambda p: p.symlink_to("/dev/zero"), "not a regular file", id="dev-zero"),
+])
+def test_a_baseline_that_cannot_be_read_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  make: Callable[[Path], None], reason: str) -> None:
+    """Before: "no baseline (missing)" and exit 1, as if there were none to read."""
+    (tmp_path / "baselines" / "debian").mkdir(parents=True)
+    make(tmp_path / "baselines" / "debian" / "seed.jsonl")
+    started = time.monotonic()
+    line = one_line_error(capsys, ["guard", str(SEED), "--baselines", str(tmp_path / "baselines"), "-q",
+                                   "--out", str(tmp_path / "out")])
+    assert "debian/seed.jsonl" in line and reason in line, line
+    assert not (tmp_path / "out" / "seed" / "results.jsonl").exists() and time.monotonic() - started < 30  # no cell ran
+
+
+def test_baselines_that_are_a_file_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra in ([], ["--bless"]):
+        line = one_line_error(capsys, ["guard", str(SEED), "--baselines", "/etc/passwd", "-q", "--out",
+                                       str(tmp_path / "out"), *extra])
+        assert "--baselines /etc/passwd: not a directory" in line
+    assert not (tmp_path / "out" / "seed" / "results.jsonl").exists()
+
+
+def test_a_baseline_read_after_the_run_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    from harness import baseline
+    from harness.errors import LdmatrixError
+    from test_guard_command import RUN
+
+    (tmp_path / "debian").mkdir()
+    os.mkfifo(tmp_path / "debian" / "seed.jsonl")
+    with pytest.raises(LdmatrixError, match="not a regular file"):
+        baseline.check(RUN, tmp_path, "seed", None)
