@@ -603,3 +603,49 @@ def test_a_baseline_read_after_the_run_that_cannot_be_read_is_an_error(tmp_path:
     os.mkfifo(tmp_path / "debian" / "seed.jsonl")
     with pytest.raises(LdmatrixError, match="not a regular file"):
         baseline.check(RUN, tmp_path, "seed", None)
+
+
+# A program's own words are not the loader's: a loader that fails exits 127 (or 1, a symbol version)
+# before the program prints anything, and its line opens stderr.
+LOADER_WORDS = "prog: error while loading shared libraries: libfoo.so.1: cannot open shared object file: " \
+               "No such file or directory\n"
+
+
+def test_a_program_that_ran_and_printed_a_loaders_words_is_not_a_missing_library() -> None:
+    """Before: `missing-library` with exit status 0, the program's check passed."""
+    from harness.model import CommandResult, Outcome, OutputCheck
+    from harness.outcome import classify
+
+    verdict = classify(CommandResult(0, "uv 0.1.17\n", LOADER_WORDS, 0.01), OutputCheck(0, r"^uv 0\.1\.17$"))
+    assert verdict.outcome is Outcome.OK and verdict.evidence.startswith("uv 0.1.17")
+    assert "a loader's message" in verdict.evidence and "exit status 0" in verdict.evidence  # said, not hidden
+
+
+@pytest.mark.parametrize("rc, stdout, stderr, why", [
+    pytest.param(0, "LDMATRIX-CHECK: ok\n", LOADER_WORDS, "exit status 0", id="reproducer-ok"),
+    pytest.param(127, "started\n", LOADER_WORDS, "after the program's own output", id="after-output"),
+    pytest.param(127, "", "warming up\n" + LOADER_WORDS, "not the first line of stderr", id="not-first"),
+    pytest.param(2, "", LOADER_WORDS, "exit status 2", id="not-a-loader-status"),
+    pytest.param(3, "", "x: version `GLIBC_2.99' not found (required by x)\n", "exit status 3", id="glibc-words"),
+])
+def test_a_loaders_words_in_the_wrong_place_are_the_programs(rc: int, stdout: str, stderr: str, why: str) -> None:
+    from harness.model import CommandResult, Outcome
+    from harness.outcome import classify
+
+    verdict = classify(CommandResult(rc, stdout, stderr, 0.01))
+    assert verdict.outcome not in (Outcome.MISSING_LIBRARY, Outcome.GLIBC_TOO_OLD), verdict
+    assert why in verdict.evidence, verdict.evidence
+
+
+@pytest.mark.parametrize("rc, stderr, outcome", [
+    (127, LOADER_WORDS, "missing-library"),
+    (1, "/home/user/bin/x: /nix/store/a-glibc-2.31/lib/libc.so.6: version `GLIBC_2.38' not found (required by x)\n"
+        "/home/user/bin/x: /nix/store/a-glibc-2.31/lib/libc.so.6: version `GLIBC_2.34' not found (required by x)\n",
+     "glibc-too-old"),
+])
+def test_the_loaders_own_failure_is_still_read(rc: int, stderr: str, outcome: str) -> None:
+    from harness.model import CommandResult
+    from harness.outcome import classify
+
+    verdict = classify(CommandResult(rc, "", stderr, 0.01))
+    assert verdict.outcome.value == outcome and verdict.evidence == stderr.splitlines()[0]
