@@ -19,6 +19,7 @@ import re
 import signal
 from collections.abc import Callable
 
+from harness import output_regex
 from harness.model import CommandResult, Outcome, OutputCheck, Verdict
 from harness.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE, STUB_LD_STATUS
 
@@ -38,17 +39,21 @@ _MISSING_INTERPRETER = (
 
 
 LOADER_STATUS = (127, 1)  # ld.so: 127 for a missing library, 1 for a missing symbol version
+# A loader's, bubblewrap's or bash's line names a path or two; a longer line is none of theirs, and is
+# not searched (a 1 MiB line of ".*:" bait would cost the patterns above quadratic time)
+MAX_PROOF_LINE = 8192
 
 
 def _lines(result: CommandResult) -> list[str]:
-    return result.stderr.splitlines() + result.stdout.splitlines()
+    return [line for line in result.stderr.splitlines() + result.stdout.splitlines() if len(line) <= MAX_PROOF_LINE]
 
 
 def _opening(result: CommandResult) -> str | None:
     """The line that opens stderr, when nothing came before it: no output of the program on stdout."""
     if result.stdout.strip():
         return None
-    return next((line for line in result.stderr.splitlines() if line.strip()), None)
+    first = next((line for line in result.stderr.splitlines() if line.strip()), None)
+    return first if first is not None and len(first) <= MAX_PROOF_LINE else None
 
 
 def _not_the_loaders(result: CommandResult, line: str, statuses: tuple[int, ...]) -> str:
@@ -173,10 +178,10 @@ def _checked(check: OutputCheck) -> Callable[[CommandResult, list[str]], Verdict
         if check.output is None:
             return Verdict(Outcome.OK, f"exit {result.rc}")
         for text in (result.stdout, result.stderr):
-            match = re.search(check.output, text, re.MULTILINE)
+            match = output_regex.search(check.output, text)  # RE2: linear time, whatever the pattern
             if match:
-                start = text.rfind("\n", 0, match.start()) + 1
-                end = text.find("\n", match.start())
+                start = text.rfind("\n", 0, match[0]) + 1
+                end = text.find("\n", match[0])
                 return Verdict(Outcome.OK, text[start:end if end >= 0 else len(text)].strip() or f"exit {result.rc}")
         return None
 

@@ -649,3 +649,32 @@ def test_the_loaders_own_failure_is_still_read(rc: int, stderr: str, outcome: st
 
     verdict = classify(CommandResult(rc, "", stderr, 0.01))
     assert verdict.outcome.value == outcome and verdict.evidence == stderr.splitlines()[0]
+
+
+def test_a_catastrophic_regex_is_matched_in_bounded_time() -> None:
+    """Before: `expect: {output: '^(a+)+$'}` on 100 'a's and a '!' ran at 100 % CPU until killed."""
+    code = ("from harness.model import CommandResult, OutputCheck; from harness.outcome import classify;"
+            "print(classify(CommandResult(0, 'a' * 100 + '!\\n', '', 0.01), OutputCheck(0, '^(a+)+$')).outcome)")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("matching the output took more than 30 s")
+    assert proc.stdout.strip() == "error", proc.stderr
+
+
+def test_a_regex_the_matcher_cannot_bound_is_refused_where_written(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = _artifact_matrix(tmp_path, f"{{file: '{ELF_TRUE}', built_in: bookworm, expect: {{output: '(a)\\1'}}}}")
+    line = one_line_error(capsys, ["list", str(path)])
+    assert "m.yaml:3: binaries.tool.expect.output:" in line and "backreference" in line, line
+
+
+def test_a_megabyte_of_loader_bait_is_classified_in_bounded_time() -> None:
+    """Our own patterns (``.*: cannot open shared object file``) backtrack on a long line of bait."""
+    from harness.model import CommandResult
+    from harness.outcome import classify
+
+    bait = "error while loading shared libraries: " * 27_000 + "\n"
+    started = time.monotonic()
+    verdict = classify(CommandResult(127, bait, bait, 0.01))
+    assert time.monotonic() - started < 5 and verdict.outcome.value == "error"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness import output_regex
 from harness.errors import LdmatrixError, MatrixError, did_you_mean
 from harness.model import OutputCheck
 from harness.yamlsource import describe_value
@@ -327,8 +328,8 @@ def _expect(here: _Here) -> OutputCheck:
     if output is not None:
         output = str(output)
         try:
-            re.compile(output, re.MULTILINE)
-        except re.error as err:
+            output_regex.compile_pattern(output)
+        except output_regex.RegexError as err:
             raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").invalid(
                 f"{output!r} is not a regular expression: {err}") from None
     return OutputCheck(status, output)
