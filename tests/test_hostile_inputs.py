@@ -678,3 +678,44 @@ def test_a_megabyte_of_loader_bait_is_classified_in_bounded_time() -> None:
     started = time.monotonic()
     verdict = classify(CommandResult(127, bait, bait, 0.01))
     assert time.monotonic() - started < 5 and verdict.outcome.value == "error"
+
+
+def _padded_program_zip(tmp_path: Path, padding: int) -> Path:
+    """A zip whose bin/prog is a real program padded with ``padding`` zeros: it compresses a thousandfold."""
+    import zipfile
+
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z, z.open("bin/prog", "w") as out:
+        out.write(ELF_TRUE.read_bytes())
+        chunk = bytes(1 << 20)
+        for _ in range(padding >> 20):
+            out.write(chunk)
+    return path
+
+
+def test_a_zip_bomb_is_refused_before_it_is_extracted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      index_pages: dict) -> None:
+    """Before: a 3 MB zip whose program was padded with 3 GiB of zeros was extracted in full."""
+    import hashlib
+
+    archive = _padded_program_zip(tmp_path, 40 << 20)
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    path = _artifact_matrix(tmp_path, f"{{url: '{archive.as_uri()}', sha256: {sha}, path: bin/prog, "
+                                      "built_in: bookworm}")
+    line = one_line_error(capsys, ["run", str(path), "-q", "--out", str(tmp_path / "out")])
+    assert "m.yaml:3: binaries.tool.path: bin/prog in bomb.zip is" in line and "times the archive" in line, line
+    extracted = [p for p in (tmp_path / "cache").rglob("prog") if p.is_file()]
+    assert not extracted or max(p.stat().st_size for p in extracted) < (1 << 20), "the bomb was written out"
+
+
+def test_an_archive_member_bigger_than_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.artifacts import spec, unpack
+
+    monkeypatch.setattr(unpack, "MAX_PROGRAM_BYTES", 8 << 20, raising=False)
+    monkeypatch.setattr(unpack, "MAX_RATIO", 10 ** 6, raising=False)
+    archive = _padded_program_zip(tmp_path, 9 << 20)
+    artifact = spec.Artifact("tool", spec.Kind.FILE, spec.LocalFile("bomb.zip", archive), "bin/prog", "m.yaml")
+    (tmp_path / "scratch").mkdir()
+    with pytest.raises(spec.ArtifactError, match=r"at most 8388608 bytes"):
+        unpack.extract(artifact, archive, "bomb.zip", tmp_path / "prog", tmp_path / "scratch")
+    assert not (tmp_path / "prog").exists() or (tmp_path / "prog").stat().st_size == 0
