@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from harness.cache import Cache
 from harness.errors import LdmatrixError, ProvisionError
 from harness.progress import Progress
+from harness.remove import remove_tree
 
 FORMAT = 1
 MANIFESTS = "manifests/v1"
@@ -294,10 +294,7 @@ def discard(path: Path) -> str:
     mounts = mounts_under(path)
     if mounts:
         return f"left {path} alone: {mounts[0]} is still mounted"
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    remove_tree(path)
     return ""
 
 

@@ -28,6 +28,7 @@ from harness.cache import Cache
 from harness.cache_entry import file_sha256
 from harness.model import BuiltBinary, InstalledBinary, Link, Mount
 from harness.patchelf import patch
+from harness.remove import remove_tree
 
 MANIFEST = "entry.json"
 _checked: dict[Path, dict] = {}  # entry dir -> its manifest, once checked in this process
@@ -52,7 +53,7 @@ def _entry(root: Path, key: str, make, check) -> tuple[Path, dict]:
             os.rename(final, doomed)
         except OSError:
             pass  # another thread moved it first
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_tree(doomed)
         manifest = None
     if manifest is None:
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
@@ -67,7 +68,7 @@ def _entry(root: Path, key: str, make, check) -> tuple[Path, dict]:
                 if manifest is None or not check(final, manifest):
                     raise
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
     with _checked_lock:
         _checked[final] = manifest
     return final, manifest

@@ -719,3 +719,44 @@ def test_an_archive_member_bigger_than_the_bound_is_refused(tmp_path: Path, monk
     with pytest.raises(spec.ArtifactError, match=r"at most 8388608 bytes"):
         unpack.extract(artifact, archive, "bomb.zip", tmp_path / "prog", tmp_path / "scratch")
     assert not (tmp_path / "prog").exists() or (tmp_path / "prog").stat().st_size == 0
+
+
+def _deep_tree(top: Path, depth: int = 5000) -> None:
+    """``top/a/a/a/...``, ``depth`` levels (its paths far longer than PATH_MAX), a file and a link at the bottom."""
+    top.mkdir(parents=True, exist_ok=True)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("a", dir_fd=fd)
+        child = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    with open(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
+        fh.write("x")
+    os.symlink("/etc", "link-out", dir_fd=fd)
+    os.close(fd)
+
+
+def test_a_5000_deep_tree_is_removed(tmp_path: Path) -> None:
+    """Before: shutil.rmtree raised RecursionError (even with ignore_errors) and the run ended with it."""
+    from harness.outdir import RunDirectory
+
+    _deep_tree(tmp_path / "home")
+    RunDirectory.discard(tmp_path / "home")
+    assert not (tmp_path / "home").exists() and Path("/etc/passwd").exists()
+
+
+def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(tmp_path: Path) -> None:
+    """Before: the next run in that --out removed the old results, then crashed in rmtree too, and its
+    ``.old-.scratch-<pid>`` stayed forever; one of a run that is gone is removed now."""
+    from harness.outdir import RunDirectory
+
+    out = tmp_path / "out"
+    _deep_tree(out / "m" / ".scratch" / "cell-x")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is gone
+    _deep_tree(out / "m" / f".old-.scratch-{dead.pid}", depth=2000)
+    with RunDirectory(out, "m") as rundir:
+        log = rundir.begin({"name": "m"})
+        log.close()
+        assert sorted(p.name for p in rundir.path.iterdir()) == [".lock", ".scratch", "cells", "results.jsonl"]
+    assert sorted(p.name for p in (out / "m").iterdir()) == [".lock", "cells", "results.jsonl"]
