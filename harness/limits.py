@@ -6,18 +6,25 @@ when the machine lets us make one (cgroup v2, or v1's ``memory`` and ``pids`` co
 root); otherwise memory falls back to RLIMIT_AS and the process count is not bounded (a process
 limit by RLIMIT_NPROC does not hold inside a user namespace started by root). The docker runner
 hands the same numbers to the engine.
+
+A cell's cgroup is ``ldmatrix-<pid>-<n>``, named after the run that made it; the first cgroup a
+process makes removes those of runs that are gone (killed by SIGKILL, SIGTERM, or stopped before
+they could), with whatever is still in them killed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.processes import gone
 
 CELL_UID = 1000
 CELL_GID = 100
@@ -44,6 +51,8 @@ CELL = Limits()
 
 _counter = itertools.count()
 _lock = threading.Lock()
+_NAME = re.compile(r"^ldmatrix-(\d+)-\d+$")
+_swept: list[bool] = []
 
 
 def _own_cgroup(controller: str | None) -> Path | None:
@@ -126,10 +135,47 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+def _parents() -> list[Path]:
+    """Where this process makes its cells' cgroups (one directory per hierarchy)."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        own = _own_cgroup(None)
+        return [own] if own else []
+    return [p for p in (_own_cgroup("memory"), _own_cgroup("pids")) if p is not None]
+
+
+def sweep_cgroups() -> list[Path]:
+    """Remove the cgroups of runs that are gone (their pid dead, or reused by a later process),
+    killing what is left in them; returns the directories removed."""
+    removed = []
+    for parent in _parents():
+        try:
+            children = [d for d in parent.iterdir() if _NAME.match(d.name)]
+        except OSError:
+            continue
+        for directory in children:
+            pid = int(_NAME.match(directory.name).group(1))  # type: ignore[union-attr]
+            try:
+                made = directory.stat().st_mtime
+            except OSError:
+                continue
+            if pid == os.getpid() or not gone(pid, made):
+                continue
+            group = Cgroup((directory,), None)
+            group.close()
+            if not directory.exists():
+                removed.append(directory)
+    return removed
+
+
 def make_cgroup(limits: Limits) -> Cgroup | None:
     """A fresh cgroup with the memory and pid limits, or None when this machine does not let us."""
     with _lock:
         name = f"ldmatrix-{os.getpid()}-{next(_counter)}"
+        sweep = not _swept
+        if sweep:
+            _swept.append(True)
+    if sweep:
+        sweep_cgroups()
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         return _make_v2(name, limits)
     return _make_v1(name, limits)

@@ -760,3 +760,34 @@ def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(tmp_path: Path) 
         log.close()
         assert sorted(p.name for p in rundir.path.iterdir()) == [".lock", ".scratch", "cells", "results.jsonl"]
     assert sorted(p.name for p in (out / "m").iterdir()) == [".lock", "cells", "results.jsonl"]
+
+
+MAKES_A_CGROUP = """
+import sys, time
+from harness.limits import CELL, make_cgroup
+group = make_cgroup(CELL)
+print(" ".join(str(d) for d in group.dirs), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_cgroups_of_runs_that_are_gone_are_removed_by_the_next(sig: str) -> None:
+    """Before: every run ended by a signal left its empty ldmatrix-<pid>-N cgroups behind, forever."""
+    import signal
+
+    from harness.limits import cgroups_work
+
+    if not cgroups_work():
+        pytest.skip("cells get no cgroup here (needs cgroup v2, or v1 as root)")
+    child = subprocess.Popen([sys.executable, "-c", MAKES_A_CGROUP], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert child.stdout is not None
+    dirs = [Path(d) for d in child.stdout.readline().split()]
+    assert dirs and all(d.is_dir() and d.name.startswith(f"ldmatrix-{child.pid}-") for d in dirs)
+    child.send_signal(getattr(signal, sig))
+    child.wait(timeout=30)
+    assert all(d.is_dir() for d in dirs), "the run removed its cgroup itself"
+    nxt = subprocess.run([sys.executable, "-c", "from harness.limits import CELL, make_cgroup; "
+                          "g = make_cgroup(CELL); g.close()"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert nxt.returncode == 0, nxt.stderr
+    assert not any(d.exists() for d in dirs), f"left: {[d for d in dirs if d.exists()]}"
