@@ -19,7 +19,7 @@ from harness.errors import LdmatrixError
 from harness.progress import NullProgress, Progress
 
 SOURCE = Path(__file__).resolve().parent / "data" / "cell_user.c"
-RECIPE = "1"
+RECIPE = "2"  # 2: --own DIR (a cell's HOME, a tmpfs, given to the cell user)
 SUITE = "bullseye"  # any build root does: the result is static
 FLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
 TIMEOUT = 300.0

@@ -41,10 +41,12 @@ class Limits:
     output: int = 1 << 20  # bytes of stdout, and of stderr, kept (the rest is counted)
     file_size: int = 256 << 20  # the largest file a cell may write (RLIMIT_FSIZE)
     tmp: int = 256 << 20  # the size of the cell's /tmp
+    home: int = 256 << 20  # the size of the cell's HOME (a tmpfs too; both count against memory)
 
     def describe(self) -> str:
         return (f"memory {self.memory >> 20} MiB, {self.pids} processes, output {self.output >> 10} KiB "
-                f"per stream kept, files up to {self.file_size >> 20} MiB, /tmp {self.tmp >> 20} MiB")
+                f"per stream kept, files up to {self.file_size >> 20} MiB, /tmp {self.tmp >> 20} MiB, "
+                f"HOME {self.home >> 20} MiB")
 
 
 CELL = Limits()
@@ -75,7 +77,7 @@ class Cgroup:
     """A cell's own cgroup (one directory per controller hierarchy), removed by ``close``."""
 
     dirs: tuple[Path, ...]
-    memory_file: Path | None  # where its peak memory use can be read
+    memory_file: Path | None  # where its count of OOM kills can be read (v2 memory.events, v1 memory.oom_control)
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
@@ -98,16 +100,17 @@ class Cgroup:
                 pass
 
     def hit_memory_limit(self, limit: int) -> bool:
+        """Whether the kernel killed a process of the cell for memory: its OOM kill count. (Not v1's
+        memory.failcnt, which counts every time the limit was reached, page cache reclaimed included:
+        a cell that wrote a big file "reached its memory limit" by it.)"""
         if self.memory_file is None:
             return False
         try:
             text = self.memory_file.read_text()
         except OSError:
             return False
-        if self.memory_file.name == "memory.events":  # v2: "oom_kill N"
-            return any(line.split()[0] in ("oom", "oom_kill") and int(line.split()[1]) > 0
-                       for line in text.splitlines() if line.strip())
-        return int(text.strip() or 0) > 0  # v1: memory.failcnt
+        counts = dict(line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)
+        return int(counts.get("oom_kill", "0")) > 0  # v2 memory.events and v1 memory.oom_control: "oom_kill N"
 
     def close_later(self) -> None:
         """``close`` in a thread: the last processes take a few milliseconds to leave a cgroup, and a
@@ -214,7 +217,7 @@ def _make_v1(name: str, limits: Limits) -> Cgroup | None:
     except OSError:
         Cgroup(tuple(made), None).close()
         return None
-    return Cgroup(tuple(made), memory / name / "memory.failcnt")
+    return Cgroup(tuple(made), memory / name / "memory.oom_control")
 
 
 _probe: dict[str, bool] = {}

@@ -47,7 +47,7 @@ def bwrap_argv(prepared: PreparedCell, bwrap: str | None = None, limits: Limits 
                cell_user: Path | None = None) -> list[str]:
     """The cell's bubblewrap command: its root, its mounts, its environment exactly and in order,
     started through the cell-user program (harness/cell_user.py; built on first use)."""
-    binds = tuple(Bind(m.host, m.target, m.writable) for m in prepared.mounts)
+    binds = tuple(Bind(m.host, m.target, m.writable, m.tmpfs) for m in prepared.mounts)
     return sandbox_argv(_root_args(prepared.root), binds, prepared.argv, cwd=prepared.cwd, env=prepared.env,
                         limits=limits, bwrap=bwrap, cell_user=cell_user or cell_user_program())
 
