@@ -422,7 +422,8 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
     removed = []
     try:
         candidates = [p for p in directory.iterdir()
-                      if p.name.startswith(".tmp-") or (p.name.startswith(".") and p.name.endswith(".part"))]
+                      if p.name.startswith((".tmp-", ".damaged-"))
+                      or (p.name.startswith(".") and p.name.endswith(".part"))]
     except FileNotFoundError:
         return []
     for path in sorted(candidates):
@@ -440,11 +441,12 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
 
 
 AREAS = ("store", "buildroots", "builds", "nix-ld/src", "nix-ld/builds", "nix-ld/crates", "artifacts")
+SHARED_AREAS = ("patched", "overlays")  # harness/installed.py's entries, with their manifest inside
 
 
 def sweep_cache(cache: Cache, progress: Progress) -> list[Path]:
     out: list[Path] = []
-    for area in (*AREAS, "downloads"):
+    for area in (*AREAS, "downloads", *SHARED_AREAS):
         out += sweep(cache.dir(area), progress)
     return out
 

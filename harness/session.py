@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers
+from harness import cache_entry, command_script, installed, nixld, nixpkgs, provision, reproducers
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
@@ -189,7 +189,9 @@ class _Staged:
                     return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
                                       **base)
                 return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
-            verdict = classify(result, self.check)
+            changed = installed.unchanged(prepared.binaries)  # cell.json names what ran: it must be so
+            verdict = classify(result, self.check) if changed is None else \
+                Verdict(Outcome.ERROR, f"ldmatrix: {changed}: what ran is not what was checked; not a result")
             (self.staging / "stdout").write_text(result.stdout)
             (self.staging / "stderr").write_text(result.stderr)
             (self.staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")

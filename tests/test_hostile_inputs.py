@@ -791,3 +791,126 @@ def test_cgroups_of_runs_that_are_gone_are_removed_by_the_next(sig: str) -> None
                           "g = make_cgroup(CELL); g.close()"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert nxt.returncode == 0, nxt.stderr
     assert not any(d.exists() for d in dirs), f"left: {[d for d in dirs if d.exists()]}"
+
+
+# The shared cache entries cells run: patched binaries and root overlays (harness/installed.py)
+
+def _built(tmp_path: Path):
+    import hashlib
+    import shutil
+
+    from harness.model import BuiltBinary
+
+    path = tmp_path / "built" / "c-hello"
+    path.parent.mkdir()
+    shutil.copyfile(ELF_TRUE, path)
+    return BuiltBinary("c-hello", "bullseye", path, hashlib.sha256(path.read_bytes()).hexdigest(),
+                       path.parent / "log", "/lib64/ld-linux-x86-64.so.2")
+
+
+def _flip_a_byte_keeping_size_and_mtime(path: Path) -> None:
+    st = path.stat()
+    path.chmod(0o755)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    path.chmod(st.st_mode & 0o7777)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_damaged_patched_binary_is_seen_on_use_and_made_again(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a byte flipped in a cached patched binary (size and mtime kept) ran as it was, SIGTRAP or
+    `ok`, and cell.json named the digest of what had been built, not of what ran."""
+    import hashlib
+
+    from harness import installed
+    from harness.cache import Cache
+
+    cache, built = Cache(tmp_path / "cache"), _built(tmp_path)
+    args = (built, "/home/user/bin/c-hello", "/nix/store/x-glibc/lib/ld-linux-x86-64.so.2", ["/nix/store/x-glibc/lib"],
+            cache)
+    first = installed.install(*args)
+    _flip_a_byte_keeping_size_and_mtime(first.host_path)
+    second = installed.install(*args)  # the same process: no fresh start hides it
+    assert hashlib.sha256(second.host_path.read_bytes()).hexdigest() == second.sha256 == first.sha256
+    err = capsys.readouterr().err
+    assert "patched binary" in err and "is damaged (c-hello: sha256" in err, err  # the damage is named
+
+
+def test_cache_verify_names_damaged_patched_binaries_and_overlays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: `ldmatrix cache verify` did not look at patched/ and overlays/: "0 damaged"."""
+    from harness import installed
+    from harness.cache import Cache
+    from harness.model import Link
+
+    monkeypatch.setenv("LDMATRIX_CACHE", str(tmp_path / "cache"))
+    cache, built = Cache(tmp_path / "cache"), _built(tmp_path)
+    patched = installed.install(built, "/home/user/bin/c-hello", "/nix/store/x/lib/ld-linux-x86-64.so.2", [], cache)
+    (overlay,) = installed.overlay_mounts([Link("/lib64/ld-linux-x86-64.so.2", "/nix/store/y/bin/nix-ld")], cache,
+                                          {"/lib64/motd": "hello\n"})
+    assert main(["cache", "verify", "-q"]) == 0
+    _flip_a_byte_keeping_size_and_mtime(patched.host_path)
+    (overlay.host / "libc.so.6").write_text("planted\n")
+    capsys.readouterr()
+    assert main(["cache", "verify", "-q"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    damaged = sorted(line.split(":")[0] for line in lines if line.startswith("damaged"))
+    assert damaged == [f"damaged    overlays/{overlay.host.parent.parent.name}",
+                       f"damaged    patched/{patched.host_path.parent.name}"], lines
+    assert lines[-1].endswith("2 damaged, 0 without a manifest")
+
+
+def test_a_planted_file_in_an_overlay_is_seen_on_use(tmp_path: Path) -> None:
+    from harness import installed
+    from harness.cache import Cache
+    from harness.model import Link
+
+    cache = Cache(tmp_path / "cache")
+    links = [Link("/lib64/ld-linux-x86-64.so.2", "/nix/store/y/bin/nix-ld")]
+    (overlay,) = installed.overlay_mounts(links, cache)
+    (overlay.host / "libc.so.6").write_text("planted\n")  # /lib64/libc.so.6 in every cell with this overlay
+    (again,) = installed.overlay_mounts(links, cache)
+    assert sorted(p.name for p in again.host.iterdir()) == ["ld-linux-x86-64.so.2"]
+
+
+def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cell.json records the sha256 of the file that ran; one changed under the cell makes it `error`."""
+    import json
+
+    from harness import installed, session
+    from harness import matrix as matrix_mod
+    from harness.cache import Cache
+    from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
+
+    cache, built = Cache(tmp_path / "cache"), _built(tmp_path)
+    binary = installed.install(built, "/home/user/bin/c-hello", "/nix/store/x/lib/ld-linux-x86-64.so.2", [], cache)
+
+    def prepare(cell, spec, child, art, workdir, timeout, home=None):
+        workdir.mkdir(parents=True, exist_ok=True)
+        return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
+                            ("/home/user/bin/c-hello",), (), "/home/user", timeout, workdir, binaries=(binary,))
+
+    class Runner:
+        name = "fake"
+
+        def unavailable(self) -> None:
+            return None
+
+        def run(self, prepared: PreparedCell) -> CommandResult:
+            if "none" in prepared.cell.id:
+                _flip_a_byte_keeping_size_and_mtime(binary.host_path)
+            return CommandResult(0, "LDMATRIX-CHECK: ok\n", "", 0.01)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(session, "prepare", prepare)
+    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "get_runner", lambda name: Runner())
+    seed = matrix_mod.load(SEED)
+    results = {r.cell_id: r for r in session.execute(seed, session.RunOptions(select="c-hello. glibc-2.36 none",
+                                                                                   out=tmp_path / "out", jobs=1))}
+    result = results["c-hello.none.glibc-2.36"]
+    assert result.outcome.value == "error" and "changed while the cell ran" in result.evidence, result

@@ -9,13 +9,7 @@ build of its own; a sandbox-level test runs busybox in the NixOS-like root direc
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
