@@ -329,6 +329,7 @@ class CommandResult:
     timed_out: bool = False
     stdout_cut: int = 0  # bytes of stdout not kept (harness.runners.output: a marker line shows where)
     stderr_cut: int = 0
+    interrupted: bool = False  # stopped by Ctrl-C before it ended (harness/interrupt.py): no outcome
 
     @property
     def truncated(self) -> bool:

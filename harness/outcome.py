@@ -110,6 +110,13 @@ def _disagreement(result: CommandResult, lines: list[str]) -> str:
     return ""
 
 
+def _interrupted(result: CommandResult, lines: list[str]) -> Verdict | None:
+    if result.interrupted:
+        return Verdict(Outcome.ERROR, f"interrupted (Ctrl-C) after {result.duration:.1f}s: the run was stopped "
+                                      "before the cell ended; no outcome")
+    return None
+
+
 def _timeout(result: CommandResult, lines: list[str]) -> Verdict | None:
     if result.timed_out:
         return Verdict(Outcome.TIMEOUT, f"no exit within {result.duration:.1f}s; killed")
@@ -198,6 +205,7 @@ def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
 
 
 RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
+    _interrupted,
     _timeout,
     _by_loader(Outcome.GLIBC_TOO_OLD, _GLIBC_TOO_OLD),
     _by_loader(Outcome.MISSING_LIBRARY, _MISSING_LIBRARY),
@@ -211,7 +219,7 @@ RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
 def _noted(verdict: Verdict, result: CommandResult, lines: list[str]) -> Verdict:
     """A verdict other than the loader's, where a loader's words were seen: it says so."""
     if verdict.outcome in (Outcome.MISSING_LIBRARY, Outcome.GLIBC_TOO_OLD, Outcome.MISSING_INTERPRETER,
-                           Outcome.TIMEOUT):
+                           Outcome.TIMEOUT) or result.interrupted:
         return verdict
     note = _disagreement(result, lines)
     return Verdict(verdict.outcome, verdict.evidence + note) if note else verdict

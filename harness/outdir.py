@@ -147,6 +147,11 @@ class RunDirectory:
         path.chmod(0o755)
         return path
 
+    def discard_staging(self) -> None:
+        """Remove every cell folder still being written (``cells/.tmp-*``): a run that stops at once."""
+        for staging in self.cells_dir.glob(f"{STAGING_PREFIX}*"):
+            remove_tree(staging)
+
     @staticmethod
     def discard(path: Path) -> None:
         """Remove a cell's staging folder or scratch, whatever the cell made in it; never raises."""

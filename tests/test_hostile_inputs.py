@@ -877,7 +877,6 @@ def test_a_planted_file_in_an_overlay_is_seen_on_use(tmp_path: Path) -> None:
 
 def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """cell.json records the sha256 of the file that ran; one changed under the cell makes it `error`."""
-    import json
 
     from harness import installed, session
     from harness import matrix as matrix_mod
@@ -914,3 +913,60 @@ def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeyp
                                                                                    out=tmp_path / "out", jobs=1))}
     result = results["c-hello.none.glibc-2.36"]
     assert result.outcome.value == "error" and "changed while the cell ran" in result.evidence, result
+
+
+def test_an_interrupted_run_records_its_running_cells_as_interrupted(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: Ctrl-C waited for the running cells' full timeout, and their lines were missing though
+    their folders were published. (The signal itself: tests/test_hostile_runs.py.)"""
+    import threading
+
+    from harness import interrupt, session
+    from harness import matrix as matrix_mod
+    from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
+
+    started = threading.Semaphore(0)
+
+    def prepare(cell, spec, child, art, workdir, timeout, home=None):
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "command.sh").write_text("#!/bin/sh\n")
+        return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
+                            ("/home/user/bin/x",), (), "/home/user", timeout, workdir)
+
+    class Runner:
+        name = "fake"
+
+        def unavailable(self) -> None:
+            return None
+
+        def run(self, prepared: PreparedCell) -> CommandResult:
+            ended = threading.Event()
+            with interrupt.watch(ended.set) as stopped:
+                started.release()
+                ended.wait(60)  # a cell with a long timeout
+            return CommandResult(-9, "", "", 0.5, interrupted=stopped())
+
+        def close(self) -> None:
+            pass
+
+    def press_ctrl_c() -> None:
+        for _ in range(2):
+            started.acquire(timeout=30)
+        interrupt.request()  # what the SIGINT handler does
+
+    monkeypatch.setattr(session, "prepare", prepare)
+    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "get_runner", lambda name: Runner())
+    seed = matrix_mod.load(SEED)
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    begun = time.monotonic()
+    with pytest.raises(interrupt.Interrupted) as stop:
+        session.execute(seed, session.RunOptions(select="c-hello. glibc-2.36", out=tmp_path / "out", jobs=2))
+    assert time.monotonic() - begun < 20
+    results = stop.value.results
+    assert len(results) == 2 and all(r.outcome.value == "error" and r.rc is None for r in results)
+    assert all(r.evidence.startswith("interrupted (Ctrl-C)") for r in results)
+    lines = (tmp_path / "out" / "seed" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 3  # the header and the two cells stopped; the others were not run
+    assert list((tmp_path / "out" / "seed" / "cells").iterdir()) == []  # no folder, whole or half-written
+    assert not interrupt.requested()  # the next run starts afresh

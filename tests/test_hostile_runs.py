@@ -9,7 +9,12 @@ build of its own; a sandbox-level test runs busybox in the NixOS-like root direc
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +93,99 @@ def test_the_harness_files_in_home_are_there_and_home_is_writable(cell) -> None:
     assert "Read-only file system" in result.stderr  # the harness's own files are read-only
     assert (home / ".ldmatrix" / "record.sh").read_text() == "echo sourced\n"
     assert not (home / ".ldmatrix" / "launch.expect").exists()
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+def _matrix(tmp_path: Path, script: str, *, names: tuple[str, ...] = ("a",), timeout: int = 60) -> Path:
+    """A matrix whose binaries are the host's bash running ``script`` in trixie's root (container)."""
+    binaries = "".join(f"  {name}: {{file: '{BASH}', built_in: trixie, run: ['-c', {json.dumps(script)}]}}\n"
+                       for name in names)
+    path = tmp_path / "h.yaml"
+    path.write_text(f"name: h\ntimeout: {timeout}\nbinaries:\n{binaries}"
+                    "axes: {strategy: [container], glibc: ['2.41']}\nexpect: [{outcome: ok}]\n")
+    return path
+
+
+def _run(matrix: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "harness", "run", str(matrix), "-q", "--out", str(out), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "h" / "results.jsonl").read_text().splitlines()[1:]]
+
+
+def test_a_cell_that_builds_a_5000_deep_tree_in_home_is_recorded_and_the_next_run_works(tmp_path: Path) -> None:
+    """Before: rmtree's RecursionError ended the run, its line was lost, the next run in that --out
+    removed the old results and crashed too, and .old-.scratch-<pid> stayed forever."""
+    deep = "$(printf 'a/%.0s' $(seq 5000))"  # GNU mkdir -p goes down one level at a time: no PATH_MAX
+    matrix = _matrix(tmp_path, f"cd ~ && mkdir -p {deep} && cd /tmp && mkdir -p {deep} && "
+                               "test $(find ~ -type d | wc -l) -gt 5000 && echo deep")
+    out = tmp_path / "out"
+    for _ in range(2):
+        proc = _run(matrix, out)
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+        (line,) = _lines(out)
+        assert line["outcome"] == "ok" and line["evidence"] == "exit 0", line
+        assert sorted(p.name for p in (out / "h").iterdir()) == [".lock", "cells", "results.jsonl"]
+
+
+def _wait_for_running(out: Path, count: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        cells = out / "h" / "cells"
+        if cells.is_dir() and len([p for p in cells.iterdir() if (p / "command.sh").exists()]) >= count:
+            time.sleep(1.0)  # command.sh is written just before the sandbox starts
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the cells never started: {proc.communicate()[1][-2000:] if proc.poll() is not None else ''}")
+
+
+SLEEPER = "exec sleep 57.123"  # the cell's process, found by its argument afterwards
+
+
+def _stopped_at_once(tmp_path: Path, *extra: str, presses: int = 1) -> tuple[str, list[dict], Path, int]:
+    out = tmp_path / "out"
+    proc = _run(_matrix(tmp_path, SLEEPER, names=("a", "b"), timeout=60), out, "-j", "2", *extra)
+    _wait_for_running(out, 2, proc)
+    begun = time.monotonic()
+    for _ in range(presses):
+        proc.send_signal(signal.SIGINT)  # nothing when it has ended already
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - begun < 15, "Ctrl-C waited for the cells' timeout"
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert subprocess.run(["pgrep", "-f", "sleep 57.123"], capture_output=True).returncode == 1, "a cell lives on"
+    cells = out / "h" / "cells"
+    assert not [p for p in cells.iterdir() if p.name.startswith(".tmp-")], "a half-written cell folder is left"
+    return stdout, _lines(out), cells, proc.pid
+
+
+def test_ctrl_c_stops_the_running_cells_at_once_and_records_them(tmp_path: Path) -> None:
+    """Before: SIGINT waited for the running cells' full timeout (57 s of a 60 s one), and their lines
+    were missing though their folders were published."""
+    stdout, lines, cells, _ = _stopped_at_once(tmp_path)
+    assert len(lines) == 2 and all(r["outcome"] == "error" and r["rc"] is None for r in lines), lines
+    assert all(r["evidence"].startswith("interrupted (Ctrl-C) after") for r in lines)
+    assert list(cells.iterdir()) == []  # an interrupted cell has no folder: nothing of it is a result
+    assert "a  container" in stdout and "h: interrupted: 2 of 2 cells recorded (2 stopped while running" in stdout
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+    _stopped_at_once(tmp_path, presses=2)
+
+
+@pytest.mark.docker
+def test_ctrl_c_stops_the_running_containers_at_once(tmp_path: Path) -> None:
+    from harness import docker_engine
+
+    reason = docker_engine.unavailable()
+    if reason is not None:
+        pytest.skip(f"no Docker engine: {reason}")
+    from harness.containers import PID
+
+    _, lines, _, pid = _stopped_at_once(tmp_path, "--runner", "docker")
+    assert len(lines) == 2 and all(r["evidence"].startswith("interrupted (Ctrl-C) after") for r in lines), lines
+    assert docker_engine.client().containers.list(all=True, filters={"label": f"{PID}={pid}"}) == []

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import command_script, docker_engine, images
+from harness import command_script, docker_engine, images, interrupt
 from harness.cell_home import layout
 from harness.environments import with_pwd
 from harness.limits import CELL, CELL_GID, CELL_UID, Limits, give_to_cell_user
@@ -233,10 +233,12 @@ def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> Comman
         except docker.errors.APIError as err:
             reader.stream.close()
             return CommandResult(127, "", f"{err.explanation or err}\n", time.monotonic() - start)
-        rc, timed_out = _wait(container, spec.timeout)
+        with interrupt.watch(container.kill) as stopped:  # Ctrl-C: killed now, not at the timeout
+            rc, timed_out = _wait(container, spec.timeout)
         duration = time.monotonic() - start
         out, out_cut, err_text, err_cut = reader.finish()
-        return CommandResult(rc, out, err_text, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut)
+        return CommandResult(rc, out, err_text, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut,
+                             interrupted=stopped())
     finally:
         remove_container(container)
         if on_remove:
