@@ -721,6 +721,14 @@ def test_an_archive_member_bigger_than_the_bound_is_refused(tmp_path: Path, monk
     assert not (tmp_path / "prog").exists() or (tmp_path / "prog").stat().st_size == 0
 
 
+@pytest.fixture
+def rm_rf_after(tmp_path: Path):
+    """Whatever a failing test leaves is removed by GNU rm (no recursion limit): a 5000-deep tree left
+    in pytest's temporary directories would break pytest's own clean-up (shutil.rmtree) later."""
+    yield
+    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
+
+
 def _deep_tree(top: Path, depth: int = 5000) -> None:
     """``top/a/a/a/...``, ``depth`` levels (its paths far longer than PATH_MAX), a file and a link at the bottom."""
     top.mkdir(parents=True, exist_ok=True)
@@ -736,7 +744,7 @@ def _deep_tree(top: Path, depth: int = 5000) -> None:
     os.close(fd)
 
 
-def test_a_5000_deep_tree_is_removed(tmp_path: Path) -> None:
+def test_a_5000_deep_tree_is_removed(tmp_path: Path, rm_rf_after: None) -> None:
     """Before: shutil.rmtree raised RecursionError (even with ignore_errors) and the run ended with it."""
     from harness.outdir import RunDirectory
 
@@ -745,7 +753,7 @@ def test_a_5000_deep_tree_is_removed(tmp_path: Path) -> None:
     assert not (tmp_path / "home").exists() and Path("/etc/passwd").exists()
 
 
-def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(tmp_path: Path) -> None:
+def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(tmp_path: Path, rm_rf_after: None) -> None:
     """Before: the next run in that --out removed the old results, then crashed in rmtree too, and its
     ``.old-.scratch-<pid>`` stayed forever; one of a run that is gone is removed now."""
     from harness.outdir import RunDirectory

@@ -119,6 +119,13 @@ def _lines(out: Path) -> list[dict]:
 def test_a_cell_that_builds_a_5000_deep_tree_in_home_is_recorded_and_the_next_run_works(tmp_path: Path) -> None:
     """Before: rmtree's RecursionError ended the run, its line was lost, the next run in that --out
     removed the old results and crashed too, and .old-.scratch-<pid> stayed forever."""
+    try:
+        _deep_home_twice(tmp_path)
+    finally:  # a deep tree left in pytest's directories would break pytest's own clean-up later
+        subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path / "out")], check=False)
+
+
+def _deep_home_twice(tmp_path: Path) -> None:
     deep = "$(printf 'a/%.0s' $(seq 5000))"  # GNU mkdir -p goes down one level at a time: no PATH_MAX
     matrix = _matrix(tmp_path, f"cd ~ && mkdir -p {deep} && cd /tmp && mkdir -p {deep} && "
                                "test $(find ~ -type d | wc -l) -gt 5000 && echo deep")
