@@ -8,7 +8,6 @@ build of its own; a sandbox-level test runs busybox in the NixOS-like root direc
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.limits import CELL, cgroups_work
-from harness.model import GlibcSet, PreparedCell
+from harness.model import GlibcSet
 from harness.runners.sandbox import SandboxRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,16 +41,9 @@ def glibc() -> GlibcSet:
 @pytest.fixture
 def cell(glibc: GlibcSet, tmp_path: Path):
     """``cell(script, timeout)``: busybox ``sh -c script`` in the NixOS-like root (busybox as $BB)."""
-    from harness.prepare import nixos_root
-    from harness.testinfra_backend import bare_root
+    from conftest import busybox_cell
 
-    base = bare_root(nixos_root(glibc), tmp_path / "cell")
-    busybox = f"{glibc.shell.store_path}/bin/busybox"
-
-    def make(script: str, timeout: float = 60.0) -> PreparedCell:
-        return dataclasses.replace(base, argv=(busybox, "sh", "-c", f"BB={busybox}; {script}"), timeout=timeout,
-                                   env=(*base.env, ("BB", busybox)))
-    return make
+    return busybox_cell(glibc, tmp_path / "cell")
 
 
 def _size(path: Path) -> int:
