@@ -35,6 +35,7 @@ HOSTNAME = "ldmatrix"
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 CELL_USER_PATH = "/.ldmatrix-cell-user"  # where harness/data/cell_user.c's program is bound in a cell
 _SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
+HOME_MODE = "0755"  # a cell's HOME (docker's --workdir makes it 0755 whatever its tmpfs says)
 ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")  # as_root keeps these
 
 
@@ -97,17 +98,17 @@ def _user_args(cell_user: Path | None, as_root: bool = False, own: bool = False)
 
 
 def _home_args(bind: Bind, limits: Limits, made: set[str]) -> tuple[list[str], list[str]]:
-    """A cell's HOME (harness/cell_home.py): a tmpfs of ``limits.home`` bytes, mode 0700, its
-    directories 0755, the host's files bound read-only; and the directories the cell is to own."""
+    """A cell's HOME (harness/cell_home.py): a tmpfs of ``limits.home`` bytes, mode 0755 (as docker
+    leaves a working directory, and as HOME was before), its directories 0755, the host's files bound read-only; and the directories the cell is to own."""
     tree = layout(bind.host)
-    args = ["--perms", "0700", "--size", str(limits.home), "--tmpfs", bind.target]
+    args = ["--perms", HOME_MODE, "--size", str(limits.home), "--tmpfs", bind.target]
     dirs = tree.targets(bind.target)
     for directory in dirs[1:]:
         args += ["--perms", "0755", "--dir", directory]
     made.update(dirs)
     for rel in tree.files:
         args += ["--ro-bind", str(bind.host / rel), f"{bind.target}/{rel}"]
-    # deepest first: once HOME is the cell user's (mode 0700), cell-user can no longer look inside it
+    # deepest first: a directory the cell user owns may be one cell-user cannot look into
     return args, list(reversed(dirs))
 
 

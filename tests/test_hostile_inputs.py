@@ -732,9 +732,9 @@ def rm_rf_after(tmp_path: Path):
 def _deep_tree(top: Path, depth: int = 5000) -> None:
     """``top/a/a/a/...``, ``depth`` levels (its paths far longer than PATH_MAX), a file and a link at the bottom."""
     top.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mkdir", "-p", "a/" * depth], cwd=top, check=True)  # GNU mkdir goes down level by level
     fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
     for _ in range(depth):
-        os.mkdir("a", dir_fd=fd)
         child = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
         os.close(fd)
         fd = child

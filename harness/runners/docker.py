@@ -92,7 +92,7 @@ def laid_out(spec: ContainerSpec) -> tuple[list[Mount], dict[str, str]]:
         tree = layout(mount.host)
         for i, directory in enumerate(tree.targets(mount.target)):
             tmpfs[directory] = (f"{TMPFS_OPTIONS},size={limits.home},uid={uid},gid={gid or uid},"
-                                f"mode={'0700' if i == 0 else '0755'}")
+                                "mode=0755")
         binds += [Mount(mount.host / rel, f"{mount.target}/{rel}") for rel in tree.files]
     return binds, tmpfs
 
