@@ -722,11 +722,17 @@ def test_an_archive_member_bigger_than_the_bound_is_refused(tmp_path: Path, monk
 
 
 @pytest.fixture
-def rm_rf_after(tmp_path: Path):
-    """Whatever a failing test leaves is removed by GNU rm (no recursion limit): a 5000-deep tree left
-    in pytest's temporary directories would break pytest's own clean-up (shutil.rmtree) later."""
-    yield
-    subprocess.run(["rm", "-rf", "--one-file-system", str(tmp_path)], check=False)
+def deep_dir(tmp_path: Path):
+    """A directory for deep trees: on /dev/shm where there is one (a tmpfs: 5000 levels take 0.1 s
+    there, seconds on a busy disk), removed afterwards by GNU rm, which has no recursion limit (a
+    deep tree left in pytest's directories would break pytest's own clean-up, shutil.rmtree)."""
+    import tempfile
+
+    shm = Path("/dev/shm")
+    top = Path(tempfile.mkdtemp(prefix="ldmatrix-test-", dir=shm)) if os.access(shm, os.W_OK) else tmp_path / "deep"
+    top.mkdir(exist_ok=True)
+    yield top
+    subprocess.run(["rm", "-rf", "--one-file-system", str(top)], check=False)
 
 
 def _deep_tree(top: Path, depth: int = 5000) -> None:
@@ -744,25 +750,25 @@ def _deep_tree(top: Path, depth: int = 5000) -> None:
     os.close(fd)
 
 
-def test_a_5000_deep_tree_is_removed(tmp_path: Path, rm_rf_after: None) -> None:
+def test_a_5000_deep_tree_is_removed(deep_dir: Path) -> None:
     """Before: shutil.rmtree raised RecursionError (even with ignore_errors) and the run ended with it."""
     from harness.outdir import RunDirectory
 
-    _deep_tree(tmp_path / "home")
-    RunDirectory.discard(tmp_path / "home")
-    assert not (tmp_path / "home").exists() and Path("/etc/passwd").exists()
+    _deep_tree(deep_dir / "home")
+    RunDirectory.discard(deep_dir / "home")
+    assert not (deep_dir / "home").exists() and Path("/etc/passwd").exists()
 
 
-def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(tmp_path: Path, rm_rf_after: None) -> None:
+def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(deep_dir: Path) -> None:
     """Before: the next run in that --out removed the old results, then crashed in rmtree too, and its
     ``.old-.scratch-<pid>`` stayed forever; one of a run that is gone is removed now."""
     from harness.outdir import RunDirectory
 
-    out = tmp_path / "out"
-    _deep_tree(out / "m" / ".scratch" / "cell-x")
+    out = deep_dir / "out"
+    _deep_tree(out / "m" / ".scratch" / "cell-x", depth=1500)  # deeper than rmtree's recursion goes
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid is gone
-    _deep_tree(out / "m" / f".old-.scratch-{dead.pid}", depth=2000)
+    _deep_tree(out / "m" / f".old-.scratch-{dead.pid}", depth=1500)
     with RunDirectory(out, "m") as rundir:
         log = rundir.begin({"name": "m"})
         log.close()
