@@ -117,10 +117,11 @@ def exit_at_next() -> None:
 
 
 @contextmanager
-def handling() -> Iterator[None]:
-    """SIGINT as above while the block runs (in the main thread; elsewhere nothing changes)."""
+def handling(enabled: bool = True) -> Iterator[None]:
+    """SIGINT as above while the block runs (in the main thread; elsewhere, or not ``enabled``,
+    nothing changes: Ctrl-C raises KeyboardInterrupt where the main thread is)."""
     reset()
-    if threading.current_thread() is not threading.main_thread():
+    if not enabled or threading.current_thread() is not threading.main_thread():
         try:
             yield
         finally:

@@ -289,12 +289,13 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
         log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
-        with interrupt.handling(), interrupt.last_words(rundir.discard_staging):
+        batch = reason is None and hasattr(runner, "run_batch")  # runs in this thread: Ctrl-C raises there
+        with interrupt.handling(enabled=not batch), interrupt.last_words(rundir.discard_staging):
             try:
                 if reason is not None:
                     done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
                                       for c in cells]
-                elif hasattr(runner, "run_batch"):  # one batch: the nixos-vm runner boots one VM per pin
+                elif batch:  # one batch: the nixos-vm runner boots one VM per pin
                     done = run_batch(matrix, cells, art, runner, rundir)
                 else:
                     futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
