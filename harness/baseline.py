@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import guard, results_file
+from harness.errors import LdmatrixError
 from harness.model import CellResult
 from harness.results_file import ResultsFile
 
@@ -33,6 +34,37 @@ def build_of(result: CellResult) -> str:
 
 def path_of(root: Path, build: str, matrix: str) -> Path:
     return root / build / f"{matrix}.jsonl"
+
+
+def check_root(root: Path) -> None:
+    """The baselines directory: a directory, or not there yet (every baseline then is missing)."""
+    if (root.exists() or root.is_symlink()) and not root.is_dir():
+        raise LdmatrixError(f"--baselines {root}: not a directory (it holds <build>/<matrix>.jsonl)")
+
+
+def load(path: Path) -> ResultsFile | None:
+    """The baseline at ``path``; None when there is none. One that is there and cannot be read (a
+    directory, a FIFO, a device, too big) is an error, never "no baseline"."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise LdmatrixError(f"{path}: cannot be a baseline: {path.parent} is not a directory") from None
+    return results_file.read(path)
+
+
+def check_readable(root: Path, matrix: str, builds: Iterable[str]) -> None:
+    """Before anything runs: each baseline the run will be compared with is missing or a file to read."""
+    for build in builds:
+        path = path_of(root, build, matrix)
+        try:
+            path.lstat()
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            raise LdmatrixError(f"{path}: cannot be a baseline: {path.parent} is not a directory") from None
+        results_file.open_regular(path, "results file", results_file.MAX_BYTES).close()
 
 
 def lean_record(result: CellResult) -> dict:
@@ -96,7 +128,7 @@ def check(results: Iterable[CellResult], root: Path, matrix: str, pins: Mapping[
     out = []
     for build, cells in sorted(split(results).items()):
         path = path_of(root, build, matrix)
-        baseline = results_file.read(path) if path.is_file() else None
+        baseline = load(path)
         old = baseline.results if baseline else ()
         comparison = guard.compare(old, cells, old_name=str(path) if baseline else f"{path} (missing)",
                                    new_name=f"tonight's {matrix} on {build}",

@@ -27,6 +27,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cell_home import layout
 from harness.errors import LdmatrixError
 from harness.limits import CELL, CELL_GID, CELL_UID, Limits
 
@@ -34,6 +35,7 @@ HOSTNAME = "ldmatrix"
 NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
 CELL_USER_PATH = "/.ldmatrix-cell-user"  # where harness/data/cell_user.c's program is bound in a cell
 _SKIP_TOP = {"home", "tmp", "proc", "dev", "sys", "run", "root", "mnt", "media"}
+HOME_MODE = "0755"  # a cell's HOME (docker's --workdir makes it 0755 whatever its tmpfs says)
 ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")  # as_root keeps these
 
 
@@ -42,6 +44,7 @@ class Bind:
     host: Path
     target: str
     writable: bool = False
+    tmpfs: bool = False  # a cell's HOME: a bounded tmpfs holding host's files read-only (model.Mount)
 
 
 def bwrap_command() -> str:
@@ -80,17 +83,33 @@ def parent_dirs(target: str, made: set[str]) -> list[str]:
     return args
 
 
-def _user_args(cell_user: Path | None, as_root: bool = False) -> list[str]:
+def _user_args(cell_user: Path | None, as_root: bool = False, own: bool = False) -> list[str]:
     if as_root:
         if os.geteuid() != 0:
             raise LdmatrixError("a sandbox whose program is root (the VM stand-in of the tests) needs root")
         return [*NAMESPACES, "--cap-drop", "ALL", *(a for cap in ROOT_CAPS for a in ("--cap-add", cap))]
     if cell_user is not None and os.geteuid() == 0:
-        keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")  # for cell-user, which drops them before exec
+        # for cell-user, which drops them before exec (CAP_CHOWN: to give the cell its HOME first)
+        keep = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", *(("CAP_CHOWN",) if own else ()))
         # every namespace but the user namespace (--unshare-all would make one, mapping only uid 0)
         return [*NAMESPACES, "--cap-drop", "ALL", *(a for cap in keep for a in ("--cap-add", cap))]
     return ["--unshare-all", "--unshare-user", "--uid", str(CELL_UID), "--gid", str(CELL_GID),
             "--disable-userns", "--cap-drop", "ALL"]
+
+
+def _home_args(bind: Bind, limits: Limits, made: set[str]) -> tuple[list[str], list[str]]:
+    """A cell's HOME (harness/cell_home.py): a tmpfs of ``limits.home`` bytes, mode 0755 (as docker
+    leaves a working directory, and as HOME was before), its directories 0755, the host's files bound read-only; and the directories the cell is to own."""
+    tree = layout(bind.host)
+    args = ["--perms", HOME_MODE, "--size", str(limits.home), "--tmpfs", bind.target]
+    dirs = tree.targets(bind.target)
+    for directory in dirs[1:]:
+        args += ["--perms", "0755", "--dir", directory]
+    made.update(dirs)
+    for rel in tree.files:
+        args += ["--ro-bind", str(bind.host / rel), f"{bind.target}/{rel}"]
+    # deepest first: a directory the cell user owns may be one cell-user cannot look into
+    return args, list(reversed(dirs))
 
 
 def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], command: tuple[str, ...] | list[str],
@@ -105,7 +124,7 @@ def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], com
     ``network``: share the host's network and its resolver (only to fetch sources; never a cell
     or a build).
     """
-    user = _user_args(cell_user, as_root)
+    user = _user_args(cell_user, as_root, own=any(b.tmpfs for b in binds))
     if network:
         user = [*user, "--share-net"]
     args = [bwrap or bwrap_command(), *user, "--die-with-parent", "--new-session",
@@ -114,12 +133,19 @@ def sandbox_argv(root_args: list[str], binds: tuple[Bind, ...] | list[Bind], com
     if network and Path("/etc/resolv.conf").exists():
         args += ["--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"]
     made: set[str] = set()
+    owned: list[str] = []  # directories made for the cell, given to it by cell-user (as root)
     for bind in binds:
         args += parent_dirs(bind.target, made)
-        args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.target]
+        if bind.tmpfs:
+            home, dirs = _home_args(bind, limits, made)
+            args += home
+            owned += dirs
+        else:
+            args += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.target]
     if cell_user is not None and os.geteuid() == 0 and not as_root:
         args += ["--ro-bind", str(cell_user), CELL_USER_PATH]
-        command = (CELL_USER_PATH, str(CELL_UID), str(CELL_GID), *command)
+        command = (CELL_USER_PATH, str(CELL_UID), str(CELL_GID), *(a for d in owned for a in ("--own", d)),
+                   *command)
     if env is not None:
         args.append("--clearenv")
         for key, value in env:

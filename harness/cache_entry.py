@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import tempfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from harness.cache import Cache
 from harness.errors import LdmatrixError, ProvisionError
 from harness.progress import Progress
+from harness.remove import remove_tree
 
 FORMAT = 1
 MANIFESTS = "manifests/v1"
@@ -294,10 +294,7 @@ def discard(path: Path) -> str:
     mounts = mounts_under(path)
     if mounts:
         return f"left {path} alone: {mounts[0]} is still mounted"
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+    remove_tree(path)
     return ""
 
 
@@ -425,7 +422,8 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
     removed = []
     try:
         candidates = [p for p in directory.iterdir()
-                      if p.name.startswith(".tmp-") or (p.name.startswith(".") and p.name.endswith(".part"))]
+                      if p.name.startswith((".tmp-", ".damaged-"))
+                      or (p.name.startswith(".") and p.name.endswith(".part"))]
     except FileNotFoundError:
         return []
     for path in sorted(candidates):
@@ -443,11 +441,12 @@ def sweep(directory: Path, progress: Progress) -> list[Path]:
 
 
 AREAS = ("store", "buildroots", "builds", "nix-ld/src", "nix-ld/builds", "nix-ld/crates", "artifacts")
+SHARED_AREAS = ("patched", "overlays")  # harness/installed.py's entries, with their manifest inside
 
 
 def sweep_cache(cache: Cache, progress: Progress) -> list[Path]:
     out: list[Path] = []
-    for area in (*AREAS, "downloads"):
+    for area in (*AREAS, "downloads", *SHARED_AREAS):
         out += sweep(cache.dir(area), progress)
     return out
 

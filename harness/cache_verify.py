@@ -1,7 +1,8 @@
 """``ldmatrix cache verify``: every entry of the cache against its manifest, sha256 of everything.
 
 One line per entry that is not fine (damaged, without a manifest, half-built, a download whose
-content is not its name); a summary line; exit status 1 when anything is damaged.
+content is not its name); a summary line; exit status 1 when anything is damaged. The patched
+binaries and root overlays cells share (harness/installed.py) are verified too, each file hashed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
+from harness import cache_entry, installed
 from harness.cache import Cache
 from harness.progress import Progress, StderrProgress
 
@@ -50,6 +51,20 @@ def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
             gone = cache_entry.stale(path)
             findings.append(Finding("half-built", path, "its run is gone; the next run removes it" if gone
                                     else "a run is making it now"))
+    for area, problem in (("patched", installed.binary_problem), ("overlays", installed.overlay_problem)):
+        directory = cache.dir(area)
+        shared = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        progress.step(f"verifying {len(shared)} entries of {directory}")
+        for path in shared:
+            total += 1
+            manifest = installed.read_manifest(path)
+            wrong = "its entry.json is missing or cannot be read" if manifest is None else \
+                problem(path, manifest, fresh=True)
+            if wrong is not None:
+                findings.append(Finding("damaged", path, f"{wrong}; the next run that uses it makes it again"))
+        for path in sorted(directory.glob(".tmp-*")):
+            findings.append(Finding("half-built", path, "its run is gone; the next run removes it"
+                                    if cache_entry.stale(path) else "a run is making it now"))
     downloads = sorted(p for p in cache.downloads.iterdir()  # .deb, .whl, .download: named by their sha256
                        if p.is_file() and not p.name.startswith(".") and len(p.stem) == 64)
     progress.step(f"verifying {len(downloads)} downloads in {cache.downloads}")

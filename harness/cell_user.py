@@ -9,7 +9,8 @@ from harness.cache import Cache
 from harness.progress import Progress
 from harness.static_program import StaticProgram, ensure as ensure_program
 
-CELL_USER = StaticProgram("ldmatrix-cell-user", "cell-user", "cell_user.c", "1",
+# recipe 2: --own DIR (a cell's HOME, a tmpfs, given to the cell user)
+CELL_USER = StaticProgram("ldmatrix-cell-user", "cell-user", "cell_user.c", "2",
                           ("-static", "-O2", "-Wall", "-Wextra", "-Werror"))
 
 

@@ -104,6 +104,7 @@ def run_inputs(args: argparse.Namespace) -> RunInputs:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.interrupt import EXIT_STATUS, Interrupted, exit_at_next
     from harness.session import execute
 
     _check_outputs(args)
@@ -116,8 +117,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
     options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out)
     progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
-    results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     results_path = options.out / matrix.name / RESULTS_NAME
+    try:
+        results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
+    except Interrupted as stop:  # Ctrl-C: what was recorded, as a grid; the cells stopped say so
+        exit_at_next()  # a second Ctrl-C while this is printed: stop there
+        if stop.results:
+            print(report.grid(stop.results))
+            print(report.legend())
+        stopped = sum(r.outcome is not None and r.rc is None and r.evidence.startswith("interrupted")
+                      for r in stop.results)
+        print(f"{matrix.name}: interrupted: {len(stop.results)} of {len(cells)} cells recorded ({stopped} stopped "
+              f"while running, an error each), {len(cells) - len(stop.results)} not run; results in {results_path}")
+        return EXIT_STATUS
     print(report.grid(results))
     print(report.legend())
     for text in (report.skipped_reasons(results), report.failures(results, results_path)):
@@ -320,6 +332,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
         def run_cell(c, nix_ld):
             result = run_one(matrix, c, dataclasses.replace(art, nix_ld=nix_ld), runner, rundir)
+            if result is None:  # an interrupted run (harness/interrupt.py)
+                raise KeyboardInterrupt
             log.write(result_record(result))
             return result
 

@@ -14,18 +14,10 @@ import time
 from datetime import datetime
 
 from harness import docker_engine
+from harness.processes import process_start
 
 STALE_AGE = 6 * 3600.0
 HOST, PID, STARTED = "ldmatrix.run-host", "ldmatrix.run-pid", "ldmatrix.run-started"
-
-
-def process_start(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat), None if gone."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def owner_labels() -> dict[str, str]:

@@ -68,13 +68,17 @@ def cmd_guard(args: argparse.Namespace) -> int:
     for matrix_path in args.matrices:
         if not matrix_path.is_file():
             raise LdmatrixError(f"{matrix_path}: no such matrix")
+    baseline.check_root(args.baselines)
     inputs = run_inputs(args)
     progress = inputs.progress
     pin_header = inputs.nixpkgs.header()
     checks: list[baseline.Check] = []
     unexpected: dict[str, int] = {}
-    for matrix_path in args.matrices:
-        matrix = inputs.load(matrix_path)
+    matrices = [inputs.load(matrix_path) for matrix_path in args.matrices]
+    if not args.bless:  # a baseline that is there and cannot be read stops the guard before anything runs
+        for matrix in matrices:
+            baseline.check_readable(args.baselines, matrix.name, [baseline.DEBIAN, *pin_header])
+    for matrix in matrices:
         options = inputs.options(jobs=args.jobs, out=args.out)
         progress.step(f"{matrix.name}: {len(matrix.cells)} cells")
         results = execute(matrix, options, progress)

@@ -6,18 +6,25 @@ when the machine lets us make one (cgroup v2, or v1's ``memory`` and ``pids`` co
 root); otherwise memory falls back to RLIMIT_AS and the process count is not bounded (a process
 limit by RLIMIT_NPROC does not hold inside a user namespace started by root). The docker runner
 hands the same numbers to the engine.
+
+A cell's cgroup is ``ldmatrix-<pid>-<n>``, named after the run that made it; the first cgroup a
+process makes removes those of runs that are gone (killed by SIGKILL, SIGTERM, or stopped before
+they could), with whatever is still in them killed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.processes import gone
 
 CELL_UID = 1000
 CELL_GID = 100
@@ -34,16 +41,20 @@ class Limits:
     output: int = 1 << 20  # bytes of stdout, and of stderr, kept (the rest is counted)
     file_size: int = 256 << 20  # the largest file a cell may write (RLIMIT_FSIZE)
     tmp: int = 256 << 20  # the size of the cell's /tmp
+    home: int = 256 << 20  # the size of the cell's HOME (a tmpfs too; both count against memory)
 
     def describe(self) -> str:
         return (f"memory {self.memory >> 20} MiB, {self.pids} processes, output {self.output >> 10} KiB "
-                f"per stream kept, files up to {self.file_size >> 20} MiB, /tmp {self.tmp >> 20} MiB")
+                f"per stream kept, files up to {self.file_size >> 20} MiB, /tmp {self.tmp >> 20} MiB, "
+                f"HOME {self.home >> 20} MiB")
 
 
 CELL = Limits()
 
 _counter = itertools.count()
 _lock = threading.Lock()
+_NAME = re.compile(r"^ldmatrix-(\d+)-\d+$")
+_swept: list[bool] = []
 
 
 def _own_cgroup(controller: str | None) -> Path | None:
@@ -66,7 +77,7 @@ class Cgroup:
     """A cell's own cgroup (one directory per controller hierarchy), removed by ``close``."""
 
     dirs: tuple[Path, ...]
-    memory_file: Path | None  # where its peak memory use can be read
+    memory_file: Path | None  # where its count of OOM kills can be read (v2 memory.events, v1 memory.oom_control)
 
     @property
     def procs_files(self) -> tuple[Path, ...]:
@@ -89,16 +100,17 @@ class Cgroup:
                 pass
 
     def hit_memory_limit(self, limit: int) -> bool:
+        """Whether the kernel killed a process of the cell for memory: its OOM kill count. (Not v1's
+        memory.failcnt, which counts every time the limit was reached, page cache reclaimed included:
+        a cell that wrote a big file "reached its memory limit" by it.)"""
         if self.memory_file is None:
             return False
         try:
             text = self.memory_file.read_text()
         except OSError:
             return False
-        if self.memory_file.name == "memory.events":  # v2: "oom_kill N"
-            return any(line.split()[0] in ("oom", "oom_kill") and int(line.split()[1]) > 0
-                       for line in text.splitlines() if line.strip())
-        return int(text.strip() or 0) > 0  # v1: memory.failcnt
+        counts = dict(line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)
+        return int(counts.get("oom_kill", "0")) > 0  # v2 memory.events and v1 memory.oom_control: "oom_kill N"
 
     def close_later(self) -> None:
         """``close`` in a thread: the last processes take a few milliseconds to leave a cgroup, and a
@@ -126,10 +138,47 @@ def _write(path: Path, value: str) -> None:
     path.write_text(value)
 
 
+def _parents() -> list[Path]:
+    """Where this process makes its cells' cgroups (one directory per hierarchy)."""
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        own = _own_cgroup(None)
+        return [own] if own else []
+    return [p for p in (_own_cgroup("memory"), _own_cgroup("pids")) if p is not None]
+
+
+def sweep_cgroups() -> list[Path]:
+    """Remove the cgroups of runs that are gone (their pid dead, or reused by a later process),
+    killing what is left in them; returns the directories removed."""
+    removed = []
+    for parent in _parents():
+        try:
+            children = [d for d in parent.iterdir() if _NAME.match(d.name)]
+        except OSError:
+            continue
+        for directory in children:
+            pid = int(_NAME.match(directory.name).group(1))  # type: ignore[union-attr]
+            try:
+                made = directory.stat().st_mtime
+            except OSError:
+                continue
+            if pid == os.getpid() or not gone(pid, made):
+                continue
+            group = Cgroup((directory,), None)
+            group.close()
+            if not directory.exists():
+                removed.append(directory)
+    return removed
+
+
 def make_cgroup(limits: Limits) -> Cgroup | None:
     """A fresh cgroup with the memory and pid limits, or None when this machine does not let us."""
     with _lock:
         name = f"ldmatrix-{os.getpid()}-{next(_counter)}"
+        sweep = not _swept
+        if sweep:
+            _swept.append(True)
+    if sweep:
+        sweep_cgroups()
     if (CGROUP_ROOT / "cgroup.controllers").exists():
         return _make_v2(name, limits)
     return _make_v1(name, limits)
@@ -168,7 +217,7 @@ def _make_v1(name: str, limits: Limits) -> Cgroup | None:
     except OSError:
         Cgroup(tuple(made), None).close()
         return None
-    return Cgroup(tuple(made), memory / name / "memory.failcnt")
+    return Cgroup(tuple(made), memory / name / "memory.oom_control")
 
 
 _probe: dict[str, bool] = {}

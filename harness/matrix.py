@@ -9,6 +9,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
+from harness.outdir import MAX_ID_BYTES
 from harness.release import CURRENT, RELEASES
+from harness.rule_index import RuleIndex, matches_all
 from harness.yamlsource import describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
@@ -38,11 +41,15 @@ RUNNERS = ("sandbox", "docker", "nixos-vm")
 BUILD_KINDS = ("debian", "nixpkgs")  # Debian's glibc builds, a nixpkgs pin's own
 SIDES = (*BUILD_KINDS, *RUNNERS)  # what a difference is between (``differs``' ``between``)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out
+BINARY_NAME = re.compile(r"[a-z0-9][a-z0-9.\-]*")
+MAX_BINARY_NAME = 64  # it is part of every cell id, a folder name (at most 255 bytes)
 MAX_TIMEOUT = 3600.0  # seconds per cell
 MAX_CELLS = 100_000
 NO_LIBRARIES, DEFAULT_LIBRARIES = "none", "default"
 LIBRARY_STRATEGIES = frozenset({Strategy.PATCHELF, Strategy.LD_LIBRARY_PATH, Strategy.NIX_LD})
-_CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9][0-9.]*)$")
+_CMP = re.compile(r"^(<=|>=|<|>|==|!=)\s*([0-9]+(?:\.[0-9]+)*)$")
+_LOOKS_LIKE_CMP = re.compile(r"^\s*[<>=!]")
+CMP_FORM = "an operator (<, <=, >, >=, ==, !=) and a version of numbers joined by '.', e.g. <2.38"
 NO_SUITE = "?"  # a container cell's glibc when its program names no suite to run in (an error unless excluded)
 
 
@@ -90,11 +97,6 @@ class Matcher:
         return hit != self.negate
 
 
-def holds(matchers: Iterable[Matcher], facts: Mapping[str, Any]) -> bool:
-    """Every condition of a ``when`` (or an ``exclude`` entry) holds for a cell's facts."""
-    return all(m.matches(facts.get(m.key), facts) for m in matchers)
-
-
 @dataclass(frozen=True)
 class Rule:
     matchers: tuple[Matcher, ...]
@@ -105,7 +107,7 @@ class Rule:
     note: str | None = None
 
     def matches(self, facts: Mapping[str, Any]) -> bool:
-        return holds(self.matchers, facts)
+        return matches_all(self.matchers, facts)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class Difference:
         build kind and runner), ``when`` holding for one of the two cells (``facts``)."""
         first, second = sorted(self.between)
         crosses = (first in sides_a and second in sides_b) or (second in sides_a and first in sides_b)
-        return crosses and any(holds(self.matchers, f) for f in facts)
+        return crosses and any(matches_all(self.matchers, f) for f in facts)
 
 
 @dataclass(frozen=True)
@@ -152,17 +154,21 @@ class Matrix:
         release = RELEASES[self.release(cell) or CURRENT]
         return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())), Strategy.NIX_LD in cell.strategy)
 
+    @cached_property
+    def rule_index(self) -> RuleIndex:
+        return RuleIndex([rule.matchers for rule in self.rules])
+
     def expectation(self, cell: Cell) -> Expectation:
         """The first rule that matches decides. A known bug's rule, unless it says its fixed outcome,
         leaves that to the rules after it: what the cell is expected to give once the bug is gone."""
         facts = cell_facts(cell, self.binaries, self.nixos[0])
-        matching = [rule for rule in self.rules if rule.matches(facts)]
-        if not matching:
+        matching = (self.rules[i] for i in self.rule_index.matching(facts))
+        rule = next(matching, None)
+        if rule is None:
             raise AssertionError(f"validated matrix has no rule for {cell.id}")  # load() rules this out
-        rule = matching[0]
         fixed = rule.fixed_outcome
         if rule.bug and fixed is None:
-            fixed = next((later.outcome for later in matching[1:] if not later.bug), Outcome.OK)
+            fixed = next((later.outcome for later in matching if not later.bug), Outcome.OK)
         return Expectation(rule.outcome, rule.source, rule.bug, fixed or Outcome.OK)
 
     def select(self, pattern: str | None) -> tuple[Cell, ...]:
@@ -178,6 +184,13 @@ def selects(pattern: str | None, cell_id: str) -> bool:
 def parse_version(text: str) -> tuple[int, ...] | None:
     parts = text.split(".")
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+
+def _version_of(text: str) -> tuple[int, ...]:
+    """A version a comparison names (``_CMP`` has checked its form)."""
+    version = parse_version(text)
+    assert version is not None, text
+    return version
 
 
 def _compare(version: tuple[int, ...], op: str, ref: tuple[int, ...]) -> bool:
@@ -241,6 +254,7 @@ class _Loader:
             {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
         self.library_sets: dict[str, tuple[str, ...]] = {NO_LIBRARIES: ()}  # libs axis name -> attributes
+        self._allowed: dict[str, frozenset[str] | None] = {}  # what a when/exclude key may name, once per key
 
     def error(self, where: Any, key: str, message: str, allowed: Iterable[str] | None = None, line: int | None = None):
         if line is None:
@@ -274,12 +288,16 @@ class _Loader:
         if "binaries" not in doc:
             raise MatrixError(self.file, doc.line, "binaries", "is required")
         section = doc["binaries"]
-        self.check_keys(section, tuple(section) if isinstance(section, dict) else (), "binaries",
-                        line=doc.line_of("binaries"))
+        if not isinstance(section, dict):
+            raise MatrixError(self.file, getattr(section, "line", doc.line_of("binaries")), "binaries",
+                              f"must be a mapping, not {describe_value(section)}")
         specs: dict[str, BinarySpec] = {}
         for name, entry in section.items():
-            if not re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", str(name)):
+            if not BINARY_NAME.fullmatch(str(name)):
                 raise self.error(section, str(name), "a binary name is lower case letters, digits, '.' and '-'")
+            if len(str(name)) > MAX_BINARY_NAME:
+                raise self.error(section, str(name), f"a binary name is at most {MAX_BINARY_NAME} characters "
+                                 f"(this one has {len(str(name))}): it is part of every cell's folder name")
             if isinstance(entry, dict) and artifact_spec.kind_of(entry):
                 parsed = artifact_spec.parse(entry, str(name), self.file, self.path.resolve().parent, self.suite_glibc)
                 specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, None, parsed.artifact, parsed.run,
@@ -411,22 +429,29 @@ class _Loader:
                 raise self.error(entry, key, "a list of plain values, not of lists or mappings")
             values = [str(v) for v in (raw if isinstance(raw, list) else [raw])]
             comparisons = [(_CMP.match(v)) for v in values]
+            if key in ("glibc", "nix_ld"):
+                for v, m in zip(values, comparisons):
+                    if m is None and _LOOKS_LIKE_CMP.match(v):
+                        raise self.error(entry, key, f"{v!r} is not a version comparison: {CMP_FORM}")
             if key in ("glibc", "nix_ld") and any(comparisons):
                 if not all(comparisons):
                     raise self.error(entry, key, "mix comparisons (<2.38) and plain values in separate rules")
-                cmps = tuple((m.group(1), parse_version(m.group(2)) or ()) for m in comparisons if m)
+                cmps = tuple((m.group(1), _version_of(m.group(2))) for m in comparisons if m)
                 out.append(Matcher(key, negate=negate, comparisons=cmps))
                 continue
             if key == "nix_ld":
                 for v in values:
                     if not is_label(v):
                         raise self.error(entry, key, f"nix-ld label {v!r} is not a version ({LABEL_EXAMPLE})")
-            allowed = self.allowed_values(key, binaries, axes)
-            if allowed is not None:
+            if key not in self._allowed:
+                allowed = self.allowed_values(key, binaries, axes)
+                self._allowed[key] = None if allowed is None else frozenset(allowed)
+            known = self._allowed[key]
+            if known is not None:
                 for v in values:
-                    if v not in allowed:
+                    if v not in known:
                         what = "strategy not in axes.strategy:" if key == "strategy" else "unknown value"
-                        raise self.unknown(entry, key, what, v, allowed)
+                        raise self.unknown(entry, key, what, v, self.allowed_values(key, binaries, axes) or ())
             out.append(Matcher(key, tuple(values), negate))
         return tuple(out)
 
@@ -643,13 +668,10 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     cells = loader.expand(axes, binaries)
     excludes = loader.excludes(doc, binaries, axes)
     facts = {c.id: cell_facts(c, binaries, axes["nixos"][0]) for c in cells}
-    for matchers, line in excludes:
-        kept = [c for c in cells if not holds(matchers, facts[c.id])]
-        if len(kept) == len(cells):
-            raise MatrixError(display, line, "exclude", "excludes no cell: a typo in a value?")
-        cells = kept
+    cells = _without_excluded(display, cells, facts, excludes)
     if not cells:
         raise MatrixError(display, doc.line, "axes", "every cell is excluded")
+    _check_id_lengths(display, doc, cells)
     for cell in cells:
         if Strategy.CONTAINER in cell.strategy and cell.glibc == NO_SUITE:
             name = subject(binaries, cell.binary).name
@@ -657,20 +679,18 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
                               "the container strategy runs a program in a Debian suite's root: name it with "
                               "built_in (or exclude its container cells)", sorted(loader.suite_glibc))
     rules = loader.rules(doc, binaries, axes)
-    used: set[int] = set()
+    index = RuleIndex([rule.matchers for rule in rules])
+    decided: dict[str, int] = {}  # cell id -> the rule that decides it
     for cell in cells:
-        for i, rule in enumerate(rules):
-            if rule.matches(facts[cell.id]):
-                used.add(i)
-                break
-        else:
+        first = index.first(facts[cell.id])
+        if first is None:
             raise MatrixError(display, doc.line_of("expect"), "expect",
                               f"no rule decides cell {cell.id}: add a last rule with no 'when'")
+        decided[cell.id] = first
+    used = set(decided.values())
     for i, rule in enumerate(rules):
         if i not in used:
-            line = int(rule.source.rsplit(":", 1)[1])
-            raise MatrixError(display, line, f"expect[{i}]",
-                              "matches no cell (or only cells an earlier rule already decides)")
+            raise MatrixError(display, _line_of(rule), f"expect[{i}]", _why_unused(i, rules, cells, facts, decided))
     sources = loader.nix_ld_sources(doc)
     differs = loader.differs(doc, binaries, axes)
     runner = str(doc.get("runner", "sandbox"))
@@ -678,6 +698,49 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
                   tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]), differs)
+
+
+def _without_excluded(display: str, cells: list[Cell], facts: Mapping[str, Mapping[str, Any]],
+                      excludes: list[tuple[tuple[Matcher, ...], int]]) -> list[Cell]:
+    """The cells no ``exclude`` entry matches; an entry that excludes nothing is a mistake."""
+    index = RuleIndex([matchers for matchers, _ in excludes])
+    used: set[int] = set()
+    kept = []
+    for cell in cells:
+        hits = set(index.matching(facts[cell.id]))
+        used |= hits
+        if not hits:
+            kept.append(cell)
+    for i, (_, line) in enumerate(excludes):
+        if i not in used:
+            raise MatrixError(display, line, "exclude", "excludes no cell: a typo in a value?")
+    return kept
+
+
+def _check_id_lengths(display: str, doc: Any, cells: Iterable[Cell]) -> None:
+    """A cell's id names its folder (``cells/<id>``, made as ``.tmp-<id>-XXXXXXXX``): at most 255 bytes."""
+    for cell in cells:
+        size = len(cell.id.encode())
+        if size > MAX_ID_BYTES:
+            raise MatrixError(display, doc.line_of("axes"), "axes",
+                              f"cell {cell.id[:60]}... has an id of {size} bytes; a cell's folder name is at most "
+                              f"255 bytes, so an id at most {MAX_ID_BYTES}: shorten the binary's name or the "
+                              "library set's (name it with fewer attributes)")
+
+
+def _line_of(rule: Rule) -> int:
+    return int(rule.source.rsplit(":", 1)[1])
+
+
+def _why_unused(i: int, rules: list[Rule], cells: Iterable[Cell], facts: Mapping[str, Mapping[str, Any]],
+                decided: Mapping[str, int]) -> str:
+    """Why rule ``i`` decides no cell: it matches none, or an earlier rule decides those it matches."""
+    shadowed = next((cell for cell in cells if rules[i].matches(facts[cell.id])), None)
+    if shadowed is None:
+        return "matches no cell"
+    earlier = decided[shadowed.id]
+    return (f"decides no cell: every cell it matches is decided by an earlier rule, as expect[{earlier}] "
+            f"(line {_line_of(rules[earlier])}) decides {shadowed.id}")
 
 
 def _display(path: Path) -> str:

@@ -222,11 +222,18 @@ class Link:
 
 @dataclass(frozen=True)
 class Mount:
-    """A host path made visible at ``target`` inside the root."""
+    """A host path made visible at ``target`` inside the root.
+
+    ``tmpfs``: a cell's HOME. ``target`` is then a fresh tmpfs of the cell's own, bounded in size
+    (harness.limits: ``home``) and owned by the cell user, holding ``host``'s directories and, bound
+    read-only, its files (what the harness put there: a launcher's scripts); what the cell writes
+    stays in the tmpfs and goes with it, never to the host.
+    """
 
     host: Path
     target: str
     writable: bool = False
+    tmpfs: bool = False
 
 
 @dataclass(frozen=True)
@@ -363,6 +370,7 @@ class CommandResult:
     timed_out: bool = False
     stdout_cut: int = 0  # bytes of stdout not kept (harness.runners.output: a marker line shows where)
     stderr_cut: int = 0
+    interrupted: bool = False  # stopped by Ctrl-C before it ended (harness/interrupt.py): no outcome
 
     @property
     def truncated(self) -> bool:

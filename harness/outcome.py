@@ -5,6 +5,12 @@ loader's messages are read first; ``ok`` needs the reproducer's own ``LDMATRIX-C
 a real program the matrix's check of it (an ``OutputCheck``: its exit status and a regular
 expression searched in its output). A real program that ran and failed its check is ``error``,
 proved by its last line.
+
+A loader's words are the loader's only where a loader puts them: a loader that fails (or a
+missing interpreter, or stub-ld) exits with a failure status before the program has printed a
+thing, and its line opens stderr. The same words anywhere else (a program that printed them and
+exited 0, after its own output, below other lines) are the program's: they decide nothing, and the
+verdict says that they were there and why they were not taken.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import re
 import signal
 from collections.abc import Callable
 
+from harness import output_regex
 from harness.model import CommandResult, Outcome, OutputCheck, Verdict
 from harness.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE, STUB_LD_STATUS
 
@@ -31,8 +38,34 @@ _MISSING_INTERPRETER = (
 )
 
 
+LOADER_STATUS = (127, 1)  # ld.so: 127 for a missing library, 1 for a missing symbol version
+# A loader's, bubblewrap's or bash's line names a path or two; a longer line is none of theirs, and is
+# not searched (a 1 MiB line of ".*:" bait would cost the patterns above quadratic time)
+MAX_PROOF_LINE = 8192
+
+
 def _lines(result: CommandResult) -> list[str]:
-    return result.stderr.splitlines() + result.stdout.splitlines()
+    return [line for line in result.stderr.splitlines() + result.stdout.splitlines() if len(line) <= MAX_PROOF_LINE]
+
+
+def _opening(result: CommandResult) -> str | None:
+    """The line that opens stderr, when nothing came before it: no output of the program on stdout."""
+    if result.stdout.strip():
+        return None
+    first = next((line for line in result.stderr.splitlines() if line.strip()), None)
+    return first if first is not None and len(first) <= MAX_PROOF_LINE else None
+
+
+def _not_the_loaders(result: CommandResult, line: str, statuses: tuple[int, ...]) -> str:
+    """Why a line with a loader's words is not the loader's: what of its place or the exit status disagrees."""
+    if result.rc not in statuses:
+        allowed = " or ".join(str(s) for s in statuses) if statuses else "a failure status"
+        return f"exit status {result.rc} (a loader that fails exits {allowed})"
+    if result.stdout.strip():
+        return "it comes after the program's own output (stdout)"
+    if line not in result.stderr.splitlines():
+        return "it is on stdout, not stderr"
+    return "it is not the first line of stderr"
 
 
 def _first(lines: list[str], pattern: re.Pattern[str]) -> str | None:
@@ -53,6 +86,35 @@ def _by_pattern(outcome: Outcome, pattern: re.Pattern[str]) -> Callable[[Command
         return Verdict(outcome, line.strip()) if line else None
 
     return rule
+
+
+def _by_loader(outcome: Outcome, pattern: re.Pattern[str]) -> Callable[[CommandResult, list[str]], Verdict | None]:
+    """The loader's own failure: its line opens stderr, nothing before it, a loader's exit status."""
+    def rule(result: CommandResult, lines: list[str]) -> Verdict | None:
+        first = _opening(result)
+        if result.rc in LOADER_STATUS and first is not None and pattern.search(first):
+            return Verdict(outcome, first.strip())
+        return None
+
+    return rule
+
+
+def _disagreement(result: CommandResult, lines: list[str]) -> str:
+    """A loader's words that no rule took as the loader's: the line, and why not (or '')."""
+    for pattern, statuses in ((_GLIBC_TOO_OLD, LOADER_STATUS), (_MISSING_LIBRARY, LOADER_STATUS),
+                              *((p, ()) for p in _MISSING_INTERPRETER)):
+        line = _first(lines, pattern)
+        if line is not None:
+            why = _not_the_loaders(result, line, statuses)
+            return f" [note: {line.strip()[:160]!r} is a loader's message, but {why}: the program's own words]"
+    return ""
+
+
+def _interrupted(result: CommandResult, lines: list[str]) -> Verdict | None:
+    if result.interrupted:
+        return Verdict(Outcome.ERROR, f"interrupted (Ctrl-C) after {result.duration:.1f}s: the run was stopped "
+                                      "before the cell ended; no outcome")
+    return None
 
 
 def _timeout(result: CommandResult, lines: list[str]) -> Verdict | None:
@@ -82,14 +144,18 @@ def _stub_ld(result: CommandResult) -> Verdict | None:
 
 
 def _missing_interpreter(result: CommandResult, lines: list[str]) -> Verdict | None:
+    """stub-ld, or what bubblewrap, a launcher, bash or a container runtime says when the kernel
+    cannot start the program: a failure status, and the line opens stderr."""
     stub = _stub_ld(result)
     if stub is not None:
         return stub
+    first = _opening(result)
+    if result.rc == 0 or first is None:
+        return None
     patterns = (*_MISSING_INTERPRETER, *((_BASH_51_NOT_EXECUTED,) if result.rc == 127 else ()))
     for pattern in patterns:
-        line = _first(lines, pattern)
-        if line:
-            return Verdict(Outcome.MISSING_INTERPRETER, line.strip())
+        if pattern.search(first):
+            return Verdict(Outcome.MISSING_INTERPRETER, first.strip())
     return None
 
 
@@ -119,10 +185,10 @@ def _checked(check: OutputCheck) -> Callable[[CommandResult, list[str]], Verdict
         if check.output is None:
             return Verdict(Outcome.OK, f"exit {result.rc}")
         for text in (result.stdout, result.stderr):
-            match = re.search(check.output, text, re.MULTILINE)
+            match = output_regex.search(check.output, text)  # RE2: linear time, whatever the pattern
             if match:
-                start = text.rfind("\n", 0, match.start()) + 1
-                end = text.find("\n", match.start())
+                start = text.rfind("\n", 0, match[0]) + 1
+                end = text.find("\n", match[0])
                 return Verdict(Outcome.OK, text[start:end if end >= 0 else len(text)].strip() or f"exit {result.rc}")
         return None
 
@@ -140,14 +206,24 @@ def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
 
 
 RULES: tuple[Callable[[CommandResult, list[str]], Verdict | None], ...] = (
+    _interrupted,
     _timeout,
-    _by_pattern(Outcome.GLIBC_TOO_OLD, _GLIBC_TOO_OLD),
-    _by_pattern(Outcome.MISSING_LIBRARY, _MISSING_LIBRARY),
+    _by_loader(Outcome.GLIBC_TOO_OLD, _GLIBC_TOO_OLD),
+    _by_loader(Outcome.MISSING_LIBRARY, _MISSING_LIBRARY),
     _by_pattern(Outcome.ENV_CORRUPTED, _ENV_CORRUPTED),
     _ok,
     _missing_interpreter,
     _crash,
 )
+
+
+def _noted(verdict: Verdict, result: CommandResult, lines: list[str]) -> Verdict:
+    """A verdict other than the loader's, where a loader's words were seen: it says so."""
+    if verdict.outcome in (Outcome.MISSING_LIBRARY, Outcome.GLIBC_TOO_OLD, Outcome.MISSING_INTERPRETER,
+                           Outcome.TIMEOUT) or result.interrupted:
+        return verdict
+    note = _disagreement(result, lines)
+    return Verdict(verdict.outcome, verdict.evidence + note) if note else verdict
 
 
 def classify(result: CommandResult, check: OutputCheck | None = None) -> Verdict:
@@ -158,8 +234,8 @@ def classify(result: CommandResult, check: OutputCheck | None = None) -> Verdict
     for rule in rules:
         verdict = rule(result, lines)
         if verdict is not None:
-            return verdict
-    verdict = _error(result, lines) if check is None else _failed_check(result, check)
+            return _noted(verdict, result, lines)
+    verdict = _noted(_error(result, lines) if check is None else _failed_check(result, check), result, lines)
     if result.truncated:
         cut = result.stdout_cut + result.stderr_cut
         return Verdict(verdict.outcome, f"{verdict.evidence} (output cut: {cut} bytes not kept)")

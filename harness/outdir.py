@@ -9,7 +9,8 @@
   it is complete, so a folder without a ``.tmp-`` prefix is always a whole one.
 
 A run that begins writing results (``begin``) starts afresh: the previous run's ``cells/`` and
-scratch go, as its ``results.jsonl`` is rewritten from the header on.
+scratch go, as its ``results.jsonl`` is rewritten from the header on (and what a killed run left
+of them, ``.old-*-<pid>``). Trees are removed with harness.remove (a cell's tree can be any depth).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
-import shutil
 import sys
 import tempfile
 import threading
@@ -26,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.cache_entry import stale
 from harness.errors import LdmatrixError
+from harness.remove import remove_tree
 
 LOCK_NAME = ".lock"
 RESULTS_NAME = "results.jsonl"
@@ -34,6 +37,11 @@ CELLS_NAME = "cells"
 CELL_FILE = "cell.json"  # in cells/<id>/: the verdict, its proving line, the binaries by path and sha256
 SCRATCH_NAME = ".scratch"  # the cells' writable HOMEs while they run; emptied at the end
 STAGING_PREFIX = ".tmp-"
+OLD_PREFIX = ".old-"  # a previous run's cells/ and .scratch, renamed aside to be removed
+_OLD = re.compile(r"^\.old-.*-(\d+)$")
+NAME_MAX = 255  # bytes of one file name
+# a cell id names its folder, made as ``.tmp-<id>-XXXXXXXX`` (tempfile adds 8 characters)
+MAX_ID_BYTES = NAME_MAX - len(STAGING_PREFIX) - 1 - 8
 
 
 class DirectoryInUse(LdmatrixError):
@@ -98,7 +106,7 @@ class RunDirectory:
 
     def release(self) -> None:
         if self._fd is not None:
-            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            remove_tree(self.scratch_dir)
             os.close(self._fd)  # drops the flock
             self._fd = None
 
@@ -117,9 +125,13 @@ class RunDirectory:
         assert self._fd is not None, "begin() needs the lock: acquire() first"
         for directory in (self.cells_dir, self.scratch_dir):
             if directory.exists():
-                doomed = self.path / f".old-{directory.name}-{os.getpid()}"
+                doomed = self.path / f"{OLD_PREFIX}{directory.name}-{os.getpid()}"
+                remove_tree(doomed)  # this pid's own, of a run long gone
                 os.rename(directory, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+                remove_tree(doomed)
+        for leftover in self.path.iterdir():  # what runs killed while removing theirs left
+            if _OLD.match(leftover.name) and stale(leftover):
+                remove_tree(leftover)
         self.cells_dir.mkdir()
         self.scratch_dir.mkdir()
         return ResultLog(self.results_file, header)
@@ -135,9 +147,15 @@ class RunDirectory:
         path.chmod(0o755)
         return path
 
+    def discard_staging(self) -> None:
+        """Remove every cell folder still being written (``cells/.tmp-*``): a run that stops at once."""
+        for staging in self.cells_dir.glob(f"{STAGING_PREFIX}*"):
+            remove_tree(staging)
+
     @staticmethod
     def discard(path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        """Remove a cell's staging folder or scratch, whatever the cell made in it; never raises."""
+        remove_tree(path)
 
     def publish(self, staging: Path, cell_id: str) -> Path:
         """Rename a complete staging folder to ``cells/<id>``: one folder per cell, never two writers."""
@@ -145,7 +163,7 @@ class RunDirectory:
         try:
             os.rename(staging, final)  # fails if ``final`` exists and is not empty
         except OSError as err:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
             raise LdmatrixError(f"{final}: cannot publish the cell's folder ({err.strerror}): "
                                 "was the cell run twice in one run?") from None
         return final

@@ -143,7 +143,8 @@ def _row(key: str, here: Mapping[Column, tuple[CellResult, Cell]], sides: set[st
             any_pair = True
             if a == b:
                 continue
-            facts = [matrix_mod.cell_facts(here[c][1], matrix.binaries, matrix.nixos[0]) for c in (first, second) if c in here]
+            facts = [matrix_mod.cell_facts(here[c][1], matrix.binaries, matrix.nixos[0])
+                     for c in (first, second) if c in here]
             reasons = [d for d in matrix.differs if d.names(first.kinds, second.kinds, facts)]
             if reasons:
                 named.update((f"{d.reason} ({d.source})", None) for d in reasons)

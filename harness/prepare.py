@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from harness import elf, installed
 from harness.cache import Cache
@@ -157,9 +157,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"
-    (home / "bin").mkdir(parents=True, exist_ok=True)
-    for b in binaries:  # mount points: the files bound over them are read-only, the rest of HOME is not
-        (home / "bin" / PurePosixPath(b.path).name).touch()
+    (home / "bin").mkdir(parents=True, exist_ok=True)  # the binaries are bound into it, read-only
     for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
@@ -169,7 +167,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                         release)
     store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
                                            *launched.store_paths)}
-    mounts = [Mount(home, HOME, writable=True)]
+    mounts = [Mount(home, HOME, writable=True, tmpfs=True)]  # a bounded tmpfs with home's files
     mounts += [Mount(b.host_path, b.path) for b in binaries]
     mounts += [Mount(p.host_path, p.store_path) for p in store_paths.values()]
     mounts += installed.overlay_mounts([*(system.links if system else ()), *plan.links, *launched.links],

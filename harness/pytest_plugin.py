@@ -148,6 +148,8 @@ class _Session:
         if self.unavailable is not None:
             pytest.skip(f"runner {self.runner.name} unavailable: {self.unavailable}")
         result = run_one(self.matrix, cell, self.artefacts, self.runner, self.rundir)
+        if result is None:  # an interrupted run (harness/interrupt.py)
+            raise KeyboardInterrupt
         self.log.write(result_record(result))
         self.results.append(result)
         return result

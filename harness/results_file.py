@@ -2,17 +2,23 @@
 
 A results file is a header line (matrix, runner, start time) and then one JSON object per
 cell. A line that cannot be trusted (cut short by a killed run, not JSON, a field of the wrong
-type, a cell recorded twice) is not skipped silently and does not end the program: it becomes
-a ``DamagedLine`` naming file, line and what is wrong, and the caller decides what that means.
+type, a cell recorded twice, longer than ``MAX_LINE``) is not skipped silently and does not end
+the program: it becomes a ``DamagedLine`` naming file, line and what is wrong, and the caller
+decides what that means.
+
+Only a regular file of at most ``MAX_BYTES`` is read: a link to ``/dev/zero``, a FIFO or a device
+is refused before a byte is read (a FIFO is opened without waiting for a writer).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import stat
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from harness.errors import LdmatrixError
 from harness.model import CellResult, Outcome
@@ -20,6 +26,9 @@ from harness.model import CellResult, Outcome
 _OUTCOME_FIELDS = ("outcome", "expected", "fixed_outcome", "predicted")
 _KNOWN_FIELDS = {f.name for f in fields(CellResult)}
 _REASON_WIDTH = 120  # a damaged line's reason is shown in one line; JSON errors can quote a lot
+MAX_BYTES = 256 << 20  # a results file read at most; a seed run with nix-ld writes about 3 MB
+MAX_LINE = 16 << 20  # one cell's line: its 1 MiB of stdout and of stderr kept, JSON-escaped
+_SKIP_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -119,25 +128,68 @@ def _short(text: str) -> str:
     return text if len(text) <= _REASON_WIDTH else text[:_REASON_WIDTH - 3] + "..."
 
 
+def open_regular(path: Path, what: str, max_bytes: int) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file of at most ``max_bytes``; else one line why."""
+    file = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without a writer
+    except FileNotFoundError:
+        raise LdmatrixError(f"{file}: no such {what}"
+                            + (" (a run writes <out>/<matrix>/results.jsonl)" if what == "results file" else "")) \
+            from None
+    except OSError as err:
+        raise LdmatrixError(f"{file}: cannot read: {err.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise LdmatrixError(f"{file}: is a directory; give its results.jsonl")
+        if not stat.S_ISREG(info.st_mode):
+            raise LdmatrixError(f"{file}: is not a regular file (a device, a pipe or a socket), not a {what}")
+        if info.st_size > max_bytes:
+            raise LdmatrixError(f"{file}: is {info.st_size} bytes; at most {max_bytes} are read as a {what}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _lines(handle: BinaryIO, file: str, max_bytes: int) -> Iterator[bytes | int]:
+    """Each line of ``handle`` (with its newline), or for a line longer than ``MAX_LINE`` its length,
+    unread; an error once more than ``max_bytes`` are read (the file grew after it was opened)."""
+    total = 0
+    while True:
+        if total > max_bytes:
+            raise LdmatrixError(f"{file}: grew past {max_bytes} bytes while it was read; at most that is read")
+        raw = handle.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        total += len(raw)
+        if len(raw) <= MAX_LINE or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while not raw.endswith(b"\n"):  # the rest of the long line, read in chunks and dropped
+            raw = handle.readline(_SKIP_CHUNK)
+            if not raw:
+                break
+            total += len(raw)
+        yield MAX_LINE + 1
+
+
 def read(path: Path) -> ResultsFile:
     """The results in ``path`` and its damaged lines; a file that is no results file at all is an error."""
     file = str(path)
-    try:
-        if path.is_dir():
-            raise LdmatrixError(f"{file}: is a directory; give its results.jsonl")
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise LdmatrixError(f"{file}: no such results file (a run writes <out>/<matrix>/results.jsonl)") from None
-    except OSError as err:
-        raise LdmatrixError(f"{file}: cannot read: {err.strerror}") from None
+    handle = open_regular(path, "results file", MAX_BYTES)
     header: dict[str, Any] | None = None
     results: list[CellResult] = []
     damaged: list[DamagedLine] = []
     first_seen: dict[str, int] = {}
     number = 0
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_lines(handle, file, MAX_BYTES), start=1):
             try:
+                if isinstance(raw, int):
+                    raise _Damaged(f"longer than {MAX_LINE} bytes: not read")
                 record = _record(raw)
                 if "cell_id" not in record:
                     if number != 1 or "name" not in record:

@@ -3,7 +3,9 @@ prepare, run, record.
 
 Results are appended to ``results.jsonl`` as each cell finishes, so a killed run loses nothing
 it had finished; the cell's command (``command.sh``), output and verdict go to ``cells/<id>/``
-(see harness/outdir.py for the lock and how both are written).
+(see harness/outdir.py for the lock and how both are written). Ctrl-C stops the running cells at
+once (harness/interrupt.py): each is recorded as an ``error`` saying it was interrupted, with no
+folder, the cells not started are not run, and ``execute`` raises ``Interrupted`` with the results.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, nixld, nixpkgs, provision, reproducers, stub_ld
+from harness import cache_entry, command_script, installed, interrupt, nixld, nixpkgs, provision, reproducers, stub_ld
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
@@ -154,15 +156,20 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
     return systems, libraries, tools
 
 
-def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult:
+def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult | None:
     """Prepare and run one cell; its folder is published whole (``cells/<id>/``) once it has run.
 
     Whatever goes wrong for this cell becomes its result, not the run's end: a runner's NotRun is
     a skip or an ``error`` with its reason, a harness failure an ``error`` saying what failed,
-    never a made-up exit status."""
+    never a made-up exit status. None: the run was interrupted before this cell started."""
+    if interrupt.requested():
+        return None
     staged = _stage(matrix, cell, art, runner, rundir)
     if staged.prepared is None:
         return staged.done()
+    if interrupt.requested():
+        staged.done_without_result()
+        return None
     try:
         result: CommandResult | NotRun | Exception = runner.run(staged.prepared)
     except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
@@ -201,10 +208,13 @@ class _Staged:
     early: CellResult | None = None  # skipped, or a harness error while preparing
 
     def done(self) -> CellResult:
-        self.rundir.discard(self.home)
-        self.rundir.discard(self.staging)
+        self.done_without_result()
         assert self.early is not None
         return self.early
+
+    def done_without_result(self) -> None:
+        self.rundir.discard(self.home)
+        self.rundir.discard(self.staging)
 
     def finish(self, result: CommandResult | NotRun | Exception, runner: Runner, rundir: RunDirectory,
                art: Artefacts) -> CellResult:
@@ -219,7 +229,13 @@ class _Staged:
                     return CellResult(outcome=None, evidence="", skip_reason=result.reason, rc=None, duration=0.0,
                                       **base)
                 return _harness_error(base, f"{runner.name} did not run this cell: {result.reason}")
-            verdict = classify(result, self.check)
+            if result.interrupted:  # no outcome, and no folder: nothing of it is a result
+                verdict = classify(result, self.check)
+                return CellResult(outcome=verdict.outcome, evidence=verdict.evidence, skip_reason=None, rc=None,
+                                  duration=result.duration, argv=prepared.argv, env=prepared.env, **base)
+            changed = installed.unchanged(prepared.binaries)  # cell.json names what ran: it must be so
+            verdict = classify(result, self.check) if changed is None else \
+                Verdict(Outcome.ERROR, f"ldmatrix: {changed}: what ran is not what was checked; not a result")
             (self.staging / "stdout").write_text(result.stdout)
             (self.staging / "stderr").write_text(result.stderr)
             (self.staging / CELL_FILE).write_text(json.dumps(cell_record(prepared, result, verdict), indent=1) + "\n")
@@ -304,26 +320,34 @@ def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = Non
         log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
-        try:
-            if reason is not None:
-                done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
-                                  for c in cells]
-            elif hasattr(runner, "run_batch"):  # one batch: the nixos-vm runner boots one VM per pin
-                done = run_batch(matrix, cells, art, runner, rundir)
-            else:
-                futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
-                done = (f.result() for f in concurrent.futures.as_completed(futures))
-            for result in done:
-                log.write(result_record(result))
-                results.append(result)
-                if on_result:
-                    on_result(result)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
-            log.close()
-            runner.close()
+        batch = reason is None and hasattr(runner, "run_batch")  # runs in this thread: Ctrl-C raises there
+        with interrupt.handling(enabled=not batch), interrupt.last_words(rundir.discard_staging):
+            try:
+                if reason is not None:
+                    done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
+                                      for c in cells]
+                elif batch:  # one batch: the nixos-vm runner boots one VM per pin
+                    done = run_batch(matrix, cells, art, runner, rundir)
+                else:
+                    futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
+                    done = (f.result() for f in concurrent.futures.as_completed(futures) if not f.cancelled())
+                for result in done:
+                    if result is None:  # not started: the run was interrupted
+                        continue
+                    log.write(result_record(result))
+                    results.append(result)
+                    if on_result:
+                        on_result(result)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
+                log.close()
+                runner.close()
+            stopped = interrupt.requested()
     order = {c.id: i for i, c in enumerate(cells)}
-    return sorted(results, key=lambda r: order[r.cell_id])
+    results.sort(key=lambda r: order[r.cell_id])
+    if stopped:
+        raise interrupt.Interrupted(results)
+    return results
 
 
 def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:

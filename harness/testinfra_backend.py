@@ -80,7 +80,7 @@ def bare_root(root: RootSpec, workdir: Path, mounts: tuple[Mount, ...] = ()) -> 
     home.mkdir(parents=True, exist_ok=True)
     fhs = root.kind is RootKind.FHS
     cell = Cell(binary="root", strategy=(Strategy.CONTAINER if fhs else Strategy.NONE,), glibc="-")
-    return PreparedCell(cell=cell, root=root, mounts=(Mount(home, HOME, writable=True), *mounts),
+    return PreparedCell(cell=cell, root=root, mounts=(Mount(home, HOME, writable=True, tmpfs=True), *mounts),
                         argv=("/bin/sh",), env=login_environment("nixos-login", fhs=fhs), cwd=HOME,
                         timeout=COMMAND_TIMEOUT, workdir=workdir)
 

@@ -24,6 +24,23 @@ STANDIN_FLAGS = ("-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno
                  "-Wl,-Ttext-segment=0x10000000")
 
 
+def busybox_cell(glibc, workdir: Path):
+    """``make(script, timeout)``: a PreparedCell running busybox ``sh -c script`` in the NixOS-like root
+    of ``glibc`` (a GlibcSet; busybox is $BB), its HOME from ``workdir``."""
+    import dataclasses
+
+    from harness.prepare import nixos_root
+    from harness.testinfra_backend import bare_root
+
+    base = bare_root(nixos_root(glibc), workdir)
+    busybox = f"{glibc.shell.store_path}/bin/busybox"
+
+    def make(script: str, timeout: float = 30.0):
+        return dataclasses.replace(base, argv=(busybox, "sh", "-c", f"BB={busybox}; {script}"), timeout=timeout,
+                                   env=(*base.env, ("BB", busybox)))
+    return make
+
+
 @pytest.fixture(scope="session")
 def bullseye_root() -> BuildRoot:
     from harness import provision

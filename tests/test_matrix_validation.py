@@ -100,7 +100,7 @@ def test_unknown_outcome(tmp_path: Path) -> None:
 def test_rule_matching_no_cell(tmp_path: Path) -> None:
     text = GOOD.replace("  - outcome: ok\n", "  - outcome: ok\n  - when: {strategy: patchelf}\n    outcome: ok\n")
     err = error_of(tmp_path, text)
-    assert err.line == 17 and "matches no cell" in str(err)
+    assert err.line == 17 and "decides no cell" in str(err) and "expect[2] (line 16) decides" in str(err)
 
 
 def test_cell_without_rule(tmp_path: Path) -> None:

@@ -36,6 +36,16 @@ PIN = NixpkgsSource("nixos-24.11", "https://github.com/NixOS/nixpkgs/archive/x.t
                     "x" * 40, PIN_NIX_LD, RELEASES["24.11"])
 
 
+def _file(path: Path) -> str:
+    """A stand-in binary on the host (the session checks that what a cell ran is what was prepared)."""
+    import hashlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(path.name.encode())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def prepared(tmp_path: Path, *, name: str = "c-hello", nix_ld: str | None = "pin", argv: tuple[str, ...] = (),
              env: tuple[tuple[str, str], ...] = (), kind: RootKind = RootKind.NIXOS, pin: NixpkgsSource | None = PIN,
              launcher: bool = False) -> PreparedCell:
@@ -49,11 +59,12 @@ def prepared(tmp_path: Path, *, name: str = "c-hello", nix_ld: str | None = "pin
     cell = Cell(name, strategy, "2.40", chosen.version if chosen else None, nixpkgs=pin.name if pin else None)
     root = RootSpec(kind, "d" * 16, store_paths=(glibc,), links=(Link("/bin/sh", "/nix/store/x/bin/busybox"),))
     home = tmp_path / "home"
-    binaries = [InstalledBinary("/home/user/bin/c-envprint", tmp_path / "patched" / "c-envprint", "1" * 64, "2" * 64,
-                                None, (), "envprint")]
+    binaries = [InstalledBinary("/home/user/bin/c-envprint", tmp_path / "patched" / "c-envprint",
+                                _file(tmp_path / "patched" / "c-envprint"), "2" * 64, None, (), "envprint")]
     if launcher:
         binaries.insert(0, InstalledBinary("/home/user/bin/rust-spawn-env", tmp_path / "patched" / "spawn-env",
-                                           "3" * 64, "4" * 64, glibc.lib_dir, (), "spawn-env"))
+                                           _file(tmp_path / "patched" / "spawn-env"), "4" * 64, glibc.lib_dir, (),
+                                           "spawn-env"))
     mounts = [Mount(home, "/home/user", writable=True), *(Mount(b.host_path, b.path) for b in binaries),
               Mount(debian_bash.host_path, debian_bash.store_path), Mount(tmp_path / "overlay" / "lib64", "/lib64")]
     if chosen:

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.limits import CELL, cgroups_work
-from harness.model import GlibcSet, PreparedCell, StorePath
+from harness.model import GlibcSet, StorePath
 from harness.outcome import classify
 from harness.runners.sandbox import SandboxRunner
-from harness.testinfra_backend import bare_root
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap: apt-get install -y bubblewrap")]
@@ -44,15 +43,9 @@ def private_glibc(tmp_path_factory: pytest.TempPathFactory) -> GlibcSet:
 @pytest.fixture
 def cell(private_glibc: GlibcSet, tmp_path: Path):
     """``cell(script, timeout)``: a NixOS-like root cell running ``sh -c script`` (busybox as $BB)."""
-    from harness.prepare import nixos_root
+    from conftest import busybox_cell
 
-    base = bare_root(nixos_root(private_glibc), tmp_path / "cell")
-    busybox = f"{private_glibc.shell.store_path}/bin/busybox"
-
-    def make(script: str, timeout: float = 30.0) -> PreparedCell:
-        return dataclasses.replace(base, argv=(busybox, "sh", "-c", f"BB={busybox}; {script}"), timeout=timeout,
-                                   env=(*base.env, ("BB", busybox)))
-    return make
+    return busybox_cell(private_glibc, tmp_path / "cell")
 
 
 def _digest(path: Path) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness import output_regex
 from harness.errors import LdmatrixError, MatrixError, did_you_mean
 from harness.model import OutputCheck
 from harness.yamlsource import describe_value
@@ -224,6 +225,9 @@ class _Here:
         value = mapping[key]
         if not isinstance(value, (str, int, float)) or isinstance(value, bool) or not str(value).strip():
             raise self.at(key, mapping).invalid(f"must be a plain value, not {describe_value(value)}")
+        if "\0" in str(value):
+            raise self.at(key, mapping).invalid(f"{str(value)!r} has a NUL byte: no file name, URL or argument "
+                                                "can hold one")
         return str(value).strip()
 
 
@@ -304,6 +308,9 @@ def _run(here: _Here) -> tuple[str, ...]:
     value = here.entry["run"]
     if not isinstance(value, list) or any(isinstance(v, (list, dict)) or v is None for v in value):
         raise here.at("run").invalid("the program's arguments as a list of plain values, e.g. run: [--version]")
+    for v in value:
+        if "\0" in str(v):
+            raise here.at("run").invalid(f"{str(v)!r} has a NUL byte: a program's argument cannot hold one")
     return tuple(str(v) for v in value)
 
 
@@ -324,8 +331,8 @@ def _expect(here: _Here) -> OutputCheck:
     if output is not None:
         output = str(output)
         try:
-            re.compile(output, re.MULTILINE)
-        except re.error as err:
+            output_regex.compile_pattern(output)
+        except output_regex.RegexError as err:
             raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").invalid(
                 f"{output!r} is not a regular expression: {err}") from None
     return OutputCheck(status, output)

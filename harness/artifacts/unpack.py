@@ -4,6 +4,11 @@ downloaded file itself; symbolic links inside the artifact are followed (``usr/b
 Only that one file is written out, and only once it is known to be a dynamically linked x86_64 ELF
 program: a path that is not there names the artifact's nearest paths, a file that is not such a
 program says what it is instead.
+
+An archive member is extracted only up to a bound: at most ``MAX_PROGRAM_BYTES``, and beyond
+``RATIO_FLOOR`` at most ``MAX_RATIO`` times the archive's own size (a zip bomb: 3 MB of zip that
+unpacks to 3 GiB of zeros). Its declared size is checked before a byte is written, and the copy
+counts what it writes all the same.
 """
 
 from __future__ import annotations
@@ -28,12 +33,17 @@ from .spec import Artifact, Kind, Where
 ELF_MAGIC = b"\x7fELF"
 MAX_LINKS = 16
 SHOWN = 4  # near paths named in an error
+MAX_PROGRAM_BYTES = 1 << 30  # the largest program taken out of an archive
+MAX_RATIO = 100  # beyond RATIO_FLOOR, a program at most this many times its archive's size
+RATIO_FLOOR = 16 << 20
+COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class Member:
     kind: str  # "f" file, "l" symbolic link, "h" hard link (target relative to the archive's top)
     target: str = ""
+    size: int = 0  # a file's size as the archive declares it
 
 
 @dataclass
@@ -60,7 +70,7 @@ def zip_tree(path: Path, label: str) -> Tree:
         if stat.S_ISLNK(info.external_attr >> 16):
             members[name] = Member("l", archive.read(info).decode("utf-8", "replace"))
         else:
-            members[name] = Member("f")
+            members[name] = Member("f", size=info.file_size)
     return Tree(label, members, lambda name: archive.open(_zip_name(archive, name)))
 
 
@@ -81,7 +91,7 @@ def tar_tree(path: Path, label: str) -> Tree:
         elif info.islnk():
             members[name] = Member("h", _norm(info.linkname))
         elif info.isfile():
-            members[name] = Member("f")
+            members[name] = Member("f", size=info.size)
         else:
             continue
         by_name[name] = info
@@ -105,7 +115,7 @@ def dir_tree(top: Path, label: str) -> Tree:
             if full.is_symlink():
                 members[rel] = Member("l", os.readlink(full))
             elif full.is_file():
-                members[rel] = Member("f")
+                members[rel] = Member("f", size=full.stat().st_size)
     return Tree(label, members, lambda name: (top / name).open("rb"))
 
 
@@ -189,13 +199,40 @@ def extract(artifact: Artifact, file: Path, label: str, dest: Path, scratch: Pat
             raise artifact.at(artifact.kind.value).error(
                 f"{label} is an archive: say which file in it is the program with path:{_near(tree, '')}")
         member = _follow(tree, artifact.path, path_where)
+        limit = extract_limit(file.stat().st_size)
+        too_big = _too_big(f"{artifact.path} in {label}", file.stat().st_size, limit, path_where)
+        if tree.members[member].size > limit:
+            raise too_big(tree.members[member].size)
         try:
             with tree.open(member) as src, dest.open("wb") as out:
-                shutil.copyfileobj(src, out)
+                _copy_bounded(src, out, limit, too_big)
         except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
             raise path_where.error(f"{artifact.path} in {label} cannot be read: {err}") from None
     dest.chmod(0o755)
     return check_program(dest, f"{artifact.path} in {label}" if artifact.path else label, path_where)
+
+
+def extract_limit(archive_size: int) -> int:
+    """The most bytes a program taken out of an archive of ``archive_size`` bytes may have."""
+    return min(MAX_PROGRAM_BYTES, max(RATIO_FLOOR, MAX_RATIO * archive_size))
+
+
+def _too_big(what: str, archive_size: int, limit: int, where: Where) -> Callable[[int], Exception]:
+    def error(size: int) -> Exception:
+        return where.error(f"{what} is {size} bytes unpacked, from an archive of {archive_size}: ldmatrix "
+                           f"extracts at most {limit} bytes ({MAX_PROGRAM_BYTES >> 20} MiB, and beyond "
+                           f"{RATIO_FLOOR >> 20} MiB at most {MAX_RATIO} times the archive's size)")
+    return error
+
+
+def _copy_bounded(src: IO[bytes], out: IO[bytes], limit: int, too_big: Callable[[int], Exception]) -> None:
+    """Copy, counting: more than ``limit`` bytes (an archive that lied about a size) is an error."""
+    written = 0
+    while chunk := src.read(COPY_CHUNK):
+        written += len(chunk)
+        if written > limit:
+            raise too_big(written)
+        out.write(chunk)
 
 
 def check_program(path: Path, what: str, where: Where) -> elf.ElfInfo:

@@ -9,7 +9,11 @@
  * with the environment untouched (same entries, same order). Statically linked, so it runs in
  * every root, the NixOS-like one included. Built and cached by harness/cell_user.py.
  *
- * Usage: cell-user UID GID PROGRAM [ARGS...]
+ * Each --own DIR (a directory bubblewrap made for the cell: its HOME, a tmpfs, and the directories
+ * in it) is given to UID:GID first, with the one capability kept for that (CAP_CHOWN), as a NixOS
+ * user owns their home; a symbolic link is not followed.
+ *
+ * Usage: cell-user UID GID [--own DIR]... PROGRAM [ARGS...]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fail(const char *what)
@@ -29,13 +34,28 @@ static int fail(const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fputs("usage: cell-user UID GID PROGRAM [ARGS...]\n", stderr);
+        fputs("usage: cell-user UID GID [--own DIR]... PROGRAM [ARGS...]\n", stderr);
         return 125;
     }
     uid_t uid = (uid_t)strtoul(argv[1], NULL, 10);
     gid_t gid = (gid_t)strtoul(argv[2], NULL, 10);
     if (uid == 0 || gid == 0) {
         fputs("cell-user: refusing to run a cell as root\n", stderr);
+        return 125;
+    }
+    int first = 3;
+    while (first + 1 < argc && strcmp(argv[first], "--own") == 0) {
+        struct stat st;
+        if (lstat(argv[first + 1], &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "cell-user: --own %s: not a directory\n", argv[first + 1]);
+            return 125;
+        }
+        if (lchown(argv[first + 1], uid, gid) != 0)
+            return fail("chown of a directory made for the cell");
+        first += 2;
+    }
+    if (first >= argc) {
+        fputs("usage: cell-user UID GID [--own DIR]... PROGRAM [ARGS...]\n", stderr);
         return 125;
     }
     for (int cap = 0;; cap++) {
@@ -53,8 +73,8 @@ int main(int argc, char **argv)
         return fail("setresuid");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return fail("no_new_privs");
-    execvp(argv[3], argv + 3);
+    execvp(argv[first], argv + first);
     /* the shape bubblewrap reports an exec failure in (and its exit status) */
-    fprintf(stderr, "cell-user: execvp %s: %s\n", argv[3], strerror(errno));
+    fprintf(stderr, "cell-user: execvp %s: %s\n", argv[first], strerror(errno));
     return 1;
 }

@@ -1,8 +1,9 @@
 """The docker runner: each cell in a fresh container of its root's image (see harness/images.py).
 
 As a NixOS user (uid 1000, gid 100) without capabilities, no network, the root file system
-read-only, the cell's mounts bound (read-only unless writable), a bounded tmpfs at /tmp, the
-memory, pid and output limits of harness.limits, a timeout. stdout and stderr are read apart as
+read-only, the cell's mounts bound (read-only unless writable), a bounded tmpfs at /tmp and one
+at HOME (owned by the cell user, as each directory in it, the harness's files bound read-only:
+harness/cell_home.py), the memory, pid and output limits of harness.limits, a timeout. stdout and stderr are read apart as
 they come (attached before the start, no daemon log), each kept up to the same bound as in the
 sandbox, so both runners agree on a cell with huge output; the container is always removed
 (also on failure and Ctrl-C), and one left by a killed run is removed by the next
@@ -25,7 +26,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import command_script, docker_engine, images
+from harness import command_script, docker_engine, images, interrupt
+from harness.cell_home import layout
 from harness.environments import with_pwd
 from harness.limits import CELL, CELL_GID, CELL_UID, Limits, give_to_cell_user
 from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
@@ -75,15 +77,37 @@ def docker_mounts(mounts: tuple[Mount, ...]) -> list:
     return [DockerMount(m.target, str(m.host), type="bind", read_only=not m.writable) for m in mounts]
 
 
+def laid_out(spec: ContainerSpec) -> tuple[list[Mount], dict[str, str]]:
+    """The spec's mounts as the engine takes them: binds, and tmpfs mounts by target with their
+    options: /tmp, and for a cell's HOME (``Mount.tmpfs``) HOME and each directory in it, owned by
+    the cell user, with the host's files bound read-only into them."""
+    limits = spec.limits
+    uid, _, gid = spec.user.partition(":")
+    binds: list[Mount] = []
+    tmpfs = {"/tmp": f"{TMPFS_OPTIONS},size={limits.tmp}"}
+    for mount in spec.mounts:
+        if not mount.tmpfs:
+            binds.append(mount)
+            continue
+        tree = layout(mount.host)
+        for i, directory in enumerate(tree.targets(mount.target)):
+            tmpfs[directory] = (f"{TMPFS_OPTIONS},size={limits.home},uid={uid},gid={gid or uid},"
+                                "mode=0755")
+        binds += [Mount(mount.host / rel, f"{mount.target}/{rel}") for rel in tree.files]
+    return binds, tmpfs
+
+
 def docker_cli_argv(spec: ContainerSpec) -> list[str]:
     """The ``docker run`` command line that makes the container ``create_container`` makes, for ``command.sh``."""
     limits = spec.limits
+    binds, tmpfs = laid_out(spec)
     argv = ["docker", "run", "--rm", "--init", "--network", "none", "--read-only", "--hostname", HOSTNAME,
             "--user", spec.user, "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--memory", str(limits.memory), "--memory-swap", str(limits.memory), "--pids-limit", str(limits.pids),
             "--ulimit", f"fsize={limits.file_size}", "--ulimit", "core=0", "--log-driver", "none",
-            "--tmpfs", f"/tmp:{TMPFS_OPTIONS},size={limits.tmp}", "--workdir", spec.cwd]
-    for mount in spec.mounts:
+            *(a for target, options in tmpfs.items() for a in ("--tmpfs", f"{target}:{options}")),
+            "--workdir", spec.cwd]
+    for mount in binds:
         argv += ["--mount", f"type=bind,source={mount.host},target={mount.target}"
                  + ("" if mount.writable else ",readonly")]
     for key, value in {**docker_engine.LABELS, **spec.labels}.items():
@@ -103,6 +127,7 @@ def create_container(spec: ContainerSpec):
         if mount.writable:
             give_to_cell_user(mount.host)
     limits = spec.limits
+    binds, tmpfs = laid_out(spec)
     return docker_engine.client().containers.create(
         spec.image,
         command=list(spec.argv),
@@ -111,8 +136,8 @@ def create_container(spec: ContainerSpec):
         hostname=HOSTNAME,
         user=spec.user,
         network_mode="none",
-        mounts=docker_mounts(spec.mounts),
-        tmpfs={"/tmp": f"{TMPFS_OPTIONS},size={limits.tmp}"},
+        mounts=docker_mounts(tuple(binds)),
+        tmpfs=tmpfs,
         read_only=True,
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
@@ -208,10 +233,12 @@ def run_container(spec: ContainerSpec, on_create=None, on_remove=None) -> Comman
         except docker.errors.APIError as err:
             reader.stream.close()
             return CommandResult(127, "", f"{err.explanation or err}\n", time.monotonic() - start)
-        rc, timed_out = _wait(container, spec.timeout)
+        with interrupt.watch(container.kill) as stopped:  # Ctrl-C: killed now, not at the timeout
+            rc, timed_out = _wait(container, spec.timeout)
         duration = time.monotonic() - start
         out, out_cut, err_text, err_cut = reader.finish()
-        return CommandResult(rc, out, err_text, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut)
+        return CommandResult(rc, out, err_text, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut,
+                             interrupted=stopped())
     finally:
         remove_container(container)
         if on_remove:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import command_script
+from harness import command_script, interrupt
 from harness.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
 from harness.cell_user import ensure as cell_user_program
 from harness.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
@@ -47,7 +47,7 @@ def bwrap_argv(prepared: PreparedCell, bwrap: str | None = None, limits: Limits 
                cell_user: Path | None = None) -> list[str]:
     """The cell's bubblewrap command: its root, its mounts, its environment exactly and in order,
     started through the cell-user program (harness/cell_user.py; built on first use)."""
-    binds = tuple(Bind(m.host, m.target, m.writable) for m in prepared.mounts)
+    binds = tuple(Bind(m.host, m.target, m.writable, m.tmpfs) for m in prepared.mounts)
     return sandbox_argv(_root_args(prepared.root), binds, prepared.argv, cwd=prepared.cwd, env=prepared.env,
                         limits=limits, bwrap=bwrap, cell_user=cell_user or cell_user_program())
 
@@ -117,8 +117,10 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
                 cgroup.kill()
 
         try:
-            timed_out = _read(proc, outputs, start + timeout, kill)
-            rc = proc.wait()
+            with interrupt.watch(kill) as stopped:  # Ctrl-C: killed now, not at the timeout
+                timed_out = _read(proc, outputs, start + timeout, kill)
+                rc = proc.wait()
+            interrupted = stopped()
         except BaseException:
             kill()
             proc.wait()
@@ -136,7 +138,8 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
     err, err_cut = stderr.result()
     if memory_hit:
         err += f"ldmatrix: the cell reached its memory limit ({limits.memory >> 20} MiB)\n"
-    return CommandResult(rc, out, err, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut)
+    return CommandResult(rc, out, err, duration, timed_out, stdout_cut=out_cut, stderr_cut=err_cut,
+                         interrupted=interrupted)
 
 
 class SandboxRunner:
