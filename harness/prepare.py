@@ -23,7 +23,7 @@ from harness.model import (
     Skip, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
-from harness.release import CURRENT, RELEASES, NixosRelease
+from harness.release import NixosRelease
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
 from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
@@ -91,9 +91,9 @@ def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
 
 
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float, home: Path | None = None, release: NixosRelease | None = None) -> PreparedCell | Skip:
+            timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | Skip:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
-    ``release``: the NixOS release whose root it runs in (harness/release.py; default the current one).
+    ``release``: the NixOS release whose root it runs in (harness/release.py; ``session.release_of``).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
     read-only at ``~/bin/<name>`` (see harness/installed.py).
@@ -108,7 +108,6 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     if glibc.nixpkgs and cell.libs not in ("none", "default"):
         return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
-    release = release or RELEASES[CURRENT]
     listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release)
     if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
         own = tuple(glibc.nix_ld_libraries or ()) if cell.libs == "default" else ()

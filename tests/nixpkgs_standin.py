@@ -5,14 +5,17 @@ It is not nixpkgs and claims nothing about what nixpkgs gives: it is a tiny tree
 holding ``ldd``, ``pkgs.libxcrypt``, ``pkgs.stdenv.cc.cc.lib``, ``pkgs.busybox``,
 ``pkgs.bashInteractive``, ``pkgs.nix-ld``, ``nixos/lib/eval-config.nix`` answering
 ``config.programs.nix-ld.{package,libraries}``, and the package files ``ldmatrix pins update``
-reads versions from), whose packages are real derivations that copy ldmatrix's Debian-derived
-store paths and a real nix-ld build into a Nix store. So the code that realises a pin with Nix
-(``nix-instantiate``, ``nix-store --realise``, ``nix-store --query --requisites``), fetches it by
-its hash, and binds the resulting host store paths into cells runs for real here, with Debian's
-glibc standing where a pin's glibc would be. Its builder is Debian's static busybox.
+reads versions from), whose packages are real derivations that copy ldmatrix's store paths (its
+own glibc build, harness/provision/glibc_build.py, and Debian's libraries) and a real nix-ld build
+into a Nix store. So the code that realises a pin with Nix (``nix-instantiate``, ``nix-store
+--realise``, ``nix-store --query --requisites``), fetches it by its hash, and binds the resulting
+host store paths into cells runs for real here, with ldmatrix's glibc standing where a pin's glibc
+would be. Its builder is Debian's static busybox.
 
-Debian's loader does not search its own directory (Nix's does), so the stand-in's nix-ld default
-libraries include its glibc, as ldmatrix's Debian columns link it (harness/strategies/nix_ld.py).
+The copied glibc's loader names its own store path in its search list; the copy is another store
+path of the same length (its name is the same), so the builder writes the copy's path over the
+original's where the loader holds it (byte offsets found here, written with busybox's dd), as Nix
+rewrites a store path's hash in place: the copy searches its own lib/ as nixpkgs' loader does.
 
 Its NixOS modules are what ``pins update`` reads a release's behaviour from, in the form of 24.05
 and later (``STUB_LD_MODULE``, ``NIX_LD_MODULE``): stub-ld there, the base libraries set in config.
@@ -61,6 +64,7 @@ def default_nix(glibc: GlibcSet, bash: StorePath, nix_ld: StorePath) -> str:
         "in rec {",
         f'  glibc = build "glibc-{glibc.glibc.version}" [ "out" "bin" ] \'\'',
         "    $BB cp -R ${glibcSrc} $out",
+        *_rewrite_own_path(glibc),
         "    $BB mkdir -p $bin/bin",
         "    $BB printf '#!/bin/sh\\nexec %s/lib/ld-linux-x86-64.so.2 --list \"$@\"\\n' $out > $bin/bin/ldd",
         "    $BB chmod 555 $bin/bin/ldd",
@@ -82,8 +86,7 @@ let pkgs = import ../.. { inherit system; };
 in {
   config.programs.nix-ld = {
     package = pkgs.nix-ld;
-    # Debian's loader does not search its own directory: the stand-in lists its glibc too.
-    libraries = [ pkgs.stdenv.cc.cc pkgs.glibc ];
+    libraries = [ pkgs.stdenv.cc.cc ];
   };
 }
 """
@@ -98,10 +101,26 @@ NIX_LD_MODULE = """# TEST FIXTURE (tests/nixpkgs_standin.py): stands for NixOS's
 {
   options.programs.nix-ld.libraries = lib.mkOption { type = lib.types.listOf lib.types.package; default = [ ]; };
   config = lib.mkIf config.programs.nix-ld.enable {
-    programs.nix-ld.libraries = [ pkgs.stdenv.cc.cc pkgs.glibc ];
+    programs.nix-ld.libraries = [ pkgs.stdenv.cc.cc ];
   };
 }
 """
+
+
+def _rewrite_own_path(glibc: GlibcSet) -> list[str]:
+    """Builder lines that write ``$out`` over the copied loader's own store path, at each place it holds
+    it (its search list, its cache file's path)."""
+    loader = glibc.glibc.host_path / "lib" / "ld-linux-x86-64.so.2"
+    data = loader.read_bytes()
+    old = glibc.glibc.store_path.encode()
+    offsets, at = [], data.find(old)
+    while at >= 0:
+        offsets.append(at)
+        at = data.find(old, at + 1)
+    assert offsets, f"{loader} does not name its own store path"
+    target = "$out/lib/ld-linux-x86-64.so.2"
+    return ["    $BB chmod -R u+w $out", *(f'    $BB printf %s "$out" | $BB dd of={target} bs=1 seek={at} conv=notrunc '
+                                            "2>/dev/null" for at in offsets)]
 
 
 @dataclass(frozen=True)

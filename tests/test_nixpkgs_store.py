@@ -97,9 +97,9 @@ def test_cells_run_on_the_pins_own_store_paths(standin_pins_file: Path, local_ni
     patched = pin_cells[f"c-hello.patchelf.{nixpkgs_standin.NAME}"]
     command = (Path(patched.extra["workdir"]) / "command.sh").read_text()
     store_dir = local_nix_store / "nix" / "store"
-    glibc = next(p for p in store_dir.iterdir() if p.name.endswith("-glibc-2.36-9+deb12u14"))
+    glibc = next(p for p in store_dir.iterdir() if p.name.endswith("-glibc-2.36"))
     assert f"--ro-bind {store_dir}/{glibc.name} /nix/store/{glibc.name}" in command
-    assert "-glibc-2.36-9+deb12u14-bin" in command  # ldd's output, and the closure, are in the root
+    assert "-glibc-2.36-bin" in command  # ldd's output, and the closure, are in the root
     nix_ld = pin_cells[f"c-hello.nix-ld-2.0.6.{nixpkgs_standin.NAME}.libs-default"]
     assert nix_ld.extra["nix_ld"].startswith(f"nixpkgs {nixpkgs_standin.NAME} (pkgs.nix-ld, /nix/store/")
     header = read(out / "standin" / "results.jsonl").header or {}

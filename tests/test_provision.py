@@ -513,15 +513,16 @@ def test_refresh_lock_from_the_archive(tmp_path: Path) -> None:
     from harness.provision import refresh_lock
 
     lock = refresh_lock(tmp_path / "lock.json", NullProgress())
-    assert load_lock(tmp_path / "lock.json") == Lock(tmp_path / "lock.json", lock.architecture, lock.suites)
+    assert load_lock(tmp_path / "lock.json") == Lock(tmp_path / "lock.json", lock.architecture, lock.suites,
+                                                     lock.sources)
+    assert {s.key for s in lock.sources} == {f"glibc-{v}" for v in SUITES}  # each store glibc's source
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 @pytest.mark.parametrize("glibc", sorted(SUITES))
-def test_real_store_paths_run_in_a_nixos_like_root(tmp_path: Path, glibc: str) -> None:
-    cache = Cache(tmp_path)
-    g = provision_glibc(glibc, cache, NullProgress())
+def test_real_store_paths_run_in_a_nixos_like_root(glibc: str) -> None:
+    g = provision_glibc(glibc, Cache.default(), NullProgress())  # the shared cache: a glibc build is minutes
     argv = ["bwrap", "--unshare-all", "--tmpfs", "/", "--dir", "/nix/store"]
     for sp in g.store_paths:
         argv += ["--ro-bind", str(sp.host_path), sp.store_path]

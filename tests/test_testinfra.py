@@ -44,7 +44,7 @@ def nix_ld_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
     from harness import matrix as matrix_mod
     from harness.cache import REPO_ROOT
     from harness.prepare import Artefacts, prepare
-    from harness.session import RunOptions, provision_all
+    from harness.session import RunOptions, provision_all, release_of
 
     fixture = tmp_path / "store" / f"{'f' * 32}-nix-ld-wiring-fixture"
     (fixture / "libexec").mkdir(parents=True)
@@ -54,7 +54,8 @@ def nix_ld_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
     art = provision_all(matrix, (cell,), RunOptions(), NullProgress())
     store_path = StorePath("nix-ld", "wiring-fixture", "f" * 32, fixture)
     art = Artefacts(art.glibc, art.roots, art.binaries, {"wiring-fixture": store_path})
-    prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0)
+    prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0,
+                       release=release_of(matrix, cell, art.glibc))
     assert isinstance(prepared, PreparedCell)
     return prepared
 
@@ -101,12 +102,13 @@ def patchelf_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
     from harness import matrix as matrix_mod
     from harness.cache import REPO_ROOT
     from harness.prepare import prepare
-    from harness.session import RunOptions, provision_all
+    from harness.session import RunOptions, provision_all, release_of
 
     matrix = matrix_mod.load(REPO_ROOT / "matrices" / "seed.yaml")
     cell = Cell(binary="c-hello", strategy=(Strategy.PATCHELF,), glibc=glibc.glibc_version)
     art = provision_all(matrix, (cell,), RunOptions(), NullProgress())
-    prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0)
+    prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0,
+                       release=release_of(matrix, cell, art.glibc))  # the seed's NixOS, 23.11
     assert isinstance(prepared, PreparedCell)
     return prepared
 

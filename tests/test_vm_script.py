@@ -75,7 +75,7 @@ def vm_cells(standin_pins_file: Path, local_nix_store: Path, nix_ld_archives: Pa
     from harness import nixld, nixpkgs
     from harness import matrix as matrix_mod
     from harness.prepare import prepare
-    from harness.session import RunOptions, provision_all
+    from harness.session import RunOptions, provision_all, release_of
 
     cache = Cache.default()
     pins = nixpkgs.supply([nixpkgs_standin.NAME], cache, NullProgress(), pins_file=standin_pins_file)
@@ -91,7 +91,8 @@ def vm_cells(standin_pins_file: Path, local_nix_store: Path, nix_ld_archives: Pa
     prepared = []
     for cell in cells:
         spec_ = matrix.binaries[cell.binary]
-        got = prepare(cell, spec_, None, art, work / cell.id, matrix.timeout, home=work / cell.id / "home")
+        got = prepare(cell, spec_, None, art, work / cell.id, matrix.timeout, home=work / cell.id / "home",
+                      release=release_of(matrix, cell, art.glibc))
         assert not isinstance(got, Skip), got
         prepared.append(got)
     return Prepared(prepared, column)
