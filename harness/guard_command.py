@@ -109,13 +109,13 @@ def add_guard_subcommand(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser("guard", help="run matrices and compare each glibc build with its committed baseline; "
                                             "exit 1 on any change")
-    p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX")
+    p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX", help="the matrices to run and compare")
     p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                    help="the baselines directory: <build>/<matrix>.jsonl (default: baselines)")
     p.add_argument("--bless", action="store_true", help="write this run as the baselines instead of comparing")
     p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary ($GITHUB_STEP_SUMMARY)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory of the runs")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=2)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory of the runs (default {DEFAULT_OUT})")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=2, metavar="N", help="cells run at once (default 2)")
     p.add_argument("--lock", type=Path, metavar="FILE", help="the package lock (default matrices/packages.lock.json)")
     p.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
     add_nix_ld_options(p)
