@@ -59,6 +59,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str):
+    from harness import shard
+
+    try:
+        return shard.parse(text)
+    except LdmatrixError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """Files written at the end of a command: usable, or one line now, before any cell runs."""
     for option in ("markdown", "html", "summary"):
@@ -111,13 +120,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = run_inputs(args)
     progress = inputs.progress
     matrix = inputs.load(args.matrix)
-    cells = matrix.select(args.k)
-    if not cells:
+    if not matrix.select(args.k):
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
-    options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out)
-    progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
+    options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, shard=args.shard)
+    cells = options.cells(matrix)
+    progress.step(f"{matrix.name}: {len(cells)} cells" + (f" (shard {args.shard})" if args.shard else "")
+                  + f", runner {args.runner or matrix.runner}")
     results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     results_path = (options.out / matrix.name / RESULTS_NAME).absolute()  # `ldmatrix show` works from anywhere
+    return present(args, matrix.name, results, results_path, baseline)
+
+
+def present(args: argparse.Namespace, name: str, results: list[CellResult], results_path: Path,
+            baseline: results_file.ResultsFile | None = None) -> int:
+    """What ``run`` and ``merge`` print and write once the results are in; the exit status: 1 when a
+    cell is not what its matrix expects or differs from the baseline, else 0."""
     print(report.grid(results))
     print(report.legend())
     for text in (report.skipped_reasons(results), report.failures(results, results_path)):
@@ -130,17 +147,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
     if args.html:
-        args.html.write_text(report.html(results, f"ldmatrix: {matrix.name}"))
+        args.html.write_text(report.html(results, f"ldmatrix: {name}", results_path))
     comparison = None
     if baseline is not None:
-        selected = [r for r in baseline.results if matrix_mod.selects(args.k, r.cell_id)]  # -k: only those
+        selected = [r for r in baseline.results if matrix_mod.selects(getattr(args, "k", None), r.cell_id)]
         comparison = guard.compare(selected, results, old_name=str(args.baseline), new_name=str(results_path),
                                    damaged=baseline.damaged)
         print("changes against the baseline:")
         print(guard.text(comparison))
-    print(f"{matrix.name}: {report.summary(results)}; results in {results_path}")
+    print(f"{name}: {report.summary(results)}; results in {results_path}")
     if args.summary:
-        report.append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {matrix.name}")
+        report.append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {name}")
                         + ("\n\n" + guard.markdown(comparison, "changes against the baseline") if comparison else ""))
     unexpected = any(report.mark(r) == report.MARK_MISMATCH for r in results)
     return 1 if unexpected or (comparison is not None and not comparison.clean) else 0
@@ -453,6 +470,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word")
     run.add_argument("-j", "--jobs", type=_positive_int, default=2, metavar="N",
                      help="cells run at once (default 2)")
+    run.add_argument("--shard", type=_shard, metavar="K/N",
+                     help="run only the K-th of N slices of the selected cells, balanced by expected cost "
+                          "(default: all); `ldmatrix merge` puts the N results together")
     add_nix_ld_options(run)
     from harness.nixpkgs.cli import add_nixpkgs_options, add_pins_subcommand
 
@@ -551,13 +571,17 @@ def parser() -> argparse.ArgumentParser:
     bis.set_defaults(func=cmd_bisect)
 
     from harness.cache_verify import add_cache_subcommand
+    from harness.ci_matrix import add_ci_matrix_subcommand
     from harness.guard_command import add_guard_subcommand
     from harness.images import add_images_subcommand
+    from harness.merge import add_merge_subcommand
 
     add_images_subcommand(sub)
     add_cache_subcommand(sub)
     add_pins_subcommand(sub)
     add_guard_subcommand(sub)
+    add_merge_subcommand(sub)
+    add_ci_matrix_subcommand(sub)
     return p
 
 

@@ -106,7 +106,7 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
 _COLOURS = {MARK_MATCH: "#d9f2d9", MARK_BUG: "#fff2cc", MARK_MISMATCH: "#f4cccc", MARK_SKIP: "#eeeeee"}
 
 
-def html(results: Iterable[CellResult], title: str) -> str:
+def html(results: Iterable[CellResult], title: str, results_path: Path | None = None) -> str:
     """A standalone page: the grid, coloured by mark, each cell's proving line on hover."""
     from html import escape
 
