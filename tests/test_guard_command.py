@@ -249,3 +249,13 @@ def test_the_nightly_parity_job_boots_nixos_with_kvm_on_every_supported_pin() ->
     assert '--nixpkgs "$PIN" -k "$PIN" --runner nixos-vm' in run
     assert 'ldmatrix parity "$OUT/debian/$m/results.jsonl" "$OUT/sandbox/$m/results.jsonl"' in run
     assert '--summary "$GITHUB_STEP_SUMMARY"' in run
+
+
+def test_ci_installs_the_browser_and_keeps_the_rendered_grids() -> None:
+    import yaml
+
+    assert " chromium " in (REPO / ".ci" / "run").read_text().replace("\\\n", " ")
+    ci = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    upload = next(s for s in ci["jobs"]["tests"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == ".ldmatrix/artifacts" and upload["with"]["include-hidden-files"] is True
+    assert upload["if"] == "always()"
