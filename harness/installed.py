@@ -32,6 +32,7 @@ from harness.patchelf import patch
 MANIFEST = "entry.json"
 _checked: dict[Path, dict] = {}  # entry dir -> its manifest, once checked in this process
 _checked_lock = threading.Lock()
+_overlays: dict[tuple, tuple[Mount, ...]] = {}  # (cache, links, files) -> its mounts, this process
 
 
 def _key(fields: dict) -> str:
@@ -133,6 +134,10 @@ def overlay_mounts(links: Iterable[Link], cache: Cache, files: Mapping[str, str]
     texts = sorted((files or {}).items())
     if not pairs and not texts:
         return []
+    memo = (cache.root, tuple(pairs), tuple(texts))
+    with _checked_lock:
+        if memo in _overlays:  # most cells of a run share their overlay: its key is worked out once
+            return list(_overlays[memo])
 
     def make(tmp: Path) -> dict:
         for path, target in pairs:
@@ -148,4 +153,7 @@ def overlay_mounts(links: Iterable[Link], cache: Cache, files: Mapping[str, str]
 
     entry, _ = _entry(cache.dir("overlays"), _key({"links": pairs, "files": texts}), make, _overlay_intact)
     tops = sorted({path.lstrip("/").split("/", 1)[0] for path, _ in (*pairs, *texts)})
-    return [Mount(entry / "root" / top, f"/{top}") for top in tops]
+    mounts = [Mount(entry / "root" / top, f"/{top}") for top in tops]
+    with _checked_lock:
+        _overlays[memo] = tuple(mounts)
+    return mounts

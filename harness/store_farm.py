@@ -30,6 +30,7 @@ AREA = "farms"
 
 _lock = threading.Lock()
 _known: dict[tuple[Path, str], Path | None] = {}  # (cache root, key) -> the farm, or None: cannot be made here
+_by_entries: dict[tuple, Path | None] = {}  # (cache root, the pairs as given) -> the farm
 _key_locks: dict[str, threading.Lock] = {}
 _swept: set[Path] = set()
 
@@ -86,7 +87,12 @@ def _make(root: Path, key: str, entries: list[tuple[str, Path]]) -> Path | None:
 
 def farm(paths: Iterable[tuple[str, Path]], cache: Cache) -> Path | None:
     """The directory to bind at /nix/store for these (store path, host path) pairs; None: bind each."""
-    entries = sorted({(PurePosixPath(target).name, Path(host)) for target, host in paths})
+    raw = tuple((target, str(host)) for target, host in paths)
+    memo = (cache.root, raw)
+    with _lock:
+        if memo in _by_entries:  # the same set again in this process: its key (a stat per path) is known
+            return _by_entries[memo]
+    entries = sorted({(PurePosixPath(target).name, Path(host)) for target, host in raw})
     if len({name for name, _ in entries}) != len(entries):  # one name, two hosts: no single tree says it
         return None
     try:
@@ -95,6 +101,7 @@ def farm(paths: Iterable[tuple[str, Path]], cache: Cache) -> Path | None:
         return None
     with _lock:
         if (cache.root, key) in _known:
+            _by_entries[memo] = _known[(cache.root, key)]
             return _known[(cache.root, key)]
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
@@ -110,5 +117,5 @@ def farm(paths: Iterable[tuple[str, Path]], cache: Cache) -> Path | None:
             _swept.add(root)
         made = _make(root, key, entries)
         with _lock:
-            _known[(cache.root, key)] = made
+            _known[(cache.root, key)] = _by_entries[memo] = made
         return made

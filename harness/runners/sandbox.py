@@ -78,7 +78,7 @@ def run_cell(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = 
         if mount.writable:
             give_to_cell_user(mount.host)
     argv = bwrap_argv(prepared, bwrap, limits, cache=Cache.default())
-    command_script.write(prepared, argv, runner="sandbox")
+    command_script.write(prepared, argv, runner="sandbox", makes_mount_points=True)
     return run_bounded(argv, prepared.timeout, limits)
 
 
