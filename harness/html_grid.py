@@ -103,7 +103,7 @@ def _cell(r: CellResult | None) -> str:
     if marked in ("expected", "bug"):
         glyph = f"<span class=mark>{_MARKS[mark(r)][1]}</span>"
     elif marked == "unexpected":
-        glyph = f"<span class=mark>! want {escape(r.expected.value if r.expected else '?')}</span>"
+        glyph = f"<span class=mark>! want {escape(_SHORT[r.expected.value] if r.expected else '?')}</span>"
     title = r.skip_reason or r.evidence
     data = " ".join(f'data-{k.replace("_", "-")}="{escape(v)}"' for k, v in _axes(r).items())
     return (f'<td class="cell o-{outcome} m-{marked}" data-cell="{escape(r.cell_id)}" data-outcome="{outcome}" '

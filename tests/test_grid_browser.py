@@ -80,11 +80,13 @@ def test_the_grid_renders_to_png(grid: tuple[str, Path, dict]) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     rows = len({(r["axes"].get("binary"), r["axes"].get("strategy"), r["axes"].get("nix_ld"), r["axes"].get("env"),
                  r["axes"].get("launch"), r["axes"].get("libs")) for r in records.values()})
+    columns = len({r["axes"].get("nixpkgs") or r["axes"].get("glibc") for r in records.values()})
+    width = max(WIDTH, 600 + 175 * columns)
     height = min(16000, 900 + 24 * rows)
     shots = {f"grid-{name}.png": height, f"grid-{name}-top.png": 1200}
     for file, h in shots.items():
         target = ARTIFACTS / file
-        proc = browse(page, f"--screenshot={target}", f"--window-size={WIDTH},{h}")
+        proc = browse(page, f"--screenshot={target}", f"--window-size={width},{h}")
         assert proc.returncode == 0 and target.is_file(), proc.stderr[-2000:]
         data = target.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
