@@ -13,14 +13,13 @@ grid.js, inlined: the page needs no network to be viewed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from harness.model import CellResult, Outcome
+from harness.model import CellResult
 from harness.report import MARK_BUG, MARK_MATCH, MARK_MISMATCH, mark, row_and_column, table
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -233,10 +232,10 @@ def _detail(r: CellResult, results_path: Path | None) -> str:
             f"</section>")
 
 
-def _grid(results: Sequence[CellResult]) -> tuple[str, str]:
-    rows, columns = table(results)
+def _grid(results: Sequence[CellResult]) -> str:
+    rows, columns = table(list(results))
     head = "".join(f"<th class=col>{escape(c)}</th>" for c in columns)
-    bodies, details_order = [], []
+    bodies = []
     for binary, members in _groups(rows).items():
         cells = [r for _, row in members for r in row.values()]
         outcomes, marks = _counts(cells)
@@ -251,16 +250,14 @@ def _grid(results: Sequence[CellResult]) -> tuple[str, str]:
             body.append(f'<tr class=row data-row="{escape(row)}"><th class=strategy>{escape(strategy)}</th>'
                         f"<th class=how>{escape(how)}</th><th class=libs>{escape(libs)}</th>"
                         + "".join(_cell(by_column.get(c)) for c in columns) + "</tr>")
-            details_order += [by_column[c] for c in columns if c in by_column]
         bodies.append("".join(body) + "</tbody>")
-    grid = (f'<table class=grid><thead><tr><th class=strategy>strategy</th><th class=how>started</th>'
+    return (f'<table class=grid><thead><tr><th class=strategy>strategy</th><th class=how>started</th>'
             f'<th class=libs>libraries</th>{head}</tr></thead>{"".join(bodies)}</table>')
-    return grid, json.dumps([r.cell_id for r in details_order])
 
 
 def page(results: Iterable[CellResult], title: str, results_path: Path | None = None) -> str:
     results = list(results)
-    grid, _ = _grid(results)
+    grid = _grid(results)
     where = f"results {escape(str(results_path.absolute()))} · " if results_path else ""
     runners = ", ".join(sorted({r.runner for r in results})) or "-"
     meta = f"{where}runner {escape(runners)} · {len(results)} cells · written {time.strftime('%Y-%m-%d %H:%M')}"

@@ -133,28 +133,26 @@ def _cut(path: Path) -> Path:
     return path
 
 
-def _rename(path: Path, name: str) -> Path:
+def _with_header(path: Path, extra: tuple[str, ...] = (), **changes) -> Path:
+    """``path`` with its header's keys changed (a number given as "+1" is added to) and ``extra`` lines."""
     lines = _lines(path)
     header = json.loads(lines[0])
-    header["name"] = name
-    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    for key, value in changes.items():
+        header[key] = header[key] + int(value) if isinstance(value, str) and value.startswith("+") else value
+    path.write_text("\n".join([json.dumps(header), *lines[1:], *extra]) + "\n")
     return path
+
+
+def _rename(path: Path, name: str) -> Path:
+    return _with_header(path, name=name)
 
 
 def _reshard(path: Path, text: str) -> Path:
-    lines = _lines(path)
-    header = json.loads(lines[0])
-    header["shard"] = text
-    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
-    return path
+    return _with_header(path, shard=text)
 
 
 def _append(path: Path, other: Path) -> Path:
-    lines = _lines(path)
-    header = json.loads(lines[0])
-    header["cells"] += 1
-    path.write_text("\n".join([json.dumps(header), *lines[1:], _lines(other)[1]]) + "\n")
-    return path
+    return _with_header(path, (_lines(other)[1],), cells="+1")
 
 
 def _garble(path: Path) -> Path:
