@@ -150,7 +150,9 @@ def present(args: argparse.Namespace, name: str, results: list[CellResult], resu
         args.html.write_text(report.html(results, f"ldmatrix: {name}", results_path))
     comparison = None
     if baseline is not None:
-        selected = [r for r in baseline.results if matrix_mod.selects(getattr(args, "k", None), r.cell_id)]
+        ran = {r.cell_id for r in results}  # a shard ran its slice: the baseline's other cells are not gone
+        selected = [r for r in baseline.results if (r.cell_id in ran if getattr(args, "shard", None) else
+                                                    matrix_mod.selects(getattr(args, "k", None), r.cell_id))]
         comparison = guard.compare(selected, results, old_name=str(args.baseline), new_name=str(results_path),
                                    damaged=baseline.damaged)
         print("changes against the baseline:")

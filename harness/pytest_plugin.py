@@ -270,6 +270,10 @@ class _Controller:
             if files:
                 merged = merge.merge(files, self.matrix.path, shards=False)
                 self.results = merge.write(merged, self.rundir)
+            else:  # no worker ran a cell: an empty run, not the previous one's results
+                from harness.session import header_record
+
+                self.rundir.begin(header_record(self.matrix, self.matrix.runner)).close()
             shutil.rmtree(self.rundir.path / WORKERS, ignore_errors=True)
         finally:
             self.rundir.release()

@@ -69,6 +69,9 @@ def test_three_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
             assert Path(many[cell_id]["extra"]["workdir"]).is_relative_to(tmp_path / "merged")
     assert _grid(merged.stdout) == _grid(whole.stdout)
     assert (tmp_path / "merged.md").read_text() == (tmp_path / "whole.md").read_text()
+    again = ldmatrix("run", str(SEED), "-k", SELECT, "--shard", "2/3", "--out", "again", "-q",
+                     "--baseline", "whole/seed/results.jsonl", cwd=tmp_path)
+    assert "no cell changed" in again.stdout, again.stdout[-3000:]  # the cells of other shards are not "gone"
     show = ldmatrix("show", "c-hello.patchelf.glibc-2.41", "--results", "merged/seed/results.jsonl", cwd=tmp_path)
     assert show.returncode == 0 and "LDMATRIX-CHECK: ok" in show.stdout, show.stderr
 
