@@ -92,7 +92,8 @@ def farm(paths: Iterable[tuple[str, Path]], cache: Cache) -> Path | None:
     with _lock:
         if memo in _by_entries:  # the same set again in this process: its key (a stat per path) is known
             return _by_entries[memo]
-    entries = sorted({(PurePosixPath(target).name, Path(host)) for target, host in raw})
+    # a bind follows a host path that is a link (a Nix store's own paths can be): so does the farm
+    entries = sorted({(PurePosixPath(target).name, Path(os.path.realpath(host))) for target, host in raw})
     if len({name for name, _ in entries}) != len(entries):  # one name, two hosts: no single tree says it
         return None
     try:
