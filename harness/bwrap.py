@@ -76,10 +76,12 @@ def parent_dirs(target: str, made: set[str]) -> list[str]:
     """``--dir`` for the parents of ``target`` not made yet, readable by all (as root, bwrap makes
     missing parents 0700, which uid 1000 could not pass)."""
     args: list[str] = []
-    for parent in reversed(Path(target).parents[:-1]):
-        if str(parent) not in made and not str(parent).startswith(("/proc", "/dev", "/tmp")):
-            made.add(str(parent))
-            args += ["--perms", "0755", "--dir", str(parent)]
+    parts = target.rstrip("/").split("/")[1:-1]
+    for i in range(1, len(parts) + 1):
+        parent = "/" + "/".join(parts[:i])
+        if parent not in made and not parent.startswith(("/proc", "/dev", "/tmp")):
+            made.add(parent)
+            args += ["--perms", "0755", "--dir", parent]
     return args
 
 

@@ -59,6 +59,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str):
+    from harness import shard
+
+    try:
+        return shard.parse(text)
+    except LdmatrixError as err:
+        raise argparse.ArgumentTypeError(str(err).split(": ", 1)[-1]) from None
+
+
 def _check_outputs(args: argparse.Namespace) -> None:
     """Files written at the end of a command: usable, or one line now, before any cell runs."""
     for option in ("markdown", "html", "summary"):
@@ -112,12 +121,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = run_inputs(args)
     progress = inputs.progress
     matrix = inputs.load(args.matrix)
-    cells = matrix.select(args.k)
-    if not cells:
+    if not matrix.select(args.k):
         raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
-    options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out)
-    progress.step(f"{matrix.name}: {len(cells)} cells, runner {args.runner or matrix.runner}")
-    results_path = options.out / matrix.name / RESULTS_NAME
+    options = inputs.options(runner=args.runner, select=args.k, jobs=args.jobs, out=args.out, shard=args.shard)
+    cells = options.cells(matrix)
+    progress.step(f"{matrix.name}: {len(cells)} cells" + (f" (shard {args.shard})" if args.shard else "")
+                  + f", runner {args.runner or matrix.runner}")
+    results_path = (options.out / matrix.name / RESULTS_NAME).absolute()  # `ldmatrix show` works from anywhere
     try:
         results = execute(matrix, options, progress, on_result=CellProgress(len(cells)))
     except Interrupted as stop:  # Ctrl-C: what was recorded, as a grid; the cells stopped say so
@@ -130,6 +140,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{matrix.name}: interrupted: {len(stop.results)} of {len(cells)} cells recorded ({stopped} stopped "
               f"while running, an error each), {len(cells) - len(stop.results)} not run; results in {results_path}")
         return EXIT_STATUS
+    return present(args, matrix.name, results, results_path, baseline)
+
+
+def present(args: argparse.Namespace, name: str, results: list[CellResult], results_path: Path,
+            baseline: results_file.ResultsFile | None = None) -> int:
+    """What ``run`` and ``merge`` print and write once the results are in; the exit status: 1 when a
+    cell is not what its matrix expects or differs from the baseline, else 0."""
     print(report.grid(results))
     print(report.legend())
     for text in (report.skipped_reasons(results), report.failures(results, results_path)):
@@ -142,17 +159,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
     if args.html:
-        args.html.write_text(report.html(results, f"ldmatrix: {matrix.name}"))
+        args.html.write_text(report.html(results, f"ldmatrix: {name}", results_path))
     comparison = None
     if baseline is not None:
-        selected = [r for r in baseline.results if matrix_mod.selects(args.k, r.cell_id)]  # -k: only those
+        ran = {r.cell_id for r in results}  # a shard ran its slice: the baseline's other cells are not gone
+        selected = [r for r in baseline.results if (r.cell_id in ran if getattr(args, "shard", None) else
+                                                    matrix_mod.selects(getattr(args, "k", None), r.cell_id))]
         comparison = guard.compare(selected, results, old_name=str(args.baseline), new_name=str(results_path),
                                    damaged=baseline.damaged)
         print("changes against the baseline:")
         print(guard.text(comparison))
-    print(f"{matrix.name}: {report.summary(results)}; results in {results_path}")
+    print(f"{name}: {report.summary(results)}; results in {results_path}")
     if args.summary:
-        report.append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {matrix.name}")
+        report.append_summary(args.summary, report.markdown_summary(results, f"ldmatrix: {name}")
                         + ("\n\n" + guard.markdown(comparison, "changes against the baseline") if comparison else ""))
     unexpected = any(report.mark(r) == report.MARK_MISMATCH for r in results)
     return 1 if unexpected or (comparison is not None and not comparison.clean) else 0
@@ -166,7 +185,9 @@ def _find_results(args: argparse.Namespace) -> list[Path]:
 
 def cmd_show(args: argparse.Namespace) -> int:
     damaged: list[results_file.DamagedLine] = []
-    for path in _find_results(args):
+    files = _find_results(args)
+    known: list[str] = []
+    for path in files:
         loaded = results_file.read(path)
         damaged += loaded.damaged
         for r in loaded.results:
@@ -175,10 +196,25 @@ def cmd_show(args: argparse.Namespace) -> int:
                 for line in loaded.damaged:
                     print(f"ldmatrix: note: {line}", file=sys.stderr)
                 return 0
+        known += [r.cell_id for r in loaded.results]
+    if not files:
+        raise LdmatrixError(f"no result for cell {args.cell!r}: no results file in {DEFAULT_OUT}/ here; "
+                            "name one (--results FILE), or run its matrix first (ldmatrix run MATRIX -k ...)")
+    where = str(files[0]) if len(files) == 1 else f"{len(files)} results files"
+    hint = nearest(args.cell, known)
     if damaged:
-        raise LdmatrixError(f"no result for cell {args.cell!r}; {len(damaged)} damaged lines were not read, "
-                            f"the first: {damaged[0]}")
-    raise LdmatrixError(f"no result for cell {args.cell!r}: run its matrix first (ldmatrix run MATRIX -k ...)")
+        hint += f"; {len(damaged)} damaged lines were not read, the first: {damaged[0]}"
+    raise LdmatrixError(f"no result for cell {args.cell!r} in {where}{hint or '; run its matrix first'}")
+
+
+def nearest(cell_id: str, known: list[str], n: int = 3) -> str:
+    """``; did you mean A, B or C?``: the ids closest to a mistyped one (difflib's ratio), else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(cell_id, list(dict.fromkeys(known)), n=n, cutoff=0.5)
+    if not close:
+        return ""
+    return "; did you mean " + (close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}") + "?"
 
 
 def _cell_files(folder: Path) -> list[str]:
@@ -216,7 +252,10 @@ def show_text(r: CellResult) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     matrix = matrix_mod.load(args.matrix)
-    for cell in matrix.select(args.k):
+    cells = matrix.select(args.k)
+    if not cells:  # as `run -k` does: an empty list would read as "nothing to run", not as a typo
+        raise LdmatrixError(f"-k {args.k!r} selects no cell of {matrix.name} ({len(matrix.cells)} cells)")
+    for cell in cells:
         expectation = matrix.expectation(cell)
         bug = f"  (known bug: {expectation.bug})" if expectation.bug else ""
         print(f"{cell.id}  -> {expectation.outcome.value}{bug}")
@@ -292,18 +331,16 @@ def add_nix_ld_options(p: argparse.ArgumentParser) -> None:
                    help="a real nix-ld (repeatable; also $LDMATRIX_NIX_LD): VERSION=PATH of a build, "
                         "src:ARCHIVE-OR-TREE, or src:REPO#REV of a git repository or bundle (built here)")
     p.add_argument("--nix-ld-archives", action="append", default=[], type=Path, metavar="DIR",
-                   help="a directory of nix-ld release archives for the matrix's pinned versions "
-                        "(repeatable; also $LDMATRIX_NIX_LD_ARCHIVES)")
+                   help="a directory of nix-ld release archives (nix-ld-VERSION.tar.gz, or a git bundle with "
+                        "its tags) for the matrix's nix-ld versions, pinned or not (repeatable; also "
+                        "$LDMATRIX_NIX_LD_ARCHIVES)")
 
 
 def find_cell(matrix: matrix_mod.Matrix, cell_id: str):
-    import difflib
-
     for cell in matrix.cells:
         if cell.id == cell_id:
             return cell
-    close = difflib.get_close_matches(cell_id, [c.id for c in matrix.cells], n=1)
-    hint = f"; did you mean {close[0]}?" if close else f"; `ldmatrix list {matrix.path}` lists them"
+    hint = nearest(cell_id, [c.id for c in matrix.cells]) or f"; `ldmatrix list {matrix.path}` lists them"
     raise LdmatrixError(f"{matrix.path}: no cell {cell_id!r}{hint}")
 
 
@@ -444,16 +481,21 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every cell of a matrix and print the grid")
-    run.add_argument("matrix", type=Path)
+    run.add_argument("matrix", type=Path, help="the matrix YAML (e.g. matrices/seed.yaml)")
     run.add_argument("--runner", choices=matrix_mod.RUNNERS, help="default: the matrix's own (sandbox)")
     run.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word")
-    run.add_argument("-j", "--jobs", type=_positive_int, default=2)
+    run.add_argument("-j", "--jobs", type=_positive_int, default=2, metavar="N",
+                     help="cells run at once (default 2)")
+    run.add_argument("--shard", type=_shard, metavar="K/N",
+                     help="run only the K-th of N slices of the selected cells, balanced by expected cost "
+                          "(default: all); `ldmatrix merge` puts the N results together")
     add_nix_ld_options(run)
     from harness.nixpkgs.cli import add_nixpkgs_options, add_pins_subcommand
 
     add_nixpkgs_options(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                     help="results directory; one run at a time holds <out>/<matrix>/ (a second one stops)")
+                     help=f"results directory (default {DEFAULT_OUT}); one run at a time holds <out>/<matrix>/ "
+                          "(a second one stops)")
     run.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
     run.add_argument("--html", type=Path, help="also write the grid as a standalone HTML page")
     run.add_argument("--baseline", type=Path,
@@ -466,28 +508,30 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     show = sub.add_parser("show", help="a cell's command, environment and full output")
-    show.add_argument("cell")
-    show.add_argument("--results", type=Path)
+    show.add_argument("cell", help="a cell id, as the grid and `ldmatrix list` name it")
+    show.add_argument("--results", type=Path, metavar="FILE",
+                      help=f"the results.jsonl to read (default: every {DEFAULT_OUT}/*/{RESULTS_NAME}, newest first)")
     show.set_defaults(func=cmd_show)
 
     lst = sub.add_parser("list", help="the cells of a matrix and their expected outcomes")
-    lst.add_argument("matrix", type=Path)
-    lst.add_argument("-k", metavar="WORDS")
+    lst.add_argument("matrix", type=Path, help="the matrix YAML")
+    lst.add_argument("-k", metavar="WORDS", help="only cells whose id contains every word (none: exit status 2)")
     lst.set_defaults(func=cmd_list)
 
     lock = sub.add_parser("lock", help="move the package lock to the archive's current versions, or a matrix's "
                                        "artifact pins (ldmatrix lock MATRIX)")
     lock.add_argument("matrix", nargs="?", type=Path,
                       help="a matrix: re-resolve its wheels, packages, URLs and files into MATRIX.lock.json")
-    lock.add_argument("--lock", type=Path)
+    lock.add_argument("--lock", type=Path, metavar="FILE", help="the package lock to move (default "
+                      "matrices/packages.lock.json)")
     lock.add_argument("--only-missing", action="store_true",
                       help="keep every pinned package and add only those the lock lacks")
     lock.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     lock.set_defaults(func=cmd_lock)
 
     d = sub.add_parser("diff", help="cells that changed between two results.jsonl; exit status 1 if any did")
-    d.add_argument("old", type=Path)
-    d.add_argument("new", type=Path)
+    d.add_argument("old", type=Path, help="the earlier results.jsonl (e.g. a baseline)")
+    d.add_argument("new", type=Path, help="the later results.jsonl")
     d.add_argument("--report-only", action="store_true",
                    help="exit 0 whatever changed (unreadable files still exit 2)")
     d.add_argument("--summary", type=Path, metavar="FILE",
@@ -507,7 +551,7 @@ def parser() -> argparse.ArgumentParser:
 
     ins = sub.add_parser("inspect", help="what to write for a foreign program to run with nix-ld, per NixOS "
                                          "release, each answer confirmed by a real cell; details with -v")
-    ins.add_argument("file", type=Path)
+    ins.add_argument("file", type=Path, help="the program (an ELF file)")
     ins.add_argument("--glibc", action="append", default=[], metavar="VERSION",
                      help="the store glibc to answer for (repeatable; default 2.42, NixOS 26.05's)")
     ins.add_argument("--nixos", action="append", default=[], metavar="RELEASE",
@@ -531,24 +575,29 @@ def parser() -> argparse.ArgumentParser:
     dmg.set_defaults(func=cmd_damage)
 
     bis = sub.add_parser("bisect", help="the first nix-ld commit where a cell's outcome changes")
-    bis.add_argument("matrix", type=Path)
+    bis.add_argument("matrix", type=Path, help="the matrix YAML the cell is in")
     bis.add_argument("cell", help="a nix-ld cell of the matrix, e.g. c-hello.nix-ld-2.0.5.glibc-2.31.libs-default")
     bis.add_argument("--repo", type=Path, required=True, help="nix-ld's git repository or a bundle of it")
     bis.add_argument("--old", required=True, help="the older revision (tag or commit)")
     bis.add_argument("--new", required=True, help="the newer revision, whose outcome differs")
     bis.add_argument("--runner", choices=matrix_mod.RUNNERS, help="default: the matrix's own (sandbox)")
-    bis.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (each step's cell)")
+    bis.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                     help=f"results directory of each step's cell (default {DEFAULT_OUT})")
     bis.add_argument("-q", "--quiet", action="store_true", help="no build progress")
     bis.set_defaults(func=cmd_bisect)
 
     from harness.cache_verify import add_cache_subcommand
+    from harness.ci_matrix import add_ci_matrix_subcommand
     from harness.guard_command import add_guard_subcommand
     from harness.images import add_images_subcommand
+    from harness.merge import add_merge_subcommand
 
     add_images_subcommand(sub)
     add_cache_subcommand(sub)
     add_pins_subcommand(sub)
     add_guard_subcommand(sub)
+    add_merge_subcommand(sub)
+    add_ci_matrix_subcommand(sub)
     return p
 
 

@@ -27,18 +27,26 @@ def _quote(arg: str, fresh: dict[str, str]) -> str:
     return shlex.quote(arg)
 
 
-def _contents(directory: Path) -> tuple[list[str], list[str]]:
-    """The directories and files under ``directory`` (relative), to make them again in a fresh one."""
+def _contents(directory: Path, made: frozenset[str] = frozenset()) -> tuple[list[str], list[str]]:
+    """The directories and files under ``directory`` (relative), to make them again in a fresh one;
+    ``made``: relative paths the command makes itself (bubblewrap's mount points), left out with the
+    directories that hold nothing else."""
     dirs, files = [], []
     for parent, subdirs, names in os.walk(directory):
         rel = Path(parent).relative_to(directory)
+        files += [str(rel / n) for n in sorted(names) if str(rel / n) not in made]
         dirs += [str(rel / d) for d in sorted(subdirs)]
-        files += [str(rel / n) for n in sorted(names)]
+    needed = {str(Path(f).parent) for f in files}
+    dirs = [d for d in dirs if any(n == d or n.startswith(d + "/") for n in needed) or not _only_made(d, made)]
     return dirs, files
 
 
+def _only_made(directory: str, made: frozenset[str]) -> bool:
+    return any(m.startswith(directory + "/") for m in made)
+
+
 def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None, fresh: Sequence[Path] = (),
-           title: str = "") -> str:
+           title: str = "", made: Sequence[frozenset[str]] = ()) -> str:
     variables = {str(path): ("home" if i == 0 else f"fresh{i}") for i, path in enumerate(fresh)}
     lines = ["#!/bin/sh", f"# {title}" if title else "# ldmatrix", "# Run it again as it ran: sh command.sh"]
     if fresh:
@@ -48,8 +56,8 @@ def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
         lines += [f"{var}=$(mktemp -d)", f'chmod 755 "${var}"']
     if variables:
         lines.append("trap 'rm -rf " + " ".join(f'"${var}"' for var in variables.values()) + "' EXIT")
-    for path, var in variables.items():
-        dirs, files = _contents(Path(path))
+    for i, (path, var) in enumerate(variables.items()):
+        dirs, files = _contents(Path(path), made[i] if i < len(made) else frozenset())
         lines += [f'mkdir -p "${var}"/{shlex.quote(d)}' for d in dirs]
         for f in files:  # the cell's own files (a launcher's script and record) with their contents
             data = (Path(path) / f).read_bytes()
@@ -71,10 +79,15 @@ def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
 
 
 def write(prepared: PreparedCell, argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
-          runner: str) -> Path:
-    """``command.sh`` in the cell's folder; ``env``: the environment the command itself was started with."""
-    fresh = [m.host for m in prepared.mounts if m.writable]
+          runner: str, makes_mount_points: bool = False) -> Path:
+    """``command.sh`` in the cell's folder; ``env``: the environment the command itself was started with.
+    ``makes_mount_points``: the command makes the mount points inside its writable directories itself
+    (bubblewrap does), so the script need not make them first (each a process less)."""
+    writable = [m for m in prepared.mounts if m.writable]
+    made = [frozenset(m.target[len(w.target) + 1:] for m in prepared.mounts
+                      if makes_mount_points and m.target.startswith(w.target + "/")) for w in writable]
     path = prepared.workdir / NAME
-    path.write_text(script(argv, env=env, fresh=fresh, title=f"ldmatrix cell {prepared.cell.id}, runner {runner}"))
+    path.write_text(script(argv, env=env, fresh=[m.host for m in writable], made=made,
+                           title=f"ldmatrix cell {prepared.cell.id}, runner {runner}"))
     path.chmod(0o755)
     return path

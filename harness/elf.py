@@ -58,7 +58,20 @@ class ElfInfo:
 
 
 def read(path: Path | str) -> ElfInfo:
+    """``path``'s ElfInfo, read once per file content: every cell of a run predicts from the same store
+    files, and reading them is most of what preparing a cell costs. A file is known by its inode,
+    size and mtime, so one that changes is read again."""
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise LdmatrixError(f"{path}: cannot read: {err.strerror or err}") from None
+    return _read_once(str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_once(path_text: str, dev: int, ino: int, size: int, mtime_ns: int) -> ElfInfo:
+    path = Path(path_text)
     try:
         with path.open("rb") as fh:
             if fh.read(4) != b"\x7fELF":

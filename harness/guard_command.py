@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import baseline, guard, paths, report
+from harness import baseline, guard, paths, report, results_file
+from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
+from harness.outdir import RESULTS_NAME
 
 DEFAULT_BASELINES = Path("baselines")
 DEFAULT_OUT = Path(".ldmatrix/guard")
@@ -60,28 +62,43 @@ def markdown(checks: list[baseline.Check], unexpected: dict[str, int]) -> str:
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
-    from harness.cli import run_inputs
+    from harness.cli import RunInputs, run_inputs
     from harness.session import execute
 
     if args.summary is not None:
         paths.output_file(args.summary, "--summary")
+    if args.results is not None and not args.results.is_dir():
+        raise LdmatrixError(f"--results {args.results}: not a directory (it holds <matrix>/results.jsonl)")
+    inputs: RunInputs | None = None
     for matrix_path in args.matrices:
         if not matrix_path.is_file():
             raise LdmatrixError(f"{matrix_path}: no such matrix")
     baseline.check_root(args.baselines)
-    inputs = run_inputs(args)
-    progress = inputs.progress
-    pin_header = inputs.nixpkgs.header()
     checks: list[baseline.Check] = []
     unexpected: dict[str, int] = {}
-    matrices = [inputs.load(matrix_path) for matrix_path in args.matrices]
+    recorded: dict[str, tuple[list, dict]] = {}  # --results: matrix name -> (its results, its pins' header)
+    if args.results is not None:  # a run made elsewhere: the shards of a fan-out, merged
+        matrices = [matrix_mod.load(matrix_path) for matrix_path in args.matrices]
+        for matrix in matrices:
+            loaded = results_file.read(args.results / matrix.name / RESULTS_NAME)
+            if loaded.damaged:
+                raise LdmatrixError(f"guard: {loaded.damaged[0]}: a damaged result; run it again")
+            recorded[matrix.name] = (list(loaded.results), dict((loaded.header or {}).get("nixpkgs") or {}))
+    else:
+        inputs = run_inputs(args)
+        matrices = [inputs.load(matrix_path) for matrix_path in args.matrices]
     if not args.bless:  # a baseline that is there and cannot be read stops the guard before anything runs
         for matrix in matrices:
-            baseline.check_readable(args.baselines, matrix.name, [baseline.DEBIAN, *pin_header])
+            pins = recorded[matrix.name][1] if matrix.name in recorded else inputs.nixpkgs.header() if inputs else {}
+            baseline.check_readable(args.baselines, matrix.name, [baseline.DEBIAN, *pins])
     for matrix in matrices:
-        options = inputs.options(jobs=args.jobs, out=args.out)
-        progress.step(f"{matrix.name}: {len(matrix.cells)} cells")
-        results = execute(matrix, options, progress)
+        if matrix.name in recorded:
+            results, pin_header = recorded[matrix.name]
+        else:
+            assert inputs is not None
+            pin_header = inputs.nixpkgs.header()
+            inputs.progress.step(f"{matrix.name}: {len(matrix.cells)} cells")
+            results = execute(matrix, inputs.options(jobs=args.jobs, out=args.out), inputs.progress)
         unexpected[matrix.name] = sum(report.mark(r) == report.MARK_MISMATCH for r in results)
         print(f"{matrix.name}: {report.summary(results)}")
         if args.bless:
@@ -113,13 +130,15 @@ def add_guard_subcommand(subparsers) -> argparse.ArgumentParser:
 
     p = subparsers.add_parser("guard", help="run matrices and compare each glibc build with its committed baseline; "
                                             "exit 1 on any change")
-    p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX")
+    p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX", help="the matrices to run and compare")
     p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                    help="the baselines directory: <build>/<matrix>.jsonl (default: baselines)")
     p.add_argument("--bless", action="store_true", help="write this run as the baselines instead of comparing")
     p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary ($GITHUB_STEP_SUMMARY)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory of the runs")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=2)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory of the runs (default {DEFAULT_OUT})")
+    p.add_argument("--results", type=Path, metavar="DIR",
+                   help="compare the runs in DIR/<matrix>/results.jsonl (e.g. merged shards) instead of running")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=2, metavar="N", help="cells run at once (default 2)")
     p.add_argument("--lock", type=Path, metavar="FILE", help="the package lock (default matrices/packages.lock.json)")
     p.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
     add_nix_ld_options(p)

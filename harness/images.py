@@ -336,10 +336,12 @@ def add_images_subcommand(subparsers) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="images_command", required=True)
     sub.add_parser("list", help="images labelled ldmatrix=1")
     build = sub.add_parser("build", help="import the roots of a matrix as content-tagged images (offline)")
-    build.add_argument("matrix", type=Path, nargs="?", default=REPO_ROOT / "matrices" / "seed.yaml")
+    build.add_argument("matrix", type=Path, nargs="?", default=REPO_ROOT / "matrices" / "seed.yaml",
+                       help="the matrix whose images to build (default matrices/seed.yaml)")
     prune_parser = sub.add_parser("prune", help="remove containers left by killed runs, then ldmatrix images "
                                                 "(keeping those a matrix still uses)")
-    prune_parser.add_argument("--keep-matrix", type=Path, default=None)
+    prune_parser.add_argument("--keep-matrix", type=Path, default=None, metavar="MATRIX",
+                              help="keep the images this matrix uses")
     sub.add_parser("pin", help="refresh images/pins.json from the registry (needs a registry)")
     parser.set_defaults(func=cmd_images)
     return parser

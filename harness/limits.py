@@ -233,13 +233,20 @@ def cgroups_work() -> bool:
     return _probe["ok"]
 
 
-def wrap(argv: list[str], limits: Limits, cgroup: Cgroup | None) -> list[str]:
+def wrap(argv: list[str], limits: Limits, cgroup: Cgroup | None, starter: Path | None = None) -> list[str]:
     """``argv`` started inside ``cgroup`` (joined before anything is forked) under the rlimits.
 
-    A shell joins the cgroup and execs prlimit, which execs ``argv``: no preexec_fn in a threaded
-    program, and no process left in between.
+    ``starter``: harness/data/cell_start.c's program, which joins and limits in one static exec;
+    without it, a shell joins the cgroup and execs prlimit, which execs ``argv``. Either way no
+    preexec_fn in a threaded program, and no process left in between.
     """
-    join = "".join(f"echo $$ > {shlex.quote(str(p))} && " for p in (cgroup.procs_files if cgroup else ()))
+    procs = cgroup.procs_files if cgroup else ()
+    if starter is not None:
+        options = [a for p in procs for a in ("-g", str(p))] + ["-f", str(limits.file_size)]
+        if cgroup is None:
+            options += ["-v", str(limits.memory)]
+        return [str(starter), *options, "--", *argv]
+    join = "".join(f"echo $$ > {shlex.quote(str(p))} && " for p in procs)
     rlimits = [f"--fsize={limits.file_size}", "--core=0"]
     if cgroup is None:
         rlimits.append(f"--as={limits.memory}")

@@ -4,10 +4,17 @@ A test module asks for the ``ldmatrix_result`` fixture; ``pytest_generate_tests`
 one test per cell of ``--ldmatrix MATRIX``, with the cell id as the test id. Known upstream bugs
 are ``xfail(strict=True)`` with their reference: the test fails with ``KnownBugReproduced`` while
 the bug shows (xfailed), and an XPASS — the bug is gone — fails the run so the matrix is updated.
+
+With pytest-xdist (``-n auto``) each worker provisions from the shared cache (every cache entry is
+made under its own lock, so workers wait for one another instead of building twice) and writes its
+cells to ``<out>/<matrix>/.workers/<worker>/``; the controller holds ``<out>/<matrix>/`` for the
+whole session and at its end merges the workers' results into it (harness/merge.py) and prints
+the grid.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,13 +26,18 @@ from harness.model import Cell, CellResult, Outcome
 from harness.progress import StderrProgress
 
 
+MATRIX_ENV = "LDMATRIX_MATRIX"  # tox -e matrix sets it to matrices/seed.yaml
+
+
 class KnownBugReproduced(AssertionError):
     """The cell shows the known upstream bug its matrix names."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("ldmatrix")
-    group.addoption("--ldmatrix", metavar="MATRIX", help="the matrix YAML whose cells become tests")
+    group.addoption("--ldmatrix", metavar="MATRIX", default=os.environ.get(MATRIX_ENV) or None,
+                    help=f"the matrix YAML whose cells become tests (default ${MATRIX_ENV}; a MATRIX.yaml given "
+                         "as an argument names it too)")
     group.addoption("--ldmatrix-runner", default=None, help="sandbox (default), docker or nixos-vm")
     group.addoption("--nix-ld", action="append", default=[], metavar="SPEC", dest="ldmatrix_nix_ld",
                     help="a real nix-ld (repeatable; also $LDMATRIX_NIX_LD): VERSION=PATH of a build, "
@@ -33,6 +45,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--nix-ld-archives", action="append", default=[], metavar="DIR", dest="ldmatrix_nix_ld_archives",
                     help="a directory of nix-ld release archives (repeatable; also $LDMATRIX_NIX_LD_ARCHIVES)")
     group.addoption("--ldmatrix-out", default=".ldmatrix/results", help="where results.jsonl goes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``pytest tests/test_matrix.py matrices/glibc.yaml`` (``tox -e matrix -- matrices/glibc.yaml -n auto``):
+    a matrix given as an argument is the matrix, not a file to collect tests from."""
+    given = [arg for arg in config.args if arg.endswith((".yaml", ".yml"))]
+    if not given:
+        return
+    if len(given) > 1:
+        raise pytest.UsageError(f"one matrix at a time, not {' '.join(given)}")
+    config.option.ldmatrix = given[0]
+    config.args[:] = [arg for arg in config.args if arg not in given]
 
 
 def _matrix(config: pytest.Config) -> matrix_mod.Matrix | None:
@@ -126,8 +150,11 @@ class _Session:
         from harness.session import RunOptions, header_record, provision_all
 
         self.matrix = matrix
-        self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"),
-                                  out=Path(config.getoption("--ldmatrix-out")),
+        out = Path(config.getoption("--ldmatrix-out"))
+        worker = _worker(config)
+        if worker is not None:  # the controller holds <out>/<matrix>/ and merges the workers' runs into it
+            out = out / matrix.name / WORKERS / worker
+        self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"), out=out,
                                   nix_ld=_nix_ld_supply(config), nixpkgs=_nixpkgs_supply(config))
         self.rundir = RunDirectory(self.options.out, matrix.name, option="--ldmatrix-out").acquire()
         try:
@@ -203,6 +230,77 @@ def assert_expected(result: CellResult) -> None:
         return
     assert result.outcome == result.expected, (
         f"expected {result.expected.value if result.expected else '?'}, got {detail}")
+
+
+WORKERS = ".workers"  # <out>/<matrix>/.workers/<worker>/: each xdist worker's own run
+
+
+def _worker(config: pytest.Config) -> str | None:
+    """This process's xdist worker id (gw0, ...), or None in the controller or without xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
+
+
+def _distributed(config: pytest.Config) -> bool:
+    """Whether this is the controller of xdist workers (``-n N`` with N >= 1)."""
+    return _worker(config) is None and getattr(config.option, "dist", "no") != "no" and \
+        bool(getattr(config.option, "numprocesses", None))
+
+
+class _Controller:
+    """The xdist controller's hold on ``<out>/<matrix>/``: no cell runs here; the workers' results
+    are merged into it at the end."""
+
+    def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
+        import shutil
+
+        from harness.outdir import RunDirectory
+
+        self.matrix = matrix
+        self.rundir = RunDirectory(Path(config.getoption("--ldmatrix-out")), matrix.name,
+                                   option="--ldmatrix-out").acquire()
+        shutil.rmtree(self.rundir.path / WORKERS, ignore_errors=True)  # a previous session's
+        self.results: list[CellResult] = []
+
+    def finish(self) -> None:
+        import shutil
+
+        from harness import merge
+
+        try:
+            files = sorted((self.rundir.path / WORKERS).glob(f"*/{self.matrix.name}/results.jsonl"))
+            if files:
+                merged = merge.merge(files, self.matrix.path, shards=False)
+                self.results = merge.write(merged, self.rundir)
+            else:  # no worker ran a cell: an empty run, not the previous one's results
+                from harness.session import header_record
+
+                self.rundir.begin(header_record(self.matrix, self.matrix.runner)).close()
+            shutil.rmtree(self.rundir.path / WORKERS, ignore_errors=True)
+        finally:
+            self.rundir.release()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if not _distributed(config):
+        return
+    matrix = _matrix(config)
+    if matrix is None:
+        return
+    from harness.outdir import DirectoryInUse
+
+    try:
+        config._ldmatrix_session = _Controller(config, matrix)  # type: ignore[attr-defined]
+    except DirectoryInUse as err:
+        pytest.exit(f"ldmatrix: {err}", returncode=2)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    controller = getattr(session.config, "_ldmatrix_session", None)
+    if isinstance(controller, _Controller):
+        controller.finish()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

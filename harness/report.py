@@ -54,7 +54,7 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
     return row, column(axes)
 
 
-def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]], list[str]]:
+def table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]], list[str]]:
     """Rows in first-seen order, each mapping a glibc column to its cell; the columns sorted."""
     rows: dict[str, dict[str, CellResult]] = {}
     for r in results:
@@ -73,7 +73,7 @@ def markdown_cell(text: str) -> str:
 
 def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
     results = list(results)
-    rows, cols = _table(results)
+    rows, cols = table(results)
 
     def text(r: CellResult | None) -> str:
         if r is None:
@@ -105,35 +105,12 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-_COLOURS = {MARK_MATCH: "#d9f2d9", MARK_BUG: "#fff2cc", MARK_MISMATCH: "#f4cccc", MARK_SKIP: "#eeeeee"}
+def html(results: Iterable[CellResult], title: str, results_path: Path | None = None) -> str:
+    """A standalone page (harness/html_grid.py): colour by outcome, a mark for the expectation,
+    each cell's details a click away."""
+    from harness import html_grid
 
-
-def html(results: Iterable[CellResult], title: str) -> str:
-    """A standalone page: the grid, coloured by mark, each cell's proving line on hover."""
-    from html import escape
-
-    results = list(results)
-    rows, cols = _table(results)
-    out = [f"<!doctype html><meta charset=utf-8><title>{escape(title)}</title>",
-           "<style>body{font-family:sans-serif}td,th{padding:4px 8px;border:1px solid #ccc}"
-           "table{border-collapse:collapse}td.c{font-family:monospace}</style>",
-           f"<h1>{escape(title)}</h1><p>{escape(summary(results))}</p><table>",
-           "<tr><th>binary, strategy</th>" + "".join(f"<th>{escape(c)}</th>" for c in cols) + "</tr>"]
-    for row, cells in rows.items():
-        out.append(f"<tr><th style=text-align:left>{escape(row)}</th>")
-        for c in cols:
-            r = cells.get(c)
-            if r is None:
-                out.append("<td></td>")
-                continue
-            m = mark(r)
-            text = r.outcome.value if r.outcome else "skip"
-            tip = r.skip_reason or f"{r.evidence} | expected {r.expected.value if r.expected else '?'}" \
-                f" | ldmatrix show {r.cell_id}"
-            out.append(f"<td class=c style=background:{_COLOURS[m]} title=\"{escape(tip)}\">{escape(text)}</td>")
-        out.append("</tr>")
-    out.append("</table>")
-    return "\n".join(out) + "\n"
+    return html_grid.page(results, title, results_path)
 
 
 def legend() -> str:

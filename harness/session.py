@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import cache_entry, command_script, installed, interrupt, nixld, nixpkgs, provision, reproducers, stub_ld
+from harness import shard as shard_mod
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
@@ -37,6 +38,7 @@ from harness.progress import NullProgress, Progress
 from harness.provision import Lock
 from harness.runners import get_runner
 from harness.runners.base import Runner
+from harness.shard import Shard
 
 
 @dataclass
@@ -49,6 +51,12 @@ class RunOptions:
     cache: Cache = field(default_factory=Cache.default)
     lock: Lock | None = None  # the package lock; None: matrices/packages.lock.json
     nixpkgs: nixpkgs.NixpkgsSupply = field(default_factory=nixpkgs.NixpkgsSupply)  # --nixpkgs pins, realised
+    shard: Shard | None = None  # --shard K/N: this slice of the selected cells (harness/shard.py)
+
+    def cells(self, matrix: Matrix) -> tuple[Cell, ...]:
+        """The cells this run runs: those ``-k`` selects, then this shard's slice of them."""
+        cells = matrix.select(self.select)
+        return shard_mod.select(matrix, cells, self.shard) if self.shard else cells
 
 
 def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[str, str]]]:
@@ -302,22 +310,29 @@ def result_record(result: CellResult) -> dict:
     return record
 
 
-def header_record(matrix: Matrix, runner: str, pins: nixpkgs.NixpkgsSupply | None = None) -> dict:
-    header = {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
+def header_record(matrix: Matrix, runner: str, pins: nixpkgs.NixpkgsSupply | None = None,
+                  options: RunOptions | None = None, cells: int | None = None) -> dict:
+    header: dict = {"matrix": str(matrix.path), "name": matrix.name, "runner": runner, "started": time.time()}
     if pins is not None and pins.columns:
         header["nixpkgs"] = pins.header()  # each pin's revision and glibc: what a diff says moved
+    if cells is not None:  # how many results make this run whole (`ldmatrix merge` checks it)
+        header["cells"] = cells
+    if options is not None and options.select:
+        header["select"] = options.select
+    if options is not None and options.shard:
+        header["shard"] = str(options.shard)
     return header
 
 
 def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
             on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
     progress = progress or NullProgress()
-    cells = matrix.select(options.select)
+    cells = options.cells(matrix)
     with RunDirectory(options.out, matrix.name) as rundir:  # first: a second run here fails at once
         runner = get_runner(options.runner or matrix.runner)
         reason = runner.unavailable()
         art = provision_all(matrix, cells, options, progress) if reason is None else None
-        log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs))
+        log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs, options, len(cells)))
         results: list[CellResult] = []
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
         batch = reason is None and hasattr(runner, "run_batch")  # runs in this thread: Ctrl-C raises there

@@ -18,6 +18,8 @@ Not there, as on NixOS: /lib, /lib64, /usr/lib and every other /usr/bin program.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 from harness.bwrap import HOSTNAME
@@ -85,17 +87,23 @@ class SystemPaths:
 
     def sw_bin(self) -> tuple[Link, ...]:
         """``/run/current-system/sw/bin``: every program of coreutils and the tools, bash, ldd, python3."""
-        programs: dict[str, Link] = {}
-        for path in (*self.coreutils, *self.tools):
-            directory = path.host_path / "bin"
-            for name in sorted(p.name for p in directory.iterdir()) if directory.is_dir() else ():
-                programs.setdefault(name, Link(f"{SW_BIN}/{name}", f"{path.store_path}/bin/{name}"))
-        links = list(programs.values())
-        bash = f"{self.bash[0].store_path}/bin/bash"
-        links += [Link(f"{SW_BIN}/bash", bash), Link(f"{SW_BIN}/sh", bash),
-                  Link(f"{SW_BIN}/ldd", f"{self.ldd.store_path}/bin/ldd"),
-                  Link(f"{SW_BIN}/python3", f"{self.python[0].store_path}/bin/python3")]
-        return tuple(links)
+        return _sw_bin(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _sw_bin(paths: SystemPaths) -> tuple[Link, ...]:
+    """Listed once per system (its store paths are cache entries, which do not change under a run)."""
+    programs: dict[str, Link] = {}
+    for path in (*paths.coreutils, *paths.tools):
+        directory = path.host_path / "bin"
+        for name in sorted(p.name for p in directory.iterdir()) if directory.is_dir() else ():
+            programs.setdefault(name, Link(f"{SW_BIN}/{name}", f"{path.store_path}/bin/{name}"))
+    links = list(programs.values())
+    bash = f"{paths.bash[0].store_path}/bin/bash"
+    links += [Link(f"{SW_BIN}/bash", bash), Link(f"{SW_BIN}/sh", bash),
+              Link(f"{SW_BIN}/ldd", f"{paths.ldd.store_path}/bin/ldd"),
+              Link(f"{SW_BIN}/python3", f"{paths.python[0].store_path}/bin/python3")]
+    return tuple(links)
 
 
 @dataclass(frozen=True)

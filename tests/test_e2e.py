@@ -19,9 +19,9 @@ pytestmark = [
 ]
 
 
-def ldmatrix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def ldmatrix(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**_env(), "PYTHONPATH": str(REPO)}, timeout=1800)
+                          env={**(_env() if env is None else env), "PYTHONPATH": str(REPO)}, timeout=1800)
 
 
 def _env() -> dict[str, str]:
@@ -88,6 +88,26 @@ def test_a_version_nothing_can_supply_is_skipped_with_every_way_to_supply_one(tm
     assert record["outcome"] is None
     for way in ("--nix-ld 1.9.9=/path/to/nix-ld", "nix build nixpkgs#nix-ld", "--nix-ld src:", "--nix-ld-archives"):
         assert way in record["skip_reason"]
+
+
+@pytest.mark.parametrize("how", ["--nix-ld-archives", "LDMATRIX_NIX_LD_ARCHIVES"])
+def test_archives_serve_a_matrix_that_pins_no_nix_ld_source(tmp_path: Path, nix_ld_archives: Path, how: str) -> None:
+    """A matrix without nix_ld_sources: its nix-ld versions come from the archive directory."""
+    matrix = tmp_path / "m.yaml"
+    matrix.write_text("name: unpinned\nbinaries: {c-hello: {reproducer: hello, built_in: bullseye}}\n"
+                      "axes: {strategy: [nix-ld], glibc: ['2.41'], nix_ld: ['2.0.6'], libs: [default]}\n"
+                      "expect: [{outcome: ok}]\n")
+    env = {k: v for k, v in _env().items() if k != "LDMATRIX_NIX_LD_ARCHIVES"}
+    flag: tuple[str, ...] = ()
+    if how == "--nix-ld-archives":
+        flag = (how, str(nix_ld_archives))
+    else:
+        env[how] = str(nix_ld_archives)
+    proc = ldmatrix("run", str(matrix), "--out", "results", "-q", *flag, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((tmp_path / "results" / "unpinned" / "results.jsonl").read_text().splitlines()[-1])
+    assert record["outcome"] == "ok", record["skip_reason"] or record["evidence"]
+    assert record["extra"]["nix_ld"].startswith("built from nix-ld-2.0.6.tar.gz (sha256-")
 
 
 def test_show_prints_command_environment_and_output(seed_run) -> None:

@@ -61,6 +61,28 @@ def test_a_changed_cell_a_missing_baseline_and_a_moved_pin_are_changes(tmp_path:
     assert "No baseline yet" in text and "The pin moved: rev" in text
 
 
+def test_guard_compares_results_made_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`guard --results DIR`: the merged shards of a fan-out, compared without running anything."""
+    from harness.session import result_record
+
+    matrix = tmp_path / "guarded.yaml"
+    matrix.write_text(MATRIX)
+    pins = {"nixos-24.11": {"rev": "a" * 40, "glibc": "2.40", "nix_ld": "2.0.3", "realised": "yes"}}
+    merged = tmp_path / "merged" / "guarded" / "results.jsonl"
+    merged.parent.mkdir(parents=True)
+    header = {"matrix": str(matrix), "name": "guarded", "runner": "sandbox", "nixpkgs": pins}
+    merged.write_text("\n".join(json.dumps(r) for r in [header, *map(result_record, RUN)]) + "\n")
+    baselines = tmp_path / "baselines"
+    baseline.bless(RUN, baselines, "guarded", "sandbox", pins)
+    args = ["guard", str(matrix), "--results", str(tmp_path / "merged"), "--baselines", str(baselines)]
+    assert main(args) == 0
+    assert "guard: nothing changed (2 baselines)" in capsys.readouterr().out
+    baseline.bless(RUN[:1], baselines, "guarded", "sandbox", pins)  # tonight has a cell the baseline lacks
+    assert main(args) == 1
+    assert "c-hello.none.glibc-2.36" in capsys.readouterr().out
+    assert main(["guard", str(matrix), "--results", str(tmp_path / "nowhere")]) == 2
+
+
 MATRIX = """
 name: guarded
 binaries:
@@ -141,21 +163,47 @@ def test_workflows_validate_against_the_github_workflow_schema(workflow: Path) -
 
 
 def test_the_nightly_guards_every_matrix_on_the_supported_pins() -> None:
+    """Planned by ci-matrix (Debian's builds and every supported pin, in shards), run shard by shard,
+    merged and guarded in a last job."""
     import yaml
 
     nightly = yaml.safe_load((REPO / ".github" / "workflows" / "nightly.yml").read_text())
-    steps = [s.get("run", "") for job in nightly["jobs"].values() for s in job["steps"]]
-    guard = next(s for s in steps if " guard " in s)
+    jobs = nightly["jobs"]
+    pins, shard, guard = _steps(jobs["pins"]), jobs["shard"], jobs["guard"]
+    plan = next(s["run"] for s in jobs["pins"]["steps"] if "ci-matrix" in s.get("run", ""))
     for needed in ("matrices/seed.yaml", "matrices/glibc.yaml", "matrices/real-world.yaml", "--nixpkgs supported",
+                   "--shards ", "--pins pins.json", "shards="):
+        assert needed in plan
+    assert jobs["pins"]["outputs"]["shards"] == "${{ steps.plan.outputs.shards }}"
+    assert "pins update --supported" in pins
+    assert shard["needs"] == "pins" and shard["strategy"]["matrix"] == "${{ fromJSON(needs.pins.outputs.shards) }}"
+    assert shard["strategy"]["fail-fast"] is False
+    run = next(s["run"] for s in shard["steps"] if "--shard" in s.get("run", ""))
+    assert 'ldmatrix run "$m" --shard "$SHARD" "${pin[@]}"' in run and '--nixpkgs "$NIXPKGS" -k "$NIXPKGS"' in run
+    assert "'name': '${{ matrix.artifact }}'" in _steps(shard)
+    assert guard["needs"] == ["pins", "shard"] and "!cancelled()" in guard["if"]
+    steps = _steps(guard)
+    assert "'pattern': 'results-*'" in steps
+    merge_and_guard = next(s["run"] for s in guard["steps"] if "merge" in s.get("run", ""))
+    assert "for m in seed glibc real-world" in merge_and_guard
+    assert 'harness merge shards/*/"$m"/results.jsonl --out merged' in merge_and_guard
+    for needed in ("harness guard matrices/seed.yaml matrices/glibc.yaml matrices/real-world.yaml", "--results merged",
                    "--baselines baselines", '--summary "$GITHUB_STEP_SUMMARY"'):
-        assert needed in guard
-    assert any("pins update" in s and "--supported" in s for s in steps)
+        assert needed in merge_and_guard
     refresh = yaml.safe_load((REPO / ".github" / "workflows" / "refresh-baselines.yml").read_text())
     triggers = refresh.get(True, refresh.get("on"))  # YAML 1.1 reads the key `on` as true
     assert "workflow_dispatch" in triggers
     refresh_steps = [s for job in refresh["jobs"].values() for s in job["steps"]]
     assert any("--bless" in s.get("run", "") for s in refresh_steps)
     assert any("gh pr create" in s.get("run", "") for s in refresh_steps)  # GitHub's own CLI, no third-party action
+
+
+def test_the_nightly_matrix_job_runs_cells_in_parallel() -> None:
+    import yaml
+
+    nightly = yaml.safe_load((REPO / ".github" / "workflows" / "nightly.yml").read_text())
+    runs = [s.get("run", "") for s in nightly["jobs"]["matrix"]["steps"] if "tox -e matrix --" in s.get("run", "")]
+    assert runs and all(" -n auto " in r for r in runs)
 
 
 def test_every_third_party_action_is_pinned_by_its_commit() -> None:
@@ -201,5 +249,13 @@ def test_the_nightly_parity_job_boots_nixos_with_kvm_on_every_supported_pin() ->
     assert '--nixpkgs "$PIN" -k "$PIN" --runner nixos-vm' in run
     assert 'ldmatrix parity "$OUT/debian/$m/results.jsonl" "$OUT/sandbox/$m/results.jsonl"' in run
     assert '--summary "$GITHUB_STEP_SUMMARY"' in run
-    guard = _steps(nightly["jobs"]["guard"])
-    assert "pins update --supported" in guard and "'GITHUB_TOKEN': '${{ github.token }}'" in guard
+
+
+def test_ci_installs_the_browser_and_keeps_the_rendered_grids() -> None:
+    import yaml
+
+    assert " chromium " in (REPO / ".ci" / "run").read_text().replace("\\\n", " ")
+    ci = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    upload = next(s for s in ci["jobs"]["tests"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert upload["with"]["path"] == ".ldmatrix/artifacts" and upload["with"]["include-hidden-files"] is True
+    assert upload["if"] == "always()"

@@ -229,6 +229,32 @@ def test_a_label_nothing_can_serve_names_every_way_to_supply_one(cache: Cache) -
     assert not got.store_paths
 
 
+def test_archives_serve_a_version_the_matrix_does_not_pin(tmp_path: Path, cache: Cache,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """--nix-ld-archives is honoured for every matrix: without nix_ld_sources the archive named for
+    the version is used (its version read from the tree), not a skip recommending that very flag."""
+    import importlib
+
+    provide_mod = importlib.import_module("harness.nixld.provide")
+
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    tarball(rust_tree(tmp_path / "t", "2.0.9", "nix-ld-2.0.9"), archives / "nix-ld-2.0.9.tar.gz")
+    built: list[tuple[str, str]] = []
+
+    def fake_build(tree, label, tc, cache, progress):  # the build itself is tests/test_nixld_build.py's
+        built.append((tree.version, label))
+        return "store path", f"built from {tree.origin} ({tree.nar_hash})"
+
+    monkeypatch.setattr(provide_mod, "_from_source", fake_build)
+    monkeypatch.setattr(provide_mod, "toolchain", lambda cache, progress: None)
+    got = provide(["2.0.9", "2.0.8"], Supply(archives=(archives,)), {}, cache, NullProgress())
+    assert built == [("2.0.9", "2.0.9")] and "nix-ld-2.0.9.tar.gz" in got.origins["2.0.9"]
+    reason = got.missing["2.0.8"]
+    assert f"no archive for it in {archives}" in reason and "--nix-ld-archives" not in reason
+    assert "--nix-ld 2.0.8=/path/to/nix-ld" in reason and "src:" in reason
+
+
 # --- one clear line each, from the command line ------------------------------------------------------
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:

@@ -13,6 +13,9 @@ class PinnedSource:
     where: str  # "matrices/seed.yaml:40"
 
     def archive_names(self) -> tuple[str, ...]:
-        """File names a directory of release archives may hold this version under."""
-        v = self.version
-        return (f"nix-ld-{v}.tar.gz", f"nix-ld-{v}.tar.xz", f"nix-ld-{v}.tgz", f"{v}.tar.gz", f"v{v}.tar.gz")
+        return archive_names(self.version)
+
+
+def archive_names(v: str) -> tuple[str, ...]:
+    """File names a directory of release archives may hold version ``v`` under."""
+    return (f"nix-ld-{v}.tar.gz", f"nix-ld-{v}.tar.xz", f"nix-ld-{v}.tgz", f"{v}.tar.gz", f"v{v}.tar.gz")

@@ -26,7 +26,7 @@ from harness.provision.fetch import NotFound, with_retries
 
 from . import binary, source
 from .build import build
-from .pins import PinnedSource
+from .pins import PinnedSource, archive_names
 from .request import Request, parse
 from .source import SourceError, SourceTree
 from .toolchain import Toolchain, toolchain
@@ -35,10 +35,14 @@ SPECS_ENV = "LDMATRIX_NIX_LD"
 ARCHIVES_ENV = "LDMATRIX_NIX_LD_ARCHIVES"
 
 
-def how_to_supply(label: str) -> str:
-    return (f"supply a build (--nix-ld {label}=/path/to/nix-ld, e.g. the output of `nix build nixpkgs#nix-ld`), "
-            f"a source (--nix-ld src:nix-ld-{label}.tar.gz or --nix-ld src:nix-ld.bundle#{label}), "
-            f"or a directory of release archives (--nix-ld-archives DIR)")
+def how_to_supply(label: str, archives: bool = True) -> str:
+    """Every way to supply nix-ld ``label``; ``archives=False`` when the given directories were searched."""
+    ways = (f"supply a build (--nix-ld {label}=/path/to/nix-ld, e.g. the output of `nix build nixpkgs#nix-ld`)"
+            f"{',' if archives else ' or'} a source (--nix-ld src:nix-ld-{label}.tar.gz or "
+            f"--nix-ld src:nix-ld.bundle#{label})")
+    if archives:
+        ways += f", or a directory of release archives holding nix-ld-{label}.tar.gz (--nix-ld-archives DIR)"
+    return ways
 
 
 @dataclass(frozen=True)
@@ -130,22 +134,30 @@ def _download(pin: PinnedSource, cache: Cache, progress: Progress) -> Path:
     return dest
 
 
-def _pinned_tree(pin: PinnedSource, archives: tuple[Path, ...], cache: Cache, progress: Progress) -> SourceTree | str:
-    """The verified tree of a pinned version, or why it cannot be had (a wrong source raises)."""
-    found = source.cached_tree(cache, pin.nar_hash)
-    if found is not None:
-        return found
+def _archived_tree(version: str, archives: tuple[Path, ...], cache: Cache, progress: Progress,
+                   expected_hash: str | None = None) -> SourceTree | None:
+    """Version ``version`` from a directory of release archives (an archive named for it, or a git
+    bundle's tag), checked against ``expected_hash`` when the matrix pins one; None if none has it."""
     for directory in archives:
-        for name in pin.archive_names():
+        for name in archive_names(version):
             candidate = directory / name
             if candidate.is_file():
-                progress.step(f"nix-ld {pin.version}: source {candidate}")
-                return source.load(candidate, cache, label=pin.version, expected_hash=pin.nar_hash)
+                progress.step(f"nix-ld {version}: source {candidate}")
+                return source.load(candidate, cache, label=version, expected_hash=expected_hash)
         for bundle in sorted(directory.glob("*.bundle")):
             repo = source.git_repository(bundle, cache)
-            if source.git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{pin.version}", check=False).returncode == 0:
-                progress.step(f"nix-ld {pin.version}: source {bundle}#{pin.version}")
-                return source.load(bundle, cache, rev=pin.version, label=pin.version, expected_hash=pin.nar_hash)
+            if source.git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{version}", check=False).returncode == 0:
+                progress.step(f"nix-ld {version}: source {bundle}#{version}")
+                return source.load(bundle, cache, rev=version, label=version, expected_hash=expected_hash)
+    return None
+
+
+def _pinned_tree(pin: PinnedSource, archives: tuple[Path, ...], cache: Cache, progress: Progress) -> SourceTree | str:
+    """The verified tree of a pinned version, or why it cannot be had (a wrong source raises)."""
+    found = source.cached_tree(cache, pin.nar_hash) or _archived_tree(pin.version, archives, cache, progress,
+                                                                       pin.nar_hash)
+    if found is not None:
+        return found
     try:
         archive = _download(pin, cache, progress)
     except (NotFound, ProvisionError) as err:
@@ -186,12 +198,18 @@ def provide(labels: Iterable[str], given: Supply, pins: Mapping[str, PinnedSourc
             store_paths[label], origins[label] = _from_source(supplied.tree, label, tools(), cache, progress)
             continue
         pin = pins.get(label)
-        if pin is None:
-            missing[label] = f"no nix-ld {label}: none supplied and the matrix pins no source for it; " + how_to_supply(label)
+        if pin is None:  # the matrix pins no source: a directory of release archives may still hold it
+            tree = _archived_tree(label, given.archives, cache, progress)
+            if tree is None:
+                where = f" and no archive for it in {', '.join(map(str, given.archives))}" if given.archives else ""
+                missing[label] = (f"no nix-ld {label}: none supplied, the matrix pins no source for it{where}; "
+                                  + how_to_supply(label, archives=not given.archives))
+                continue
+            store_paths[label], origins[label] = _from_source(tree, label, tools(), cache, progress)
             continue
         got = _pinned_tree(pin, given.archives, cache, progress)
         if isinstance(got, str):
-            missing[label] = f"no nix-ld {label}: its pinned source {got}; " + how_to_supply(label)
+            missing[label] = f"no nix-ld {label}: its pinned source {got}; " + how_to_supply(label, not given.archives)
             continue
         store_paths[label], origins[label] = _from_source(got, label, tools(), cache, progress)
     return NixLdSet(store_paths, origins, missing)

@@ -18,9 +18,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import command_script, interrupt
+from harness import command_script, interrupt, store_farm
+from harness.cache import Cache
 from harness.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
 from harness.cell_user import ensure as cell_user_program
+from harness.cell_user import ensure_start as cell_start_program
 from harness.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
 from harness.runners.output import Bounded
@@ -28,27 +30,45 @@ from harness.runners.output import Bounded
 __all__ = ["SandboxRunner", "bwrap_argv", "fhs_root_args", "run_bounded", "run_cell"]
 
 CHUNK = 1 << 16
+STORE = "/nix/store"
 
 
-def _root_args(root: RootSpec) -> list[str]:
+def _in_store(target: str) -> bool:
+    """A store path itself (/nix/store/<basename>), as opposed to something inside one."""
+    return target.startswith(STORE + "/") and "/" not in target[len(STORE) + 1:]
+
+
+def _root_args(root: RootSpec, binds: tuple[Bind, ...], cache: Cache | None) -> tuple[list[str], tuple[Bind, ...]]:
+    """bwrap's arguments for the root, and the binds still to make. The store paths, the root's and
+    the read-only binds at /nix/store/<basename>, become one bind of their farm (harness/store_farm.py)
+    when ``cache`` is given and the farm can be made; otherwise each is bound."""
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
-        return fhs_root_args(root.fhs_root)
+        return fhs_root_args(root.fhs_root), binds
     made: set[str] = set()
-    args = parent_dirs("/nix/store/x", made)
-    for path in root.store_paths:
-        args += ["--ro-bind", str(path.host_path), path.store_path]
+    args = parent_dirs(f"{STORE}/x", made)
+    store = [(p.store_path, p.host_path) for p in root.store_paths]
+    store += [(b.target, b.host) for b in binds if not b.writable and _in_store(b.target)]
+    farm = store_farm.farm(store, cache) if cache is not None else None
+    if farm is not None:
+        args += ["--ro-bind", str(farm), STORE]
+        binds = tuple(b for b in binds if b.writable or not _in_store(b.target))
+    else:
+        for path in root.store_paths:
+            args += ["--ro-bind", str(path.host_path), path.store_path]
     for link in root.links:
         args += [*parent_dirs(link.path, made), "--symlink", link.target, link.path]
-    return args
+    return args, binds
 
 
 def bwrap_argv(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = CELL,
-               cell_user: Path | None = None) -> list[str]:
+               cell_user: Path | None = None, cache: Cache | None = None) -> list[str]:
     """The cell's bubblewrap command: its root, its mounts, its environment exactly and in order,
-    started through the cell-user program (harness/cell_user.py; built on first use)."""
+    started through the cell-user program (harness/cell_user.py; built on first use). ``cache``: where
+    its store farm is made (None: every store path bound on its own)."""
     binds = tuple(Bind(m.host, m.target, m.writable, m.tmpfs) for m in prepared.mounts)
-    return sandbox_argv(_root_args(prepared.root), binds, prepared.argv, cwd=prepared.cwd, env=prepared.env,
+    root_args, binds = _root_args(prepared.root, binds, cache)
+    return sandbox_argv(root_args, binds, prepared.argv, cwd=prepared.cwd, env=prepared.env,
                         limits=limits, bwrap=bwrap, cell_user=cell_user or cell_user_program())
 
 
@@ -57,8 +77,8 @@ def run_cell(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = 
     for mount in prepared.mounts:
         if mount.writable:
             give_to_cell_user(mount.host)
-    argv = bwrap_argv(prepared, bwrap, limits)
-    command_script.write(prepared, argv, runner="sandbox")
+    argv = bwrap_argv(prepared, bwrap, limits, cache=Cache.default())
+    command_script.write(prepared, argv, runner="sandbox", makes_mount_points=True)
     return run_bounded(argv, prepared.timeout, limits)
 
 
@@ -97,11 +117,12 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
     stdout and stderr are kept up to ``limits.output`` each (see harness.runners.output); at the
     timeout everything the command started is killed.
     """
+    starter = cell_start_program()  # built on first use, before the clock starts
     cgroup = make_cgroup(limits)
     start = time.monotonic()
     memory_hit = False
     try:
-        proc = subprocess.Popen(wrap(argv, limits, cgroup), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(wrap(argv, limits, cgroup, starter), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")})
         assert proc.stdout is not None and proc.stderr is not None
@@ -152,8 +173,6 @@ class SandboxRunner:
     def unavailable(self) -> str | None:
         if self.bwrap is None:
             return "bubblewrap (bwrap) not found: apt-get install -y bubblewrap"
-        if shutil.which("prlimit") is None:
-            return "prlimit not found: apt-get install -y util-linux"
         probe = subprocess.run(sandbox_argv(["--ro-bind", "/", "/"], (), ("/bin/true",), cwd="/",
                                             bwrap=self.bwrap), capture_output=True, text=True)
         if probe.returncode != 0:
