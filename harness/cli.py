@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import command_script, guard, paths, report, results_file
+from harness import paths
+from harness.results import report
+from harness.results import guard
+from harness.results import command_script
+from harness.results import file as results_file
 from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError, did_you_mean
 from harness.model import CellResult
-from harness.outdir import CELL_FILE, RESULTS_NAME
+from harness.results.outdir import CELL_FILE, RESULTS_NAME
 from harness.progress import StderrProgress
 
 if TYPE_CHECKING:  # imported where used: `ldmatrix list` and `--help` need none of it
@@ -307,7 +311,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from harness import parity
+    from harness.results import parity
 
     _check_outputs(args)
     loaded, matrix = parity.load(args.results, args.matrix)
@@ -350,7 +354,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.cache import Cache
     from harness.nixld.bisect import bisect
     from harness.runners import get_runner
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
     from harness.session import RunOptions, header_record, provision_all, result_record, run_one
 
     progress = StderrProgress(quiet=args.quiet)
@@ -387,11 +391,13 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from harness import elf, inspect, provision
+    from harness import provision
+    from harness.loader import inspect
+    from harness.loader import elf
     from harness.cache import Cache
     from harness.provision.libraries import CONFIG as LIBRARIES
     from harness.provision.packages import PackageStore
-    from harness.release import RELEASES
+    from harness.root.release import RELEASES
 
     if not args.file.is_file():
         raise LdmatrixError(f"{args.file}: no such file")
@@ -440,10 +446,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _confirm(args: argparse.Namespace, answers: list, cache, progress: StderrProgress) -> dict:
-    """Run one nix-ld cell per answer (harness/inspect.py ``confirmation_matrix``); answer -> Confirmation."""
+    """Run one nix-ld cell per answer (harness/loader/inspect.py ``confirmation_matrix``); answer -> Confirmation."""
     import tempfile
 
-    from harness import inspect, nixld
+    from harness import nixld
+    from harness.loader import inspect
     from harness.cache import REPO_ROOT
     from harness.model import Strategy
     from harness.session import RunOptions, execute
@@ -490,7 +497,7 @@ def parser() -> argparse.ArgumentParser:
                      help="run only the K-th of N slices of the selected cells, balanced by expected cost "
                           "(default: all); `ldmatrix merge` puts the N results together")
     add_nix_ld_options(run)
-    from harness.nixpkgs.cli import add_nixpkgs_options, add_pins_subcommand
+    from harness.commands.pins import add_nixpkgs_options, add_pins_subcommand
 
     add_nixpkgs_options(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -586,11 +593,11 @@ def parser() -> argparse.ArgumentParser:
     bis.add_argument("-q", "--quiet", action="store_true", help="no build progress")
     bis.set_defaults(func=cmd_bisect)
 
-    from harness.cache_verify import add_cache_subcommand
-    from harness.ci_matrix import add_ci_matrix_subcommand
-    from harness.guard_command import add_guard_subcommand
-    from harness.images import add_images_subcommand
-    from harness.merge import add_merge_subcommand
+    from harness.cache.verify import add_cache_subcommand
+    from harness.commands.ci_matrix import add_ci_matrix_subcommand
+    from harness.commands.guard import add_guard_subcommand
+    from harness.docker.images import add_images_subcommand
+    from harness.results.merge import add_merge_subcommand
 
     add_images_subcommand(sub)
     add_cache_subcommand(sub)

@@ -16,15 +16,15 @@ from typing import Any
 
 from harness import yamlsource
 from harness.artifacts import spec as artifact_spec
-from harness.environments import PROFILES
+from harness.root.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
 from harness.model import Cell, Expectation, Launch, Outcome, OutputCheck, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
-from harness.outdir import MAX_ID_BYTES
-from harness.release import CURRENT, RELEASES
+from harness.results.outdir import MAX_ID_BYTES
+from harness.root.release import CURRENT, RELEASES
 from harness.rule_index import RuleIndex, matches_all
 from harness.yamlsource import describe_value
 
@@ -139,7 +139,7 @@ class Matrix:
     rules: tuple[Rule, ...]
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
-    nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/release.py) Debian's columns run as
+    nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/root/release.py) Debian's columns run as
     differs: tuple[Difference, ...] = ()  # the known differences between runners or builds (ldmatrix parity)
 
     def release(self, cell: Cell) -> str | None:

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.release import NixosRelease
+from harness.root.release import NixosRelease
 
 
 class Strategy(enum.StrEnum):
@@ -199,7 +199,7 @@ class OutputCheck:
 class InstalledBinary:
     """A binary as a cell runs it: at ``path`` inside the cell, bound read-only from ``host_path``.
 
-    ``host_path`` is shared by every cell that runs the same bytes (see harness/installed.py);
+    ``host_path`` is shared by every cell that runs the same bytes (see harness/cache/installed.py);
     results name it by path and digest instead of copying it.
     """
 
@@ -225,7 +225,7 @@ class Mount:
     """A host path made visible at ``target`` inside the root.
 
     ``tmpfs``: a cell's HOME. ``target`` is then a fresh tmpfs of the cell's own, bounded in size
-    (harness.limits: ``home``) and owned by the cell user, holding ``host``'s directories and, bound
+    (harness.root.limits: ``home``) and owned by the cell user, holding ``host``'s directories and, bound
     read-only, its files (what the harness put there: a launcher's scripts); what the cell writes
     stays in the tmpfs and goes with it, never to the host.
     """
@@ -261,7 +261,7 @@ class Cell:
     # The nixpkgs pin whose own glibc build this is ("nixos-24.11"); None: Debian's build of ``glibc``.
     # ``glibc`` is then that pin's glibc version, what rules like ``glibc: "<2.38"`` compare.
     nixpkgs: str | None = None
-    # The NixOS release whose behaviour the root has (harness/release.py), when the matrix's ``nixos``
+    # The NixOS release whose behaviour the root has (harness/root/release.py), when the matrix's ``nixos``
     # axis names more than one; None: the matrix's one release (or a pin's own), not part of the id.
     nixos: str | None = None
 
@@ -351,7 +351,7 @@ class PreparedCell:
     timeout: float
     workdir: Path  # host dir of this cell's files while it runs: the command, its output
     binaries: tuple[InstalledBinary, ...] = ()  # what the cell runs, by path and digest
-    predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/predict.py)
+    predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/loader/predict.py)
     prediction: str = ""  # why, in one line
     nix_ld: StorePath | None = None  # the nix-ld under test (a NixOS VM's programs.nix-ld.package)
     nixpkgs: NixpkgsSource | None = None  # the pin whose store paths the cell runs on (a VM boots it)

@@ -12,23 +12,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import elf, installed
+from harness.loader import elf
+from harness.cache import installed
 from harness.cache import Cache
-from harness.environments import HOME, login_environment
+from harness.root.environments import HOME, login_environment
 from harness.errors import LdmatrixError
-from harness.launch import Target, Tools, launch
+from harness.root.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
     Skip, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
-from harness.release import NixosRelease
+from harness.root.release import NixosRelease
 from harness.nixld.provide import how_to_supply
-from harness.predict import Prediction, RootView, simulate, view_of
+from harness.loader.predict import Prediction, RootView, simulate, view_of
 from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
-from harness.system import SystemPaths, layout
+from harness.root.system import SystemPaths, layout
 from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
@@ -51,7 +52,7 @@ class Artefacts:
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
-    stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
+    stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/provision/stub_ld.py)
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -85,7 +86,7 @@ def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[
 def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
                        release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
-    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/release.py)."""
+    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/root/release.py)."""
     listed = tuple(library_sets.get(libs, LIBRARIES.default if libs == DEFAULT else ()))
     return listed, release.nix_ld_attributes(libs, listed, LIBRARIES.default)
 
@@ -93,10 +94,10 @@ def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
             timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | Skip:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
-    ``release``: the NixOS release whose root it runs in (harness/release.py; ``session.release_of``).
+    ``release``: the NixOS release whose root it runs in (harness/root/release.py; ``session.release_of``).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
-    read-only at ``~/bin/<name>`` (see harness/installed.py).
+    read-only at ``~/bin/<name>`` (see harness/cache/installed.py).
     """
     if cell.glibc_key not in art.glibc:
         return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
@@ -184,7 +185,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
 
 
 def root_view(root: RootSpec, mounts: list[Mount]) -> RootView:
-    """The cell's root as paths, for harness/predict.py: the root's own trees and links, then the mounts."""
+    """The cell's root as paths, for harness/loader/predict.py: the root's own trees and links, then the mounts."""
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
         base = [("/", root.fhs_root)]

@@ -8,7 +8,7 @@ the bug shows (xfailed), and an XPASS — the bug is gone — fails the run so t
 With pytest-xdist (``-n auto``) each worker provisions from the shared cache (every cache entry is
 made under its own lock, so workers wait for one another instead of building twice) and writes its
 cells to ``<out>/<matrix>/.workers/<worker>/``; the controller holds ``<out>/<matrix>/`` for the
-whole session and at its end merges the workers' results into it (harness/merge.py) and prints
+whole session and at its end merges the workers' results into it (harness/results/merge.py) and prints
 the grid.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import matrix as matrix_mod
-from harness import report
+from harness.results import report
 from harness.errors import LdmatrixError
 from harness.model import Cell, CellResult, Outcome
 from harness.progress import StderrProgress
@@ -140,12 +140,12 @@ class _TerminalProgress:
 class _Session:
     """Provisioned once per pytest session; runs cells on demand and logs each result.
 
-    It holds ``<out>/<matrix>/`` as ``ldmatrix run`` does (harness/outdir.py): a second session
+    It holds ``<out>/<matrix>/`` as ``ldmatrix run`` does (harness/results/outdir.py): a second session
     or run with the same output directory stops at once, saying which one holds it.
     """
 
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
-        from harness.outdir import RunDirectory
+        from harness.results.outdir import RunDirectory
         from harness.runners import get_runner
         from harness.session import RunOptions, header_record, provision_all
 
@@ -194,7 +194,7 @@ def ldmatrix_session(request: pytest.FixtureRequest):
     matrix = _matrix(request.config)
     if matrix is None:
         pytest.skip("no matrix: pass --ldmatrix MATRIX")
-    from harness.outdir import DirectoryInUse
+    from harness.results.outdir import DirectoryInUse
 
     try:
         session = _Session(request.config, matrix)
@@ -254,7 +254,7 @@ class _Controller:
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
         import shutil
 
-        from harness.outdir import RunDirectory
+        from harness.results.outdir import RunDirectory
 
         self.matrix = matrix
         self.rundir = RunDirectory(Path(config.getoption("--ldmatrix-out")), matrix.name,
@@ -265,7 +265,7 @@ class _Controller:
     def finish(self) -> None:
         import shutil
 
-        from harness import merge
+        from harness.results import merge
 
         try:
             files = sorted((self.rundir.path / WORKERS).glob(f"*/{self.matrix.name}/results.jsonl"))
@@ -289,7 +289,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     matrix = _matrix(config)
     if matrix is None:
         return
-    from harness.outdir import DirectoryInUse
+    from harness.results.outdir import DirectoryInUse
 
     try:
         config._ldmatrix_session = _Controller(config, matrix)  # type: ignore[attr-defined]

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import REPO_ROOT, Cache
-from harness.elf import read_interpreter
+from harness.loader.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
-from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
+from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 RECIPE_VERSION = "1"  # bump to invalidate every cached build
 PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
@@ -148,7 +148,7 @@ def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...], *,
                network: bool = False, chdir: str = "/tmp") -> list[str]:
     """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound.
 
-    The same sandbox as a cell's (harness.bwrap): uid 1000, no capabilities, no network unless
+    The same sandbox as a cell's (harness.root.bwrap): uid 1000, no capabilities, no network unless
     ``network`` (only to fetch sources). / stays bwrap's own tmpfs, so /src and /out can be created
     without writing into the root. ``binds``: more (host path, target, writable); ``env``: more
     variables, after the build's own.

@@ -3,7 +3,7 @@ prepare, run, record.
 
 Results are appended to ``results.jsonl`` as each cell finishes, so a killed run loses nothing
 it had finished; the cell's command (``command.sh``), output and verdict go to ``cells/<id>/``
-(see harness/outdir.py for the lock and how both are written). Ctrl-C stops the running cells at
+(see harness/results/outdir.py for the lock and how both are written). Ctrl-C stops the running cells at
 once (harness/interrupt.py): each is recorded as an ``error`` saying it was interrupted, with no
 folder, the cells not started are not run, and ``execute`` raises ``Interrupted`` with the results.
 """
@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cache_entry, command_script, installed, interrupt, nixld, nixpkgs, provision, reproducers, stub_ld
+from harness import interrupt, nixld, nixpkgs, provision, reproducers
+from harness.provision import stub_ld
+from harness.results import command_script
+from harness.cache import installed
+from harness.cache import entry as cache_entry
 from harness import shard as shard_mod
 from harness.cache import Cache
 from harness.errors import LdmatrixError
-from harness.launch import Tools
+from harness.root.launch import Tools
 from harness.artifacts import provide as artifacts_provide
 from harness.matrix import Matrix, subject
 from harness.model import (
@@ -29,10 +33,10 @@ from harness.model import (
     Verdict,
 )
 from harness.nixpkgs.release import pin_release
-from harness.release import CURRENT, RELEASES, NixosRelease
-from harness.system import SystemPaths
+from harness.root.release import CURRENT, RELEASES, NixosRelease
+from harness.root.system import SystemPaths
 from harness.outcome import classify
-from harness.outdir import CELL_FILE, RunDirectory
+from harness.results.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Artefacts, library_attributes, prepare
 from harness.progress import NullProgress, Progress
 from harness.provision import Lock
@@ -89,7 +93,7 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
         roots[suite] = provision.build_root(suite, options.cache, progress)
     build = reproducers.build
     if (options.runner or matrix.runner) == "docker":  # compiled inside the gcc image of the suite
-        from harness.docker_build import build_in_container as build
+        from harness.docker.build import build_in_container as build
     binaries = dict(programs)
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")

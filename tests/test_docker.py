@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import docker_engine, images
-from harness.environments import with_pwd
+from harness.docker import images
+from harness.docker import engine as docker_engine
+from harness.root.environments import with_pwd
 from harness.model import GlibcSet, Link, PreparedCell, RootKind, RootSpec, StorePath
 from harness.outcome import classify
 from harness.runners import docker as docker_runner
 from harness.runners.sandbox import SandboxRunner
-from harness.testinfra_backend import bare_root
+from testinfra_backend import bare_root
 
 # --------------------------------------------------------------------------- fast
 
@@ -124,7 +125,7 @@ needs_docker = [pytest.mark.docker, pytest.mark.slow,
 
 def leftover_containers() -> list[str]:
     """This test run's containers still there (other runs may share the engine)."""
-    from harness.containers import PID
+    from harness.docker.containers import PID
 
     found = docker_engine.client().containers.list(all=True, filters={"label": f"{PID}={os.getpid()}"})
     return [c.name for c in found]
@@ -261,7 +262,7 @@ def test_cell_in_docker_is_an_unprivileged_user(cell) -> None:
 
 @docker_test
 def test_endless_output_is_bounded_and_both_runners_agree(cell) -> None:
-    from harness.limits import CELL
+    from harness.root.limits import CELL
 
     prepared = cell("busybox", "yes", "ldmatrix", timeout=3.0)
     results = {"docker": docker_runner.DockerRunner().run(prepared), "sandbox": SandboxRunner().run(prepared)}
@@ -290,7 +291,7 @@ from harness.cache import Cache
 from harness.prepare import nixos_root
 from harness.progress import NullProgress
 from harness.runners.docker import DockerRunner
-from harness.testinfra_backend import bare_root
+from testinfra_backend import bare_root
 glibc = provision.provision_glibc("2.36", Cache.default(), NullProgress())
 base = bare_root(nixos_root(glibc), Path(sys.argv[1]))
 busybox = f"{glibc.shell.store_path}/bin/busybox"
@@ -305,7 +306,7 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
     import subprocess
     import sys
 
-    from harness.containers import PID, leftovers, prune_containers
+    from harness.docker.containers import PID, leftovers, prune_containers
 
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")])
     client = docker_engine.client()
@@ -329,10 +330,10 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
 
 @docker_test
 def test_testinfra_container_has_the_cells_limits_and_user(glibc: GlibcSet, tmp_path: Path) -> None:
-    from harness.containers import PID
-    from harness.limits import CELL
+    from harness.docker.containers import PID
+    from harness.root.limits import CELL
     from harness.prepare import nixos_root
-    from harness.testinfra_backend import docker_host
+    from testinfra_backend import docker_host
 
     with docker_host(bare_root(nixos_root(glibc), tmp_path)):
         (container,) = docker_engine.client().containers.list(filters={"label": f"{PID}={os.getpid()}"})

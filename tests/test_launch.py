@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import launch, matrix
-from harness.environments import HOME, login_environment, set_environment
+from harness import matrix
+from harness.root import launch
+from harness.root.environments import HOME, login_environment, set_environment
 from harness.errors import MatrixError
-from harness.launch import RECORD, Target, Tools
+from harness.root.launch import RECORD, Target, Tools
 from harness.model import Cell, CellResult, Launch, Outcome, StorePath, Strategy
-from harness.report import damage_table
+from harness.results.report import damage_table
 
 NIX_LD = (("NIX_LD", "/run/current-system/sw/share/nix-ld/lib/ld.so"),
           ("NIX_LD_LIBRARY_PATH", "/run/current-system/sw/share/nix-ld/lib"))

@@ -1,4 +1,4 @@
-"""The loader worked out from ELF files (harness/predict.py), on the host's own glibc and /bin/true:
+"""The loader worked out from ELF files (harness/loader/predict.py), on the host's own glibc and /bin/true:
 fast, and every answer comes from reading real files."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import elf
+from harness.loader import elf
 from harness.model import Outcome
-from harness.predict import RootView, agrees, simulate, view_of
+from harness.loader.predict import RootView, agrees, simulate, view_of
 
 HOST_LIBS = Path("/lib/x86_64-linux-gnu")
 STORE_GLIBC = "/nix/store/0000-glibc/lib"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import guard, report, results_file
+from harness.results import report
+from harness.results import guard
+from harness.results import file as results_file
 from harness.model import Cell, CellResult, Outcome, Strategy
 from harness.pytest_plugin import KnownBugReproduced, assert_expected
 from harness.session import result_record

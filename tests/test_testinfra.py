@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import testinfra.backend
 
-from harness import docker_engine
+from harness.docker import engine as docker_engine
 from harness.cache import Cache
 from harness.model import Cell, GlibcSet, PreparedCell, StorePath, Strategy
 from harness.progress import NullProgress
-from harness.testinfra_backend import SCHEME, bare_root, docker_host, register_backend, sandbox_host
+from testinfra_backend import SCHEME, bare_root, docker_host, register_backend, sandbox_host
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 DOCKER_REASON = docker_engine.unavailable()

@@ -21,12 +21,12 @@ import pytest
 
 from harness.cache import Cache
 from harness.model import CommandResult, NotRun, PreparedCell, Skip, StorePath
-from harness.nixgen import host_spec, parse_results, plan_vm, spec
+from harness.runners.nixgen import host_spec, parse_results, plan_vm, spec
 from harness.outcome import classify
 from harness.progress import NullProgress
 from harness.provision.nixbase32 import digest
-from harness.release import STUB_LD_FIRST_LINE
-from harness.vm_script import FINISHED, RESULTS_FILE, driver_script
+from harness.root.release import STUB_LD_FIRST_LINE
+from harness.runners.vm_script import FINISHED, RESULTS_FILE, driver_script
 
 import nixpkgs_standin
 import vm_standin

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import cache_entry, elf
+from harness.loader import elf
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.model import BuiltBinary

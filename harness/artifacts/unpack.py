@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from harness import elf
+from harness.loader import elf
 from harness.errors import LdmatrixError
 
 from .spec import Artifact, Kind, Where

@@ -10,9 +10,9 @@ import os
 import shutil
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
-from harness.elf import read_interpreter
+from harness.loader.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import StorePath
 from harness.progress import NullProgress

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import Progress

@@ -20,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import NullProgress
@@ -162,7 +162,7 @@ def git_repository(path: Path, cache: Cache) -> Path:
     """A repository to read: the path itself, or a bare clone of a bundle in the cache (made once)."""
     if not path.name.endswith(".bundle"):
         return path
-    from harness.cache_entry import file_sha256
+    from harness.cache.entry import file_sha256
 
     key = file_sha256(path)[:32]
     repo = cache.dir("nix-ld") / "git" / f"{key}.git"

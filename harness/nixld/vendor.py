@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import Progress

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import LdmatrixError, did_you_mean
 from harness.model import NixpkgsSource
-from harness.release import RELEASES, LibraryList, NixosRelease
+from harness.root.release import RELEASES, LibraryList, NixosRelease
 
 PINS_NAME = "harness/data/nixpkgs-pins.json"
 SUPPORTED = "supported"  # --nixpkgs supported: every pin NixOS users are on

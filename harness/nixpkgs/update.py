@@ -27,7 +27,7 @@ from pathlib import Path
 from harness.errors import LdmatrixError
 from harness.nixld.nar import tree_hash
 from harness.progress import Progress
-from harness.release import LibraryList
+from harness.root.release import LibraryList
 
 from .pins import NixpkgsPin, Pins, with_head
 
@@ -37,7 +37,7 @@ GLIBC_FILES = ("pkgs/development/libraries/glibc/common.nix",)
 NIX_LD_FILES = ("pkgs/by-name/ni/nix-ld/package.nix", "pkgs/os-specific/linux/nix-ld/default.nix")
 _GLIBC_VERSION = re.compile(r'^\s*version\s*=\s*"(\d+\.\d+)"\s*;', re.MULTILINE)
 _PACKAGE_VERSION = re.compile(r'^\s*version\s*=\s*"([0-9][0-9A-Za-z.\-]*)"\s*;', re.MULTILINE)
-# NixOS's behaviour, read from the tree (harness/release.py says what each form means)
+# NixOS's behaviour, read from the tree (harness/root/release.py says what each form means)
 STUB_LD_MODULE = "nixos/modules/config/stub-ld.nix"
 NIX_LD_MODULE = "nixos/modules/programs/nix-ld.nix"
 _LIBRARIES_OPTION = re.compile(r"\blibraries\s*=\s*(?:lib\.)?mkOption\s*\{")

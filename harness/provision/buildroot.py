@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import BuildRoot

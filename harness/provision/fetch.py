@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Protocol
 
 from harness.cache import Cache
-from harness.cache_entry import file_sha256
+from harness.cache.entry import file_sha256
 from harness.errors import ProvisionError
 from harness.progress import Progress
 

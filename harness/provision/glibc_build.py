@@ -44,8 +44,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
-from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
+from harness.cache import entry as cache_entry
+from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import BuildRoot, StorePath

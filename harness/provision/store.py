@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.model import GlibcSet, StorePath

@@ -1,13 +1,13 @@
-"""The docker runner: each cell in a fresh container of its root's image (see harness/images.py).
+"""The docker runner: each cell in a fresh container of its root's image (see harness/docker/images.py).
 
 As a NixOS user (uid 1000, gid 100) without capabilities, no network, the root file system
 read-only, the cell's mounts bound (read-only unless writable), a bounded tmpfs at /tmp and one
 at HOME (owned by the cell user, as each directory in it, the harness's files bound read-only:
-harness/cell_home.py), the memory, pid and output limits of harness.limits, a timeout. stdout and stderr are read apart as
+harness/root/cell_home.py), the memory, pid and output limits of harness.root.limits, a timeout. stdout and stderr are read apart as
 they come (attached before the start, no daemon log), each kept up to the same bound as in the
 sandbox, so both runners agree on a cell with huge output; the container is always removed
 (also on failure and Ctrl-C), and one left by a killed run is removed by the next
-(harness/containers.py).
+(harness/docker/containers.py).
 
 Two things Docker does that the sandbox does not, and what is done about them:
 - Docker rewrites the environment: PATH is moved first, HOSTNAME inserted second. nix-ld 1.x's
@@ -26,10 +26,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from harness import command_script, docker_engine, images, interrupt
-from harness.cell_home import layout
-from harness.environments import with_pwd
-from harness.limits import CELL, CELL_GID, CELL_UID, Limits, give_to_cell_user
+from harness import interrupt
+from harness.results import command_script
+from harness.docker import images
+from harness.docker import engine as docker_engine
+from harness.root.cell_home import layout
+from harness.root.environments import with_pwd
+from harness.root.limits import CELL, CELL_GID, CELL_UID, Limits, give_to_cell_user
 from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
 from harness.runners.output import Bounded
 
@@ -118,10 +121,10 @@ def docker_cli_argv(spec: ContainerSpec) -> list[str]:
 
 
 def create_container(spec: ContainerSpec):
-    """The container of ``spec``, created (not started), labelled with this run (see harness.containers)."""
+    """The container of ``spec``, created (not started), labelled with this run (see harness.docker.containers)."""
     from docker.types import LogConfig
 
-    from harness.containers import owner_labels
+    from harness.docker.containers import owner_labels
 
     for mount in spec.mounts:
         if mount.writable:
@@ -256,7 +259,7 @@ class DockerRunner:
     def unavailable(self) -> str | None:
         reason = docker_engine.unavailable()
         if reason is None and not self._swept:
-            from harness.containers import prune_containers
+            from harness.docker.containers import prune_containers
 
             self._swept = True
             prune_containers()  # containers left by killed runs

@@ -20,7 +20,7 @@ class StrategyContext:
     # The cell's library set as listed (``libs``): what a RUNPATH or LD_LIBRARY_PATH names.
     libraries: LibrarySet = LibrarySet()
     # programs.nix-ld.libraries as the cell's NixOS release ends up with it for that set
-    # (harness/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
+    # (harness/root/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
     nix_ld_libraries: LibrarySet = LibrarySet()
 
 

@@ -1,5 +1,5 @@
 """``nix-ld``: lay out what ``programs.nix-ld.enable = true`` lays out on NixOS, with a real nix-ld
-(nixos/modules/programs/nix-ld.nix; see harness/release.py for the versions read):
+(nixos/modules/programs/nix-ld.nix; see harness/root/release.py for the versions read):
 
 - ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (``environment.ldso`` on 24.05+,
   overriding stub-ld; a systemd-tmpfiles link from the package before);

@@ -1,0 +1,100 @@
+"""``ldmatrix cache verify``: every entry of the cache against its manifest, sha256 of everything.
+
+One line per entry that is not fine (damaged, without a manifest, half-built, a download whose
+content is not its name); a summary line; exit status 1 when anything is damaged. The patched
+binaries and root overlays cells share (harness/cache/installed.py) are verified too, each file hashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.cache import installed
+from harness.cache import entry as cache_entry
+from harness.cache import Cache
+from harness.progress import Progress, StderrProgress
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: str  # "damaged", "unchecked", "half-built"
+    path: Path
+    detail: str
+
+    def line(self, root: Path) -> str:
+        return f"{self.status:10} {self.path.relative_to(root)}: {self.detail}"
+
+
+def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
+    """(number of entries looked at, findings)."""
+    findings: list[Finding] = []
+    total = 0
+    for area in cache_entry.AREAS:
+        entries = cache_entry.entries(cache, area)
+        progress.step(f"verifying {len(entries)} entries of {cache.dir(area)}")
+        for entry in entries:
+            total += 1
+            try:
+                manifest = cache_entry.read_manifest(entry)
+            except cache_entry.Damaged as err:
+                findings.append(Finding("damaged", entry.path, str(err).split(": ", 1)[1]))
+                continue
+            if manifest is None:
+                findings.append(Finding("unchecked", entry.path, "no manifest, not checked (made before manifests, "
+                                                                 "or by code that writes none)"))
+                continue
+            problem = cache_entry.verify(entry)
+            if problem is not None:
+                findings.append(Finding("damaged", entry.path, problem))
+        for path in sorted(cache.dir(area).glob(".tmp-*")):
+            gone = cache_entry.stale(path)
+            findings.append(Finding("half-built", path, "its run is gone; the next run removes it" if gone
+                                    else "a run is making it now"))
+    for area, problem in (("patched", installed.binary_problem), ("overlays", installed.overlay_problem)):
+        directory = cache.dir(area)
+        shared = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+        progress.step(f"verifying {len(shared)} entries of {directory}")
+        for path in shared:
+            total += 1
+            manifest = installed.read_manifest(path)
+            wrong = "its entry.json is missing or cannot be read" if manifest is None else \
+                problem(path, manifest, fresh=True)
+            if wrong is not None:
+                findings.append(Finding("damaged", path, f"{wrong}; the next run that uses it makes it again"))
+        for path in sorted(directory.glob(".tmp-*")):
+            findings.append(Finding("half-built", path, "its run is gone; the next run removes it"
+                                    if cache_entry.stale(path) else "a run is making it now"))
+    downloads = sorted(p for p in cache.downloads.iterdir()  # .deb, .whl, .download: named by their sha256
+                       if p.is_file() and not p.name.startswith(".") and len(p.stem) == 64)
+    progress.step(f"verifying {len(downloads)} downloads in {cache.downloads}")
+    for path in downloads:
+        total += 1
+        if cache_entry.file_sha256(path) != path.stem:
+            findings.append(Finding("damaged", path, "its sha256 is not its name; it is downloaded again "
+                                                     "when needed"))
+    return total, findings
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = Cache.default()
+    progress = StderrProgress(quiet=args.quiet)
+    total, findings = verify_cache(cache, progress)
+    for finding in findings:
+        print(finding.line(cache.root))
+    damaged = sum(f.status == "damaged" for f in findings)
+    unchecked = sum(f.status == "unchecked" for f in findings)
+    print(f"ldmatrix cache verify: {total} entries in {cache.root}: {total - damaged - unchecked} verified, "
+          f"{damaged} damaged, {unchecked} without a manifest")
+    return 1 if damaged else 0
+
+
+def add_cache_subcommand(subparsers) -> argparse.ArgumentParser:
+    """``ldmatrix cache verify``; sets ``func`` to ``cmd_cache``."""
+    parser = subparsers.add_parser("cache", help="check the cache (store paths, build roots, builds, downloads)")
+    sub = parser.add_subparsers(dest="cache_command", required=True)
+    verify = sub.add_parser("verify", help="sha256 of every entry against its manifest; exit 1 if any is damaged")
+    verify.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(func=cmd_cache)
+    return parser

@@ -1,0 +1,225 @@
+"""Launch styles: how a cell's program is started, each by a real program doing what people do.
+
+nix-ld 1.x damages whatever follows ``NIX_LD_LIBRARY_PATH=`` on the new program's stack: the next
+environment entry, or, when it is the last one, the file name the kernel put after the
+environment (AT_EXECFN). Which that is depends on who started the program and how, so each style
+is a real launcher with its own way of ordering the environment:
+
+- ``direct``: bubblewrap execs it by absolute path with the login environment in profile order;
+- ``env-i``: ``env -i K=V ... PROGRAM``, an explicit list in that order (busybox's env);
+- ``bash-login``, ``bash-path``, ``dot-slash``: the system's bash (a pin's own on its column) as a
+  login shell that sourced the NixOS-like /etc/profile exporting ``programs.nix-ld``'s variables,
+  running ``/home/user/bin/PROGRAM``, ``PROGRAM`` through PATH, or ``./PROGRAM`` from its directory: bash
+  passes its exports in the order of its own variable table;
+- ``python``: ``subprocess.run([...], env={**os.environ, ...nix-ld's variables})`` in the system's
+  python3, started without them, so they are the dict's last keys.
+
+When the program is the start-up printer (envprint), the launcher records what it passes (argv,
+every environment entry in order, AT_EXECFN, /proc/self/exe) in ``RECORD`` and the program is
+given ``--expect RECORD``, exactly as the Rust launchers do for their child. bash records through
+``env -0``, which it hands the same exports, and sets ``$_`` to the path it runs, as it does for
+every command.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from harness.root.environments import HOME, login_session, with_pwd
+from harness.model import Launch, Link, StorePath
+from harness.root.system import SW_BIN
+
+RECORD = f"{HOME}/.ldmatrix/launch.expect"
+
+# bash: write what this shell passes to the command it runs next.
+RECORD_SH = r'''# ~/.ldmatrix/record.sh (ldmatrix): ldmatrix_record FILE COMMAND [ARGS...] writes what this shell
+# will pass to COMMAND: its argv, the environment (as env -0 receives it, $_ being the path bash
+# runs, as bash sets it for every command), AT_EXECFN and /proc/self/exe.
+ldmatrix_record() {
+  local out=$1 path entry
+  shift
+  case $1 in */*) path=$1 ;; *) path=$(type -P -- "$1") ;; esac
+  {
+    for entry in "$@"; do printf 'A%s\0' "$entry"; done
+    while IFS= read -r -d '' entry; do
+      case $entry in _=*) entry="_=$path" ;; esac
+      printf 'E%s\0' "$entry"
+    done < <(env -0; :)  # ':' keeps env a child of the subshell, as the command is of this shell
+    printf 'X%s\0' "$path"
+    printf 'P%s\0' "$(cd -P -- "${path%/*}" && pwd)/${path##*/}"
+  } > "$out"
+}
+'''
+
+# python: start the program with an environment dict, as scripts do.
+LAUNCH_PY = '''"""~/.ldmatrix/launch.py (ldmatrix): start a program the way Python scripts do.
+
+    python3 launch.py [--set KEY=VALUE]... [--record FILE] PROGRAM [ARGS...]
+
+env = {**os.environ, KEY: VALUE, ...}; subprocess.run([PROGRAM, ARGS..., --expect FILE], env=env),
+after writing FILE: what is passed (argv, env in order, AT_EXECFN, /proc/self/exe).
+"""
+import os
+import subprocess
+import sys
+
+
+def record(path, argv, env):
+    items = [b"A" + os.fsencode(a) for a in argv]
+    items += [b"E" + os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+    items += [b"X" + os.fsencode(argv[0]), b"P" + os.fsencode(os.path.realpath(argv[0]))]
+    with open(path, "wb") as out:
+        out.write(b"\\0".join(items) + b"\\0")
+
+
+def main():
+    args = sys.argv[1:]
+    added = {}
+    while args[:1] == ["--set"]:
+        key, _, value = args[1].partition("=")
+        added[key] = value
+        args = args[2:]
+    record_path = None
+    if args[:1] == ["--record"]:
+        record_path, args = args[1], args[2:]
+    env = {**os.environ, **added}
+    argv = args + (["--expect", record_path] if record_path else [])
+    if record_path:
+        record(record_path, argv, env)
+    try:
+        proc = subprocess.run(argv, env=env)
+    except OSError as err:
+        print(f"launch.py: failed to spawn {argv[0]}: {err.strerror} (os error {err.errno})", file=sys.stderr)
+        sys.exit(127)
+    sys.exit(proc.returncode if proc.returncode >= 0 else 128 - proc.returncode)
+
+
+main()
+'''
+
+
+@dataclass(frozen=True)
+class Tools:
+    """What the launch styles run besides the system's bash and python3: busybox (env -i); on a
+    nixpkgs pin's column, which has no system of ours, the pin's own bash."""
+
+    busybox: StorePath
+    bash: StorePath | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The program a launch style starts, and the environment a NixOS user would give it."""
+
+    argv: tuple[str, ...]  # absolute path first
+    login_env: tuple[tuple[str, str], ...]  # in the profile's order, nix-ld's variables where it puts them
+    nix_ld_env: tuple[tuple[str, str], ...]  # what programs.nix-ld exports (in login_env too)
+    strategy_env: tuple[tuple[str, str], ...]  # what the strategy adds (LD_LIBRARY_PATH; in login_env too)
+    cwd: str
+    checks: bool  # the program is the start-up printer: record what it is passed
+
+
+@dataclass(frozen=True)
+class Launched:
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    home_files: dict[str, bytes] = field(default_factory=dict)  # relative to HOME
+    links: tuple[Link, ...] = ()
+    store_paths: tuple[StorePath, ...] = ()
+
+
+def record_bytes(argv: tuple[str, ...], env: tuple[tuple[str, str], ...], execfn: str, exe: str) -> bytes:
+    items = [f"A{a}" for a in argv] + [f"E{k}={v}" for k, v in env] + [f"X{execfn}", f"P{exe}"]
+    return b"".join(os.fsencode(item) + b"\0" for item in items)
+
+
+def _with_record(target: Target) -> tuple[str, ...]:
+    return (*target.argv, "--expect", RECORD) if target.checks else target.argv
+
+
+def _harness_recorded(target: Target, env: tuple[tuple[str, str], ...], argv: tuple[str, ...]) -> dict[str, bytes]:
+    if not target.checks:
+        return {}
+    return {_home_relative(RECORD): record_bytes(argv, env, argv[0], argv[0])}
+
+
+def _home_relative(path: str) -> str:
+    return os.path.relpath(path, HOME)
+
+
+def direct(target: Target, tools: Tools) -> Launched:
+    argv = _with_record(target)
+    passed = with_pwd(target.login_env, target.cwd)  # bubblewrap's --chdir sets PWD
+    return Launched(argv, target.login_env, _harness_recorded(target, passed, argv))
+
+
+def env_i(target: Target, tools: Tools) -> Launched:
+    argv = _with_record(target)
+    env = f"{tools.busybox.store_path}/bin/busybox"
+    outer = (env, "env", "-i", *(f"{k}={v}" for k, v in target.login_env), *argv)
+    return Launched(outer, target.login_env, _harness_recorded(target, target.login_env, argv))
+
+
+def _bash(target: Target, tools: Tools, command: tuple[str, ...], cwd: str | None, path_home_bin: bool) -> Launched:
+    """The system's bash (/run/current-system/sw/bin/bash, harness/root/system.py) as a login shell: it
+    reads /etc/profile, which exports the system's variables, then runs ``command``."""
+    home_files: dict[str, bytes] = {}
+    lines = []
+    if cwd:
+        lines.append(f"cd {shlex.quote(cwd)}")
+    for key, value in target.strategy_env:  # what the user exports in the shell before running it
+        lines.append(f"export {key}={shlex.quote(value)}")
+    run = command + (("--expect", RECORD) if target.checks else ())
+    if target.checks:
+        home_files[".ldmatrix/record.sh"] = RECORD_SH.encode()
+        lines.append(". ~/.ldmatrix/record.sh")
+        lines.append(f"ldmatrix_record {shlex.quote(RECORD)} {shlex.join(run)}")
+    lines.append(shlex.join(run))
+    # as at a prompt, the program is the shell's child: bash 5.1 would exec a -c string's last
+    # command itself, and lower SHLVL for it, which bash 5.2 does not do
+    lines.append("exit $?")
+    if path_home_bin:
+        home_files[".profile"] = b'export PATH="$HOME/bin:$PATH"\n'
+    bash = f"{SW_BIN}/bash"
+    own = (Link(bash, f"{tools.bash.store_path}/bin/bash"),) if tools.bash else ()
+    return Launched(argv=(bash, "-l", "-c", "\n".join(lines)), env=login_session(target.login_env),
+                    home_files=home_files, links=own, store_paths=(tools.bash,) if tools.bash else ())
+
+
+def bash_login(target: Target, tools: Tools) -> Launched:
+    return _bash(target, tools, target.argv, None, path_home_bin=False)
+
+
+def bash_path(target: Target, tools: Tools) -> Launched:
+    name = target.argv[0].rsplit("/", 1)[1]
+    return _bash(target, tools, (name, *target.argv[1:]), None, path_home_bin=True)
+
+
+def dot_slash(target: Target, tools: Tools) -> Launched:
+    directory, name = target.argv[0].rsplit("/", 1)
+    return _bash(target, tools, (f"./{name}", *target.argv[1:]), directory, path_home_bin=False)
+
+
+def python(target: Target, tools: Tools) -> Launched:
+    outer_env = tuple(kv for kv in target.login_env if kv not in target.nix_ld_env)
+    sets = [arg for key, value in target.nix_ld_env for arg in ("--set", f"{key}={value}")]
+    record = ["--record", RECORD] if target.checks else []
+    python3 = f"{SW_BIN}/python3"
+    argv = (python3, f"{HOME}/.ldmatrix/launch.py", *sets, *record, *target.argv)
+    return Launched(argv, outer_env, {".ldmatrix/launch.py": LAUNCH_PY.encode()})
+
+
+STYLES = {
+    Launch.DIRECT: direct,
+    Launch.ENV_I: env_i,
+    Launch.BASH_LOGIN: bash_login,
+    Launch.BASH_PATH: bash_path,
+    Launch.DOT_SLASH: dot_slash,
+    Launch.PYTHON: python,
+}
+
+
+def launch(style: Launch, target: Target, tools: Tools) -> Launched:
+    return STYLES[style](target, tools)
