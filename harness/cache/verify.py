@@ -75,26 +75,3 @@ def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
             findings.append(Finding("damaged", path, "its sha256 is not its name; it is downloaded again "
                                                      "when needed"))
     return total, findings
-
-
-def cmd_cache(args: argparse.Namespace) -> int:
-    cache = Cache.default()
-    progress = StderrProgress(quiet=args.quiet)
-    total, findings = verify_cache(cache, progress)
-    for finding in findings:
-        print(finding.line(cache.root))
-    damaged = sum(f.status == "damaged" for f in findings)
-    unchecked = sum(f.status == "unchecked" for f in findings)
-    print(f"ldmatrix cache verify: {total} entries in {cache.root}: {total - damaged - unchecked} verified, "
-          f"{damaged} damaged, {unchecked} without a manifest")
-    return 1 if damaged else 0
-
-
-def add_cache_subcommand(subparsers) -> argparse.ArgumentParser:
-    """``ldmatrix cache verify``; sets ``func`` to ``cmd_cache``."""
-    parser = subparsers.add_parser("cache", help="check the cache (store paths, build roots, builds, downloads)")
-    sub = parser.add_subparsers(dest="cache_command", required=True)
-    verify = sub.add_parser("verify", help="sha256 of every entry against its manifest; exit 1 if any is damaged")
-    verify.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(func=cmd_cache)
-    return parser

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
+from harness.commands import options
 from harness.shard import Shard
 
 DEBIAN = "debian"  # the build name of Debian's glibc builds (as harness/results/baseline.py names it)
@@ -54,18 +55,14 @@ def cmd_ci_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_ci_matrix_subcommand(subparsers) -> argparse.ArgumentParser:
-    from harness.cli import _positive_int
-
+def add(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("ci-matrix", help="the jobs of a fan-out over glibc builds x shards, as JSON for a "
-                                                "GitHub Actions strategy.matrix (fromJSON)")
+                                                "GitHub Actions strategy.matrix (fromJSON)", parents=[options.PINS])
     p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX", help="the matrices every job runs its shard of")
-    p.add_argument("--shards", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--shards", type=options.positive_int, default=1, metavar="N",
                    help="slices per glibc build (default 1)")
     p.add_argument("--nixpkgs", action="append", default=[], metavar="PIN",
                    help="also a job per shard on each pin's own glibc: a pin's name, its revision, or 'supported' "
                         "(repeatable; named only, nothing is realised)")
-    p.add_argument("--pins", type=Path, metavar="FILE",
-                   help="the pins file (default harness/data/nixpkgs-pins.json; also $LDMATRIX_NIXPKGS_PINS)")
     p.set_defaults(func=cmd_ci_matrix)
     return p

@@ -25,6 +25,8 @@ from harness.results import file as results_file
 from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
 from harness.results.outdir import RESULTS_NAME
+from harness.commands import options
+from harness.commands.options import RunInputs, run_inputs
 
 DEFAULT_BASELINES = Path("baselines")
 DEFAULT_OUT = Path(".ldmatrix/guard")
@@ -66,7 +68,6 @@ def markdown(checks: list[baseline.Check], unexpected: dict[str, int]) -> str:
 
 
 def cmd_guard(args: argparse.Namespace) -> int:
-    from harness.cli import RunInputs, run_inputs
     from harness.session import execute
 
     if args.summary is not None:
@@ -128,24 +129,17 @@ def cmd_guard(args: argparse.Namespace) -> int:
     return 1 if changed else 0
 
 
-def add_guard_subcommand(subparsers) -> argparse.ArgumentParser:
-    from harness.cli import _positive_int, add_nix_ld_options
-    from harness.commands.pins import add_nixpkgs_options
-
+def add(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("guard", help="run matrices and compare each glibc build with its committed baseline; "
-                                            "exit 1 on any change")
+                                            "exit 1 on any change",
+                              parents=[options.SUMMARY, options.out_option(DEFAULT_OUT, "results directory of the runs"),
+                                       options.JOBS, options.LOCK, options.QUIET, options.NIX_LD, options.NIXPKGS,
+                                       options.PINS])
     p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX", help="the matrices to run and compare")
     p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                    help="the baselines directory: <build>/<matrix>.jsonl (default: baselines)")
     p.add_argument("--bless", action="store_true", help="write this run as the baselines instead of comparing")
-    p.add_argument("--summary", type=Path, metavar="FILE", help="append a Markdown summary ($GITHUB_STEP_SUMMARY)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results directory of the runs (default {DEFAULT_OUT})")
     p.add_argument("--results", type=Path, metavar="DIR",
                    help="compare the runs in DIR/<matrix>/results.jsonl (e.g. merged shards) instead of running")
-    p.add_argument("-j", "--jobs", type=_positive_int, default=2, metavar="N", help="cells run at once (default 2)")
-    p.add_argument("--lock", type=Path, metavar="FILE", help="the package lock (default matrices/packages.lock.json)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no provisioning progress")
-    add_nix_ld_options(p)
-    add_nixpkgs_options(p)
     p.set_defaults(func=cmd_guard)
     return p

@@ -1,10 +1,11 @@
-"""The command line of nixpkgs pins: ``ldmatrix pins list|update``, and ``--nixpkgs``/``--pins`` for a run."""
+"""``ldmatrix pins list|update``: the nixpkgs pins (harness/nixpkgs/pins.py), listed or moved on."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from harness.commands import options
 from harness.errors import LdmatrixError
 from harness.progress import StderrProgress
 
@@ -13,14 +14,6 @@ from harness.nixpkgs import update as update_mod
 from harness.nixpkgs.provide import pins_path
 
 FETCH: update_mod.Fetch = update_mod.fetch_url  # tests replace it: the one way pins update reaches the network
-
-
-def add_nixpkgs_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nixpkgs", action="append", default=[], metavar="PIN",
-                   help="also run every cell on a nixpkgs pin's own glibc (and nix-ld), realised with Nix: a pin's "
-                        "name (nixos-24.11), its revision, or 'supported' (repeatable; also $LDMATRIX_NIXPKGS)")
-    p.add_argument("--pins", type=Path, metavar="FILE",
-                   help="the pins file (default harness/data/nixpkgs-pins.json; also $LDMATRIX_NIXPKGS_PINS)")
 
 
 def cmd_pins(args: argparse.Namespace) -> int:
@@ -51,16 +44,16 @@ def cmd_pins(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_pins_subcommand(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("pins", help="nixpkgs pins: list them, move them to their channel's head")
-    parser.add_argument("--pins", type=Path, metavar="FILE", help="the pins file (default harness/data/nixpkgs-pins.json)")
+def add(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("pins", help="nixpkgs pins: list them, move them to their channel's head",
+                                   parents=[options.PINS])
     sub = parser.add_subparsers(dest="pins_command", required=True)
     sub.add_parser("list", help="each pin: revision, glibc, nix-ld, supported, usable or refused")
-    update = sub.add_parser("update", help="move pins to their channel's head with real hashes (needs GitHub)")
+    update = sub.add_parser("update", help="move pins to their channel's head with real hashes (needs GitHub)",
+                            parents=[options.QUIET])
     update.add_argument("names", nargs="*", metavar="PIN", help="the pins to update (default: all); a new name adds one")
     update.add_argument("--supported", action="store_true", help="every supported pin")
     update.add_argument("--rev", help="pin this revision instead of the channel's head (one pin)")
     update.add_argument("--out", type=Path, metavar="FILE", help="write the result here instead of the pins file")
-    update.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(func=cmd_pins)
     return parser

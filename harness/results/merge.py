@@ -169,36 +169,3 @@ def write(merged: Merged, rundir: RunDirectory, progress: Progress | None = None
     if progress is not None:
         progress.step(f"merged {len(out)} cells into {rundir.results_file}")
     return out
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    from harness import cli
-
-    cli._check_outputs(args)
-    merged = merge(args.results, args.matrix)
-    target = (args.out / merged.name).absolute()
-    for path in args.results:
-        if path.absolute().parent == target:  # a new run there starts afresh: that shard's folders would go
-            raise LdmatrixError(f"merge: --out {args.out} holds {path}, one of the shards; give the merge its own --out")
-    with RunDirectory(args.out, merged.name) as rundir:
-        results = write(merged, rundir)
-    return cli.present(args, merged.name, results, rundir.results_file)
-
-
-def add_merge_subcommand(subparsers) -> argparse.ArgumentParser:
-    from harness.cli import DEFAULT_OUT
-
-    p = subparsers.add_parser("merge", help="the results of N shards (run --shard K/N) as one run: its results, "
-                                            "cell folders and grid; exit status 1 if a cell is not as expected")
-    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS",
-                   help="every shard's results.jsonl (its cells/ beside it are copied too)")
-    p.add_argument("--matrix", type=Path, help="the matrix, for the cells' order (default: the one the files' "
-                                               "header names)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help=f"results directory of the merged run (default {DEFAULT_OUT}): <out>/<matrix>/")
-    p.add_argument("--markdown", type=Path, help="also write the grid as Markdown")
-    p.add_argument("--html", type=Path, help="also write the grid as a standalone HTML page")
-    p.add_argument("--summary", type=Path, metavar="FILE",
-                   help="append a Markdown summary (for CI: $GITHUB_STEP_SUMMARY)")
-    p.set_defaults(func=cmd_merge, baseline=None, k=None)
-    return p
