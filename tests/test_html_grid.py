@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grid_dom
 
-from harness.results import report
+from harness.results import html_grid, report
 from harness.model import Cell, CellResult, Launch, Outcome, Strategy
 
 
@@ -42,7 +42,7 @@ RESULTS_FILE = Path("/abs/out/seed/results.jsonl")
 
 
 def page() -> str:
-    return report.html(RESULTS, "ldmatrix: seed", RESULTS_FILE)
+    return html_grid.page(RESULTS, "ldmatrix: seed", RESULTS_FILE)
 
 
 def test_each_cell_carries_its_outcome_its_mark_and_a_link_to_its_details() -> None:

@@ -97,7 +97,7 @@ def sleep_argv(prepared: PreparedCell) -> list[str]:
 def docker_host(prepared: PreparedCell) -> Iterator[testinfra.host.Host]:
     """A testinfra host for a running container of the cell's root (removed at the end)."""
     from harness.docker import images
-    from harness.runners.docker import ContainerSpec, create_container, remove_container
+    from harness.docker.containers import ContainerSpec, create_container, remove_container
 
     container = create_container(ContainerSpec(
         image=images.ensure_image(prepared.root), argv=tuple(sleep_argv(prepared)), env=prepared.env,

@@ -1,4 +1,10 @@
-"""Where ldmatrix keeps what it downloads and builds: ``$LDMATRIX_CACHE`` or ``~/.cache/ldmatrix``."""
+"""Where ldmatrix keeps what it downloads and builds: ``$LDMATRIX_CACHE`` or ``~/.cache/ldmatrix``.
+
+- here: ``Cache`` (the directory and its areas) and ``REPO_ROOT``;
+- ``entry``: one checked entry, made atomically with a manifest (``ensure``, ``check``, ``verify``, ``sweep``);
+- ``installed``: patched binaries and root overlays cells share, on the same entry mechanism;
+- ``verify``: ``verify_cache`` (``ldmatrix cache verify``); ``remove``: ``remove_tree``, any depth.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from harness.commands.options import DEFAULT_OUT, CellProgress, check_outputs, r
 from harness.errors import LdmatrixError
 from harness.model import CellResult
 from harness.results import file as results_file
-from harness.results import guard, report
+from harness.results import guard, html_grid, report
 from harness.results.outdir import RESULTS_NAME
 
 
@@ -62,7 +62,7 @@ def present(args: argparse.Namespace, name: str, results: list[CellResult], resu
     if args.markdown:
         args.markdown.write_text(report.grid(results, markdown=True) + "\n")
     if args.html:
-        args.html.write_text(report.html(results, f"ldmatrix: {name}", results_path))
+        args.html.write_text(html_grid.page(results, f"ldmatrix: {name}", results_path))
     comparison = None
     if baseline is not None:
         ran = {r.cell_id for r in results}  # a shard ran its slice: the baseline's other cells are not gone

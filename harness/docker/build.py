@@ -17,7 +17,7 @@ from harness.cache import Cache
 from harness.model import BuildRoot, BuiltBinary, Mount
 from harness.prepare import fhs_root
 from harness.progress import Progress
-from harness.runners.docker import ContainerSpec, run_container
+from harness.docker.containers import ContainerSpec, run_container
 
 BUILD_ENV = reproducers.BUILD_ENV
 SUFFIX = "-docker"

@@ -105,14 +105,6 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def html(results: Iterable[CellResult], title: str, results_path: Path | None = None) -> str:
-    """A standalone page (harness/results/html_grid.py): colour by outcome, a mark for the expectation,
-    each cell's details a click away."""
-    from harness.results import html_grid
-
-    return html_grid.page(results, title, results_path)
-
-
 def legend() -> str:
     return ("cells: the outcome when it is the expected one; '~bug' a known upstream bug reproduced; "
             "'!outcome (want ...)' NOT as expected; 'skip' not run (reasons below)")
