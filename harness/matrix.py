@@ -26,6 +26,7 @@ from harness.nixld.pins import PinnedSource
 from harness.results.outdir import MAX_ID_BYTES
 from harness.root.release import CURRENT, RELEASES
 from harness.rule_index import RuleIndex, matches_all
+from harness.runners import RUNNERS
 from harness.yamlsource import describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
@@ -37,7 +38,6 @@ AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 DIFFERS_KEYS = ("when", "between", "reason", "note")
-RUNNERS = ("sandbox", "docker", "nixos-vm")
 BUILD_KINDS = ("debian", "nixpkgs")  # Debian's glibc builds, a nixpkgs pin's own
 SIDES = (*BUILD_KINDS, *RUNNERS)  # what a difference is between (``differs``' ``between``)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out

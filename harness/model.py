@@ -334,11 +334,6 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class Skip:
-    reason: str  # says what to supply
-
-
-@dataclass(frozen=True)
 class PreparedCell:
     """Everything a runner needs to run one cell; runners add nothing of their own."""
 
@@ -379,14 +374,20 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class NotRun:
-    """A runner's answer for a cell it did not run: why, and whether that is a harness error.
+    """A cell that was not run: why, and whether that is a harness error. The one shape of it, from
+    preparing (no store paths for its glibc, no nix-ld of its version: skips) and from runners.
 
     ``error``: the cell should have run and could not (recorded as ``error`` with the reason);
-    otherwise this runner cannot run such a cell at all (recorded as skipped with the reason).
+    otherwise the cell cannot be run here at all (recorded as skipped with the reason, which
+    says what to supply).
     """
 
     reason: str
     error: bool = True
+
+    @classmethod
+    def skip(cls, reason: str) -> NotRun:
+        return cls(reason, error=False)
 
 
 @dataclass(frozen=True)

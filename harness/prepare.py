@@ -1,4 +1,4 @@
-"""Turn a Cell plus provisioned artefacts into a PreparedCell (or a Skip): the runner-independent part.
+"""Turn a Cell plus what was provisioned into a PreparedCell (or a NotRun): the runner-independent part.
 
 The binary under test is the cell's binary, or for a launcher its child. A launcher stands for a
 Nix-built program (the seed's Rust program built by Nix's cargo): it is patched into the store
@@ -21,7 +21,7 @@ from harness.root.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
     BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
-    Skip, StorePath,
+    NotRun, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
 from harness.root.release import NixosRelease
@@ -30,14 +30,14 @@ from harness.loader.predict import Prediction, RootView, simulate, view_of
 from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.root.system import SystemPaths, layout
-from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
+from harness.strategies.nix_ld import LOADER_LINK
 
 BIN_DIR = f"{HOME}/bin"
 
 
-@dataclass(frozen=True)
-class Artefacts:
-    """Everything provisioned for a run, looked up by the cells."""
+@dataclass(frozen=True, kw_only=True)
+class Provisioned:
+    """Everything provisioned for a run, looked up by the cells (``session.provision_all``; built by keyword)."""
 
     glibc: Mapping[str, GlibcSet]  # Cell.glibc_key ("2.36", "nixos-24.11") -> store paths
     roots: Mapping[str, BuildRoot]  # suite -> build root
@@ -91,8 +91,8 @@ def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
     return listed, release.nix_ld_attributes(libs, listed, LIBRARIES.default)
 
 
-def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | Skip:
+def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisioned, workdir: Path,
+            timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | NotRun:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
     ``release``: the NixOS release whose root it runs in (harness/root/release.py; ``session.release_of``).
 
@@ -100,14 +100,14 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     read-only at ``~/bin/<name>`` (see harness/cache/installed.py).
     """
     if cell.glibc_key not in art.glibc:
-        return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
+        return NotRun.skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
     glibc = art.glibc[cell.glibc_key]
     subject = child or spec  # the binary the strategy is about
     if glibc.nixpkgs and cell.launch is Launch.PYTHON:
-        return Skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
+        return NotRun.skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
                     "(the nixos-vm runner uses the VM's)")
     if glibc.nixpkgs and cell.libs not in ("none", "default"):
-        return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
+        return NotRun.skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
     listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release)
     if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
@@ -121,16 +121,15 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
         nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
+        nix_ld_missing=_nix_ld_missing(cell.nix_ld, art) if cell.nix_ld else "",
         libraries=listed_set,
         nix_ld_libraries=nix_ld_set,
     )
     plan = Plan()
-    try:
-        for strategy in cell.strategy:
-            APPLY[strategy](plan, ctx)
-    except NixLdMissing:
-        label = cell.nix_ld or "?"
-        return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
+    for strategy in cell.strategy:
+        stopped = APPLY[strategy](plan, ctx)
+        if stopped is not None:
+            return stopped
     if not plan.fhs and release.stub_ld and not any(link.path == LOADER_LINK for link in plan.links):
         if art.stub_ld is None:
             raise LdmatrixError(f"{release.pretty_name} has stub-ld at {LOADER_LINK}, and none was provisioned")
@@ -182,6 +181,11 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                         predicted=prediction.outcome, prediction=prediction.reason, nix_ld=ctx.nix_ld,
                         nixpkgs=glibc.nixpkgs,
                         nix_ld_libraries=None if cell.libs == "default" else art.library_sets.get(cell.libs, ()))
+
+
+def _nix_ld_missing(label: str, art: Provisioned) -> str:
+    """Why a cell of nix-ld ``label`` would find none, and how to supply one."""
+    return art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label)
 
 
 def root_view(root: RootSpec, mounts: list[Mount]) -> RootView:

@@ -16,7 +16,7 @@ from harness.model import BuildRoot
 from harness.progress import NullProgress
 
 # The plugin that turns matrix cells into tests (tests/test_matrix.py); elsewhere: -p harness.pytest_plugin
-pytest_plugins = ["harness.pytest_plugin"]
+pytest_plugins = ["harness.pytest_plugin", "pytester"]  # pytester: the plugin run in a pytest of its own
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STANDIN_FLAGS = ("-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",

@@ -384,7 +384,10 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
 
     from harness.docker.containers import PID, leftovers, prune_containers
 
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")])
+    tests = str(Path(__file__).resolve().parent)  # testinfra_backend, a fixture of the tests
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")],
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (tests, os.environ.get(
+                                 "PYTHONPATH"))))})
     client = docker_engine.client()
     deadline = time.monotonic() + 120
     mine: list = []

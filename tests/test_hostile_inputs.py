@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.prepare import Provisioned
+from harness.runners import base
 from test_matrix_validation import GOOD  # the same valid matrix, broken here in other ways
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +28,8 @@ SEED = REPO / "matrices" / "seed.yaml"
 # 342 bytes that expand to 9**9 strings when aliases are followed.
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+NOTHING_PROVISIONED = Provisioned(glibc={}, roots={}, binaries={}, nix_ld={})  # prepare() is faked
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -906,7 +910,7 @@ def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeyp
         return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
                             ("/home/user/bin/c-hello",), (), "/home/user", timeout, workdir, binaries=(binary,))
 
-    class Runner:
+    class Runner(base.Runner):
         name = "fake"
 
         def unavailable(self) -> None:
@@ -921,7 +925,7 @@ def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeyp
             pass
 
     monkeypatch.setattr(session, "prepare", prepare)
-    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "provision_all", lambda *args: NOTHING_PROVISIONED)
     monkeypatch.setattr(session, "get_runner", lambda name: Runner())
     seed = matrix_mod.load(SEED)
     results = {r.cell_id: r for r in session.execute(seed, session.RunOptions(select="c-hello. glibc-2.36 none",
@@ -948,7 +952,7 @@ def test_an_interrupted_run_records_its_running_cells_as_interrupted(tmp_path: P
         return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
                             ("/home/user/bin/x",), (), "/home/user", timeout, workdir)
 
-    class Runner:
+    class Runner(base.Runner):
         name = "fake"
 
         def unavailable(self) -> None:
@@ -970,7 +974,7 @@ def test_an_interrupted_run_records_its_running_cells_as_interrupted(tmp_path: P
         interrupt.request()  # what the SIGINT handler does
 
     monkeypatch.setattr(session, "prepare", prepare)
-    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "provision_all", lambda *args: NOTHING_PROVISIONED)
     monkeypatch.setattr(session, "get_runner", lambda name: Runner())
     seed = matrix_mod.load(SEED)
     threading.Thread(target=press_ctrl_c, daemon=True).start()

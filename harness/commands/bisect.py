@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from harness import matrix as matrix_mod
 from harness.commands import options
 from harness.commands.options import DEFAULT_OUT, find_cell
 from harness.errors import LdmatrixError
+from harness.model import Cell, CellResult, StorePath
 from harness.progress import StderrProgress
 
 
@@ -17,10 +19,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     import dataclasses
 
     from harness.cache import Cache
-    from harness.nixld.bisect import bisect
+    from harness.nixld.bisect import Step, bisect
     from harness.runners import get_runner
-    from harness.results.outdir import RunDirectory
-    from harness.session import RunOptions, header_record, provision_all, result_record, run_one
+    from harness.session import Run, RunOptions
 
     progress = StderrProgress(quiet=args.quiet)
     matrix = matrix_mod.load(args.matrix)
@@ -32,25 +33,19 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if reason is not None:
         raise LdmatrixError(f"runner {runner.name} unavailable: {reason}")
     options = RunOptions(runner=runner.name, out=args.out / "bisect", cache=Cache.default())
-    with RunDirectory(options.out, matrix.name) as rundir:
-        art = provision_all(matrix, (dataclasses.replace(cell, nix_ld=None),), options, progress)
-        log = rundir.begin(header_record(matrix, runner.name))
+    # provisioned without nix-ld: each step builds its own
+    with Run(matrix, options, progress, cells=(dataclasses.replace(cell, nix_ld=None),), whole=False,
+             runner=runner) as run:
+        provisioned = run.provisioned
+        assert provisioned is not None
 
-        def run_cell(c, nix_ld):
-            result = run_one(matrix, c, dataclasses.replace(art, nix_ld=nix_ld), runner, rundir)
-            if result is None:  # an interrupted run (harness/interrupt.py)
-                raise KeyboardInterrupt
-            log.write(result_record(result))
-            return result
+        def run_cell(c: Cell, nix_ld: Mapping[str, StorePath]) -> CellResult:
+            return run.cell(c, dataclasses.replace(provisioned, nix_ld=nix_ld))
 
-        def show(step) -> None:
+        def show(step: Step) -> None:
             print(step.line(), flush=True)
 
-        try:
-            result = bisect(matrix, cell, args.repo, args.old, args.new, run_cell, options.cache, progress, show)
-        finally:
-            log.close()
-            runner.close()
+        result = bisect(matrix, cell, args.repo, args.old, args.new, run_cell, options.cache, progress, show)
     print(result.summary())
     return 0 if result.first else 1
 

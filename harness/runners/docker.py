@@ -27,8 +27,11 @@ import threading
 from harness.docker import engine as docker_engine
 from harness.docker import images
 from harness.docker.containers import ContainerSpec, docker_cli_argv, remove_container, run_container
-from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
+from harness.cache import Cache
+from harness.model import BuildRoot, BuiltBinary, CommandResult, PreparedCell, RootKind, RootSpec
+from harness.progress import Progress
 from harness.results import command_script
+from harness.runners.base import Runner
 from harness.root.environments import with_pwd
 
 FHS_ENV = "/usr/bin/env"
@@ -46,7 +49,7 @@ def exact_env_argv(root: RootSpec, argv: tuple[str, ...], env: tuple[tuple[str, 
     return [*env_wrapper(root), "-i", *(f"{key}={value}" for key, value in env), *argv]
 
 
-class DockerRunner:
+class DockerRunner(Runner):
     name = "docker"
 
     def __init__(self) -> None:
@@ -78,6 +81,12 @@ class DockerRunner:
         spec = self.container_spec(prepared)
         command_script.write(prepared, docker_cli_argv(spec), runner=self.name)
         return run_container(spec, on_create=self._track, on_remove=self._untrack)
+
+    def build_reproducer(self, name: str, root: BuildRoot, cache: Cache, progress: Progress) -> BuiltBinary:
+        """Compiled inside the gcc image of the suite (harness/docker/build.py)."""
+        from harness.docker.build import build_in_container
+
+        return build_in_container(name, root, cache, progress)
 
     def _track(self, container) -> None:
         with self._lock:

@@ -25,11 +25,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.results import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, NotRun, PreparedCell, RootKind
+from harness.runners.base import Runner
 from harness.runners.nixgen import generate_test, parse_results, plan_vm, spec, spec_timeout
 from harness.nixpkgs.realise import NixStore
 from harness.runners.vm_script import BUILD_ALLOWANCE, RESULTS_FILE
@@ -133,8 +135,9 @@ def why_not_in_a_vm(prepared: PreparedCell) -> str | None:
     return None
 
 
-class NixosVmRunner:
+class NixosVmRunner(Runner):
     name = "nixos-vm"
+    batches = True  # one VM test per pin, every cell of the pin in it
 
     def __init__(self, substituter: str | None = None, kvm_device: str = "/dev/kvm", check_network: bool = True,
                  store: NixStore | None = None) -> None:
@@ -182,7 +185,7 @@ class NixosVmRunner:
 
     # ---------------------------------------------------------------- batches
 
-    def run_batch(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
+    def run_batch(self, cells: Sequence[PreparedCell]) -> list[CommandResult | NotRun]:
         """Run ``cells``: one VM test per pin, all of that pin's cells in it; results in the order of ``cells``."""
         results: dict[int, CommandResult | NotRun] = {}
         by_pin: dict[str, list[int]] = {}

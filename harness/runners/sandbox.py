@@ -27,6 +27,7 @@ from harness.root.cell_user import ensure as cell_user_program
 from harness.root.cell_user import ensure_start as cell_start_program
 from harness.root.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
+from harness.runners.base import Runner
 from harness.runners.output import Bounded
 
 __all__ = ["SandboxRunner", "bwrap_argv", "fhs_root_args", "run_bounded", "run_cell"]
@@ -165,7 +166,7 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
                          interrupted=interrupted)
 
 
-class SandboxRunner:
+class SandboxRunner(Runner):
     name = "sandbox"
 
     def __init__(self, limits: Limits = CELL) -> None:
