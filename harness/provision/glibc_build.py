@@ -44,6 +44,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import data_text
 from harness.cache import entry as cache_entry
 from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 from harness.cache import Cache
@@ -79,17 +80,7 @@ CACHE_LINE = ("sysdeps/generic/dl-cache.h", '# define LD_SO_CACHE SYSCONFDIR "/l
 PRELOAD_LINE = ("elf/rtld.c", '"/etc/ld.so.preload"', '"/etc/ld-nix.so.preload"')
 _SUBDIR = re.compile(r"^make\[\d+\]: Entering directory '/src/([^']+)'")
 
-SCRIPT = """\
-mkdir /tmp/headers
-for d in {headers}; do [ -d /usr/include/$d ] && ln -s /usr/include/$d /tmp/headers/; done
-cd /build
-echo "# configure"
-/src/configure --prefix={prefix} --with-headers=/tmp/headers {flags}
-echo "# make"
-make -j{jobs} user-defined-trusted-dirs={trusted}
-echo "# make install"
-make install install_root=/out sysconfdir={prefix}/etc user-defined-trusted-dirs={trusted}
-"""
+SCRIPT = data_text("glibc_build.sh")  # harness/data/glibc_build.sh: part of the build's digest, byte for byte
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import DATA
 from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.progress import NullProgress, Progress
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SUITE = "bullseye"  # any build root does: the result is static
 TIMEOUT = 300.0
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from harness import DATA
 from harness.model import CellResult
 from harness.results.report import MARK_BUG, MARK_MATCH, MARK_MISMATCH, mark, row_and_column, table
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SKIPPED = "skipped"
 CONTEXT_LINES = 3  # lines of output shown before and after the proving line
 LINE_WIDTH = 240  # characters of an output line shown

@@ -27,6 +27,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 
+from harness import data_text
 from harness.root.environments import HOME, login_session, with_pwd
 from harness.model import Launch, Link, StorePath
 from harness.root.system import SW_BIN
@@ -34,70 +35,10 @@ from harness.root.system import SW_BIN
 RECORD = f"{HOME}/.ldmatrix/launch.expect"
 
 # bash: write what this shell passes to the command it runs next.
-RECORD_SH = r'''# ~/.ldmatrix/record.sh (ldmatrix): ldmatrix_record FILE COMMAND [ARGS...] writes what this shell
-# will pass to COMMAND: its argv, the environment (as env -0 receives it, $_ being the path bash
-# runs, as bash sets it for every command), AT_EXECFN and /proc/self/exe.
-ldmatrix_record() {
-  local out=$1 path entry
-  shift
-  case $1 in */*) path=$1 ;; *) path=$(type -P -- "$1") ;; esac
-  {
-    for entry in "$@"; do printf 'A%s\0' "$entry"; done
-    while IFS= read -r -d '' entry; do
-      case $entry in _=*) entry="_=$path" ;; esac
-      printf 'E%s\0' "$entry"
-    done < <(env -0; :)  # ':' keeps env a child of the subshell, as the command is of this shell
-    printf 'X%s\0' "$path"
-    printf 'P%s\0' "$(cd -P -- "${path%/*}" && pwd)/${path##*/}"
-  } > "$out"
-}
-'''
+RECORD_SH = data_text("record.sh")  # harness/data/record.sh
 
 # python: start the program with an environment dict, as scripts do.
-LAUNCH_PY = '''"""~/.ldmatrix/launch.py (ldmatrix): start a program the way Python scripts do.
-
-    python3 launch.py [--set KEY=VALUE]... [--record FILE] PROGRAM [ARGS...]
-
-env = {**os.environ, KEY: VALUE, ...}; subprocess.run([PROGRAM, ARGS..., --expect FILE], env=env),
-after writing FILE: what is passed (argv, env in order, AT_EXECFN, /proc/self/exe).
-"""
-import os
-import subprocess
-import sys
-
-
-def record(path, argv, env):
-    items = [b"A" + os.fsencode(a) for a in argv]
-    items += [b"E" + os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
-    items += [b"X" + os.fsencode(argv[0]), b"P" + os.fsencode(os.path.realpath(argv[0]))]
-    with open(path, "wb") as out:
-        out.write(b"\\0".join(items) + b"\\0")
-
-
-def main():
-    args = sys.argv[1:]
-    added = {}
-    while args[:1] == ["--set"]:
-        key, _, value = args[1].partition("=")
-        added[key] = value
-        args = args[2:]
-    record_path = None
-    if args[:1] == ["--record"]:
-        record_path, args = args[1], args[2:]
-    env = {**os.environ, **added}
-    argv = args + (["--expect", record_path] if record_path else [])
-    if record_path:
-        record(record_path, argv, env)
-    try:
-        proc = subprocess.run(argv, env=env)
-    except OSError as err:
-        print(f"launch.py: failed to spawn {argv[0]}: {err.strerror} (os error {err.errno})", file=sys.stderr)
-        sys.exit(127)
-    sys.exit(proc.returncode if proc.returncode >= 0 else 128 - proc.returncode)
-
-
-main()
-'''
+LAUNCH_PY = data_text("launch.py")  # harness/data/launch.py
 
 
 @dataclass(frozen=True)
