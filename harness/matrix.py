@@ -9,14 +9,13 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from dataclasses import field as dataclass_field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from harness import yamlsource
 from harness.artifacts import spec as artifact_spec
-from harness.root.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
 from harness.model import Cell, Expectation, Launch, Outcome, OutputCheck, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
@@ -24,6 +23,7 @@ from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
 from harness.results.outdir import MAX_ID_BYTES
+from harness.root.environments import PROFILES
 from harness.root.release import CURRENT, RELEASES
 from harness.rule_index import RuleIndex, matches_all
 from harness.runners import RUNNERS
@@ -35,7 +35,7 @@ SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos")
-MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
+MATCH_KEYS = (*AXIS_KEYS, "uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 DIFFERS_KEYS = ("when", "between", "reason", "note")
 BUILD_KINDS = ("debian", "nixpkgs")  # Debian's glibc builds, a nixpkgs pin's own
@@ -152,7 +152,8 @@ class Matrix:
         if not set(cell.strategy) & LIBRARY_STRATEGIES or cell.nixpkgs:
             return None
         release = RELEASES[self.release(cell) or CURRENT]
-        return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())), Strategy.NIX_LD in cell.strategy)
+        return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())),
+                                  Strategy.NIX_LD in cell.strategy)
 
     @cached_property
     def rule_index(self) -> RuleIndex:
@@ -655,7 +656,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         from harness.provision.suites import SUITE_GLIBC, SUITES
         glibc_suites, suite_glibc = SUITES, suite_glibc or SUITE_GLIBC
     if reproducers is None:
-        from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
+        from harness.reproducers import REPRODUCERS as reproducers
     loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs, suite_glibc)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")

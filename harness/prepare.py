@@ -12,24 +12,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.loader import elf
-from harness.cache import installed
-from harness.cache import Cache
-from harness.root.environments import HOME, login_environment
+from harness.cache import Cache, installed
 from harness.errors import LdmatrixError
-from harness.root.launch import Target, Tools, launch
+from harness.loader import elf
+from harness.loader.predict import Prediction, RootView, simulate, view_of
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
-    NotRun, StorePath,
+    BuildRoot,
+    BuiltBinary,
+    Cell,
+    GlibcSet,
+    Launch,
+    LibrarySet,
+    Link,
+    Mount,
+    NotRun,
+    Outcome,
+    PreparedCell,
+    RootKind,
+    RootSpec,
+    StorePath,
 )
-from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
-from harness.root.release import NixosRelease
 from harness.nixld.provide import how_to_supply
-from harness.loader.predict import Prediction, RootView, simulate, view_of
+from harness.provision.libraries import CONFIG as LIBRARIES
+from harness.provision.libraries import DEFAULT
 from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
-from harness.strategies import APPLY, Plan, StrategyContext
+from harness.root.environments import HOME, login_environment
+from harness.root.launch import Target, Tools, launch
+from harness.root.release import NixosRelease
 from harness.root.system import SystemPaths, layout
+from harness.strategies import APPLY, Plan, StrategyContext
 from harness.strategies.nix_ld import LOADER_LINK
 
 BIN_DIR = f"{HOME}/bin"

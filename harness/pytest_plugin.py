@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from harness import matrix as matrix_mod
-from harness.results import report
 from harness.errors import LdmatrixError
 from harness.model import Cell, CellResult, Outcome
 from harness.progress import StderrProgress
-
+from harness.results import report
 
 MATRIX_ENV = "LDMATRIX_MATRIX"  # tox -e matrix sets it to matrices/seed.yaml
 

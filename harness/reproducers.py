@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from harness.cache import entry as cache_entry
 from harness.cache import REPO_ROOT, Cache
-from harness.loader.elf import read_interpreter
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader.elf import read_interpreter
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
 from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
@@ -239,7 +239,8 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress, *,
     return _built(s, root, final)
 
 
-def build_all(root: BuildRoot, cache: Cache, progress: Progress, names: list[str] | None = None) -> dict[str, BuiltBinary]:
+def build_all(root: BuildRoot, cache: Cache, progress: Progress,
+              names: list[str] | None = None) -> dict[str, BuiltBinary]:
     """Build every reproducer the root can build (``names`` or all whose min_glibc the root meets)."""
     if names is None:
         names = [

@@ -16,30 +16,38 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
-from harness import interrupt, nixld, nixpkgs, provision, reproducers
-from harness.provision import stub_ld
-from harness.results import command_script
-from harness.cache import installed
-from harness.cache import entry as cache_entry
+from harness import interrupt, nixld, nixpkgs, provision
 from harness import shard as shard_mod
-from harness.cache import Cache
-from harness.errors import LdmatrixError
-from harness.root.launch import Tools
 from harness.artifacts import provide as artifacts_provide
+from harness.cache import Cache, installed
+from harness.cache import entry as cache_entry
+from harness.errors import LdmatrixError
 from harness.matrix import Matrix, subject
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, LibrarySet, NotRun, Outcome, OutputCheck, PreparedCell, Strategy,
+    Cell,
+    CellResult,
+    CommandResult,
+    GlibcSet,
+    LibrarySet,
+    NotRun,
+    Outcome,
+    OutputCheck,
+    PreparedCell,
+    Strategy,
     Verdict,
 )
 from harness.nixpkgs.release import pin_release
-from harness.root.release import CURRENT, RELEASES, NixosRelease
-from harness.root.system import SystemPaths
 from harness.outcome import classify
-from harness.results.outdir import CELL_FILE, RunDirectory
 from harness.prepare import Provisioned, library_attributes, prepare
 from harness.progress import NullProgress, Progress
-from harness.provision import Lock
+from harness.provision import Lock, stub_ld
+from harness.results import command_script
+from harness.results.outdir import CELL_FILE, RunDirectory
+from harness.root.launch import Tools
+from harness.root.release import CURRENT, RELEASES, NixosRelease
+from harness.root.system import SystemPaths
 from harness.runners import get_runner
 from harness.runners.base import Runner
 from harness.shard import Shard
@@ -272,7 +280,8 @@ def _stage(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir:
         release = release_of(matrix, cell, art.glibc if art is not None else {})
         prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home, release=release)
     except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
-        staged.early = _harness_error(staged.base, f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
+        staged.early = _harness_error(staged.base,
+                                      f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
         return staged
     if isinstance(prepared, NotRun):
         staged.early = CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
@@ -354,7 +363,7 @@ class Run:
         self.cells = options.cells(matrix) if cells is None else cells
         self.results: list[CellResult] = []
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> Self:
         self.rundir = RunDirectory(self.options.out, self.matrix.name, option=self.option).acquire()
         try:
             self.runner = self.given or get_runner(self.options.runner or self.matrix.runner)
@@ -404,7 +413,8 @@ class Run:
         return result
 
     def skipped(self, cell: Cell) -> CellResult:
-        return _skipped(self.matrix, cell, self.runner.name, f"runner {self.runner.name} unavailable: {self.unavailable}")
+        reason = f"runner {self.runner.name} unavailable: {self.unavailable}"
+        return _skipped(self.matrix, cell, self.runner.name, reason)
 
     def execute(self, on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
         """Every cell of the run, ``-j`` at a time (or as one batch), each recorded as it finishes;
@@ -452,8 +462,8 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
     label = matrix.libs_label(cell)
     if label is not None:
         axes["libs_label"] = label  # what a NixOS user of the release writes: the grid's row says it
-    return dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner,
-                axes=axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
+    return {"cell_id": cell.id, "expected": expectation.outcome, "bug": expectation.bug, "runner": runner,
+                "axes": axes, "fixed_outcome": expectation.fixed_outcome if expectation.bug else None}
 
 
 def _extra(root: str, workdir: Path, cell: Cell, art: Provisioned | None) -> dict[str, str]:

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.loader import elf
-from harness.cache import entry as cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader import elf
 from harness.model import BuiltBinary
 from harness.progress import Progress
 

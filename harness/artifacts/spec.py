@@ -163,7 +163,7 @@ class Artifact:
     def at(self, key: str) -> Where:
         """``binaries.<name>.<key>`` with its line."""
         lines = dict(self.lines)
-        return Where(self.file, lines.get(key, lines.get("", None)), f"binaries.{self.binary}.{key}")
+        return Where(self.file, lines.get(key, lines.get("")), f"binaries.{self.binary}.{key}")
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
             raise here.at("built_in").invalid(f"unknown Debian suite {built_in!r}{did_you_mean(built_in, suites)}: "
                                             "the suite whose root the container strategy runs it in",
                                             sorted(suites))
-    lines = tuple((str(k), entry.line_of(k)) for k in entry) + (("", entry.line),)
+    lines = (*tuple((str(k), entry.line_of(k)) for k in entry), ("", entry.line))
     artifact = Artifact(name, kind, source, path, file, lines)
     return Parsed(artifact, _run(here), _expect(here), built_in)
 

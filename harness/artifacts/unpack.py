@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from harness.loader import elf
 from harness.errors import LdmatrixError
+from harness.loader import elf
 
 from .spec import Artifact, Kind, Where
 

@@ -18,7 +18,7 @@ class Cache:
     root: Path
 
     @classmethod
-    def default(cls) -> "Cache":
+    def default(cls) -> Cache:
         env = os.environ.get("LDMATRIX_CACHE")
         if env:
             return cls(Path(env))

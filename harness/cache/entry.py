@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cache import Cache
+from harness.cache.remove import remove_tree
 from harness.errors import LdmatrixError, ProvisionError
 from harness.progress import Progress
-from harness.cache.remove import remove_tree
 
 FORMAT = 1
 MANIFESTS = "manifests/v1"

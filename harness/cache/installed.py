@@ -33,10 +33,10 @@ from pathlib import Path
 
 from harness.cache import Cache
 from harness.cache.entry import SHARED_AREAS, file_sha256
-from harness.errors import LdmatrixError
-from harness.model import BuiltBinary, InstalledBinary, Link, Mount
-from harness.loader.patchelf import patch
 from harness.cache.remove import remove_tree
+from harness.errors import LdmatrixError
+from harness.loader.patchelf import patch
+from harness.model import BuiltBinary, InstalledBinary, Link, Mount
 
 MANIFEST = "entry.json"
 AREAS = SHARED_AREAS
@@ -197,7 +197,8 @@ def unchanged(binaries: Iterable[InstalledBinary]) -> str | None:
         except OSError as err:
             return f"{b.host_path} ({b.path}) is gone: {err.strerror}"
         if digest != b.sha256:
-            return f"{b.host_path} ({b.path}) changed while the cell ran: sha256 {digest[:16]}…, {b.sha256[:16]}… before"
+            return (f"{b.host_path} ({b.path}) changed while the cell ran: sha256 {digest[:16]}…, "
+                    f"{b.sha256[:16]}… before")
     return None
 
 

@@ -7,14 +7,12 @@ binaries and root overlays cells share (harness/cache/installed.py) are verified
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cache import installed
+from harness.cache import Cache, installed
 from harness.cache import entry as cache_entry
-from harness.cache import Cache
-from harness.progress import Progress, StderrProgress
+from harness.progress import Progress
 
 
 @dataclass(frozen=True)

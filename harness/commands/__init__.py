@@ -10,7 +10,21 @@ from __future__ import annotations
 import argparse
 
 from harness.commands import (
-    bisect, cache, ci_matrix, damage, diff, guard, images, inspect, list_cells, lock, merge, parity, pins, run, show,
+    bisect,
+    cache,
+    ci_matrix,
+    damage,
+    diff,
+    guard,
+    images,
+    inspect,
+    list_cells,
+    lock,
+    merge,
+    parity,
+    pins,
+    run,
+    show,
 )
 from harness.commands.options import OneLineParser
 

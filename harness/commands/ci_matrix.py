@@ -19,8 +19,8 @@ import json
 from pathlib import Path
 
 from harness import matrix as matrix_mod
-from harness.errors import LdmatrixError
 from harness.commands import options
+from harness.errors import LdmatrixError
 from harness.shard import Shard
 
 DEBIAN = "debian"  # the build name of Debian's glibc builds (as harness/results/baseline.py names it)

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness import paths
-from harness.results import report
-from harness.results import guard
-from harness.results import baseline
-from harness.results import file as results_file
 from harness import matrix as matrix_mod
-from harness.errors import LdmatrixError
-from harness.results.outdir import RESULTS_NAME
+from harness import paths
 from harness.commands import options
 from harness.commands.options import RunInputs, run_inputs
+from harness.errors import LdmatrixError
+from harness.results import baseline, guard, report
+from harness.results import file as results_file
+from harness.results.outdir import RESULTS_NAME
 
 DEFAULT_BASELINES = Path("baselines")
 DEFAULT_OUT = Path(".ldmatrix/guard")
@@ -132,9 +130,9 @@ def cmd_guard(args: argparse.Namespace) -> int:
 def add(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("guard", help="run matrices and compare each glibc build with its committed baseline; "
                                             "exit 1 on any change",
-                              parents=[options.SUMMARY, options.out_option(DEFAULT_OUT, "results directory of the runs"),
-                                       options.JOBS, options.LOCK, options.QUIET, options.NIX_LD, options.NIXPKGS,
-                                       options.PINS])
+                              parents=[options.SUMMARY,
+                                       options.out_option(DEFAULT_OUT, "results directory of the runs"), options.JOBS,
+                                       options.LOCK, options.QUIET, options.NIX_LD, options.NIXPKGS, options.PINS])
     p.add_argument("matrices", nargs="+", type=Path, metavar="MATRIX", help="the matrices to run and compare")
     p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES,
                    help="the baselines directory: <build>/<matrix>.jsonl (default: baselines)")

@@ -10,6 +10,7 @@ from harness.docker.images import ensure_image, image_ref, list_images, prune, r
 from harness.model import RootSpec
 from harness.progress import Progress
 
+
 def _roots_of(matrix_path: Path, progress: Progress) -> list[RootSpec]:
     """The NixOS-like and FHS roots a matrix needs (provisioning them if needed)."""
     from harness import matrix as matrix_mod

@@ -16,9 +16,8 @@ from harness.results.outdir import RESULTS_NAME
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from harness import provision
-    from harness.loader import inspect
-    from harness.loader import elf
     from harness.cache import Cache
+    from harness.loader import elf, inspect
     from harness.provision.libraries import CONFIG as LIBRARIES
     from harness.provision.packages import PackageStore
     from harness.root.release import RELEASES
@@ -74,8 +73,8 @@ def _confirm(args: argparse.Namespace, answers: list, cache, progress: StderrPro
     import tempfile
 
     from harness import nixld
-    from harness.loader import inspect
     from harness.cache import REPO_ROOT
+    from harness.loader import inspect
     from harness.model import Strategy
     from harness.session import RunOptions, execute
 

@@ -20,7 +20,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     target = (args.out / merged.name).absolute()
     for path in args.results:
         if path.absolute().parent == target:  # a new run there starts afresh: that shard's folders would go
-            raise LdmatrixError(f"merge: --out {args.out} holds {path}, one of the shards; give the merge its own --out")
+            raise LdmatrixError(f"merge: --out {args.out} holds {path}, one of the shards; "
+                                "give the merge its own --out")
     with RunDirectory(args.out, merged.name) as rundir:
         results = write(merged, rundir)
     return present(args, merged.name, results, rundir.results_file)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TextIO
 
 from harness import reproducers
-from harness.docker import images
 from harness.cache import Cache
+from harness.docker import images
+from harness.docker.containers import ContainerSpec, run_container
 from harness.model import BuildRoot, BuiltBinary, Mount
 from harness.prepare import fhs_root
 from harness.progress import Progress
-from harness.docker.containers import ContainerSpec, run_container
 
 BUILD_ENV = reproducers.BUILD_ENV
 SUFFIX = "-docker"

@@ -75,7 +75,7 @@ def laid_out(spec: ContainerSpec) -> tuple[list[Mount], dict[str, str]]:
             binds.append(mount)
             continue
         tree = layout(mount.host)
-        for i, directory in enumerate(tree.targets(mount.target)):
+        for _i, directory in enumerate(tree.targets(mount.target)):
             tmpfs[directory] = (f"{TMPFS_OPTIONS},size={limits.home},uid={uid},gid={gid or uid},"
                                 "mode=0755")
         binds += [Mount(mount.host / rel, f"{mount.target}/{rel}") for rel in tree.files]

@@ -43,7 +43,7 @@ def _connect() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=600)
         client.ping()
-    except Exception as err:  # DockerException wraps socket errors; the cause says which
+    except Exception as err:  # noqa: BLE001 - DockerException wraps socket errors; the cause says which
         cause = err.__cause__ or err.__context__ or err
         raise RunnerUnavailable(explain(cause if "Permission" in str(cause) else err)) from None
     return client
@@ -51,7 +51,7 @@ def _connect() -> docker.DockerClient:
 
 def client() -> docker.DockerClient:
     """The shared client; raises RunnerUnavailable with a one-line reason."""
-    global _client
+    global _client  # noqa: PLW0603 - one client per process, made on first use
     with _lock:
         if _client is None:
             _client = _connect()

@@ -16,7 +16,6 @@ images/pins.json; ``refresh_pins`` asks the registry for the current digests.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -27,8 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.docker import engine as docker_engine
 from harness.cache import REPO_ROOT
+from harness.docker import engine as docker_engine
 from harness.errors import LdmatrixError
 from harness.model import RootKind, RootSpec
 from harness.progress import NullProgress, Progress
@@ -138,7 +137,7 @@ def tar_chunks(root: RootSpec) -> Iterator[bytes]:
         try:
             with os.fdopen(write_fd, "wb") as out:
                 write_root_tar(root, out)
-        except BaseException as err:  # reported by the consumer
+        except BaseException as err:  # noqa: BLE001 - reported by the consumer, whatever it was
             failure.append(err)
 
     thread = threading.Thread(target=produce, name="ldmatrix-tar", daemon=True)
@@ -188,7 +187,7 @@ def ensure_image(root: RootSpec, progress: Progress | None = None) -> str:
                                                 tag=image_tag(root), changes=_changes(root))
         except ImageError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the SDK raises docker's and requests' errors: one line
             raise ImageError(f"docker import of {ref} failed: {err}") from None
         if find_image(ref) is None:
             raise ImageError(f"docker import of {ref} reported success but the image is missing; "
@@ -259,11 +258,11 @@ def refresh_pins(path: Path = PINS_FILE, progress: Progress | None = None) -> di
     progress = progress or NullProgress()
     client = docker_engine.client()
     data = json.loads(path.read_text())
-    for suite, entry in data["pins"].items():
+    for entry in data["pins"].values():
         progress.step(f"registry digest of {entry['image']}")
         try:
             entry["digest"] = client.images.get_registry_data(entry["image"]).id
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the SDK raises docker's and requests' errors: one line
             raise ImageError(f"cannot reach the registry for {entry['image']} ({err}); pins left unchanged, "
                              f"offline runs use `docker import` of the build roots instead") from None
     data["refreshed"] = time.strftime("%Y-%m-%d")
@@ -283,7 +282,7 @@ def build_registry_image(suite: str, progress: Progress | None = None) -> str:
         try:
             docker_engine.client().images.build(path=str(dockerfile), tag=ref, buildargs={"BASE": pin.pinned_ref},
                                                 labels=dict(docker_engine.LABELS), rm=True, pull=False)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the SDK raises docker's and requests' errors: one line
             raise ImageError(f"docker build {ref} failed ({err}); offline, the build roots are imported instead "
                              f"(`ldmatrix images build`)") from None
     return ref

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.loader import elf
-from harness.model import GlibcSet, LibrarySet, Outcome
 from harness.loader.predict import Prediction, RootView, simulate, view_of
+from harness.model import GlibcSet, LibrarySet, Outcome
 from harness.provision.libraries import CONFIG as LIBRARIES
 from harness.provision.packages import PackageStore
 from harness.root.release import LibraryList, NixosRelease
@@ -153,7 +153,8 @@ def describe(info: elf.ElfInfo) -> list[str]:
         f"{info.path}: {info.kind} for {info.machine}",
         f"  interpreter  {info.interpreter or '(none: static)'}",
         f"  needs        {' '.join(info.needed) or '(nothing)'}",
-        f"  RUNPATH      {':'.join(info.runpath) or '(none)'}" + (f"   RPATH {':'.join(info.rpath)}" if info.rpath else ""),
+        f"  RUNPATH      {':'.join(info.runpath) or '(none)'}"
+        + (f"   RPATH {':'.join(info.rpath)}" if info.rpath else ""),
         f"  requires     {' · '.join(newest.values()) or '(no symbol versions)'}",
     ]
 

@@ -9,7 +9,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def parse_release(text: str, suite: str, now: datetime | None = None) -> Release
             until = parsedate_to_datetime(valid_until)
         except (TypeError, ValueError):
             until = None
-        if until is not None and until < (now or datetime.now(timezone.utc)):
+        if until is not None and until < (now or datetime.now(UTC)):
             # apt would refuse it; the lock still pins every file by sha256, so only warn
             warning = (f"warning: dists/{suite}/InRelease expired at {valid_until} "
                        f"(a stale mirror or a wrong clock); locking its versions anyway")

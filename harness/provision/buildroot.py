@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness.cache import entry as cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
 from harness.model import BuildRoot
 from harness.progress import Progress

@@ -10,8 +10,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, Protocol
+from typing import BinaryIO, Protocol
 
 from harness.cache import Cache
 from harness.cache.entry import file_sha256
@@ -35,7 +36,7 @@ def urlopen(url: str, timeout: float, headers: dict[str, str] | None = None) -> 
     """The one place that touches the network (tests replace it). ``headers``: more request headers
     (the package index's Accept); only passed when there are some."""
     req = urllib.request.Request(url, headers={"User-Agent": "ldmatrix", **(headers or {})})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s)/file from apt/pip config
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,

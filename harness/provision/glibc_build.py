@@ -45,16 +45,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import data_text
-from harness.cache import entry as cache_entry
-from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
 from harness.model import BuildRoot, StorePath
 from harness.progress import Progress
+from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 from . import nixbase32
-from .buildrun import run_logged
 from .buildroot import build_root, dpkg_version, tool_package
+from .buildrun import run_logged
 from .fetch import download_source
 from .lockfile import Lock, LockedSource
 from .suites import CONFIG, SuitesConfig
@@ -72,8 +72,8 @@ CONFIGURE_FLAGS = (
 NO_LIBCRYPT = ("--disable-crypt",)
 TOOLCHAIN = ("gcc", "binutils", "make", "linux-libc-dev")  # whose versions the build's key covers
 HEADERS = ("linux", "asm-generic", "x86_64-linux-gnu/asm", "drm", "mtd", "rdma", "sound", "video", "xen", "misc")
-MANUAL_STUB = "# ldmatrix: Debian's orig tarball has no manual/; nothing of it is built\n" \
-              "subdir := manual\ninclude ../Makeconfig\ninclude ../Rules\n"
+MANUAL_STUB = ("# ldmatrix: Debian's orig tarball has no manual/; nothing of it is built\n"
+               "subdir := manual\ninclude ../Makeconfig\ninclude ../Rules\n")
 # The lines nixpkgs' two patches change, and what they become (PREFIX: the store path).
 CACHE_LINE = ("sysdeps/generic/dl-cache.h", '# define LD_SO_CACHE SYSCONFDIR "/ld.so.cache"',
               '# define LD_SO_CACHE "{prefix}/etc/ld.so.cache"')

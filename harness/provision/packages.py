@@ -21,15 +21,16 @@ import shutil
 import threading
 from pathlib import Path
 
-from harness.cache import entry as cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
-from harness.model import GlibcSet, LibrarySet, StorePath
 from harness.loader.patchelf import patch
+from harness.model import GlibcSet, LibrarySet, StorePath
 from harness.progress import Progress
 
 from . import nixbase32
-from .libraries import ALIASES, CONFIG as LIBRARIES
+from .libraries import ALIASES
+from .libraries import CONFIG as LIBRARIES
 from .lockfile import Lock
 from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
 

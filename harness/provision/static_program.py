@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import DATA
-from harness.cache import entry as cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
 from harness.progress import NullProgress, Progress
 

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.results import guard
-from harness.results import file as results_file
 from harness.errors import LdmatrixError
 from harness.model import CellResult
+from harness.results import file as results_file
+from harness.results import guard
 from harness.results.file import ResultsFile
 
 DEBIAN = "debian"

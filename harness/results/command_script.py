@@ -52,7 +52,7 @@ def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
     if fresh:
         lines.append("# Writable directories are fresh, as in the run, and removed at the end.")
     lines.append("set -eu")
-    for path, var in variables.items():
+    for var in variables.values():
         lines += [f"{var}=$(mktemp -d)", f'chmod 755 "${var}"']
     if variables:
         lines.append("trap 'rm -rf " + " ".join(f'"${var}"' for var in variables.values()) + "' EXIT")

@@ -64,7 +64,7 @@ def _outcome(record: Mapping[str, Any], key: str) -> Outcome | None:
     try:
         return Outcome(value)
     except ValueError:
-        raise _Damaged(f"{key}: unknown outcome {value!r} (allowed: {', '.join(o.value for o in Outcome)})")
+        raise _Damaged(f"{key}: unknown outcome {value!r} (allowed: {', '.join(o.value for o in Outcome)})") from None
 
 
 def _expect(record: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str, required: bool = False) -> Any:
@@ -75,7 +75,7 @@ def _expect(record: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: 
     value = record[key]
     if value is None and not required:
         return None
-    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise _Damaged(f"{key}: must be {what}, not {type(value).__name__}")
     return value
 
@@ -220,10 +220,7 @@ def _record(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise _Damaged(f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1})") from None
-    if not text.endswith("\n"):
-        truncated = " (cut short: the line has no end)"
-    else:
-        truncated = ""
+    truncated = " (cut short: the line has no end)" if not text.endswith("\n") else ""
     text = text.strip()
     if not text:
         raise _Damaged("an empty line")

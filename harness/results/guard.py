@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.model import CellResult
-from harness.results.report import markdown_cell
 from harness.results.file import DamagedLine
+from harness.results.report import markdown_cell
 
 SKIPPED = "skipped"
 ABSENT = "absent"
@@ -119,7 +119,8 @@ def markdown(comparison: Comparison, title: str) -> str:
         changes = comparison.of_kind(kind)
         if not changes:
             continue
-        lines += [f"#### {len(changes)} {kind.value}", "", "| cell | before | after | proving line |", "|---|---|---|---|"]
+        lines += [f"#### {len(changes)} {kind.value}", "", "| cell | before | after | proving line |",
+                  "|---|---|---|---|"]
         lines += [f"| `{c.cell_id}` | {c.old} | {c.new} | {markdown_cell(c.detail)} |" for c in changes[:MARKDOWN_ROWS]]
         if len(changes) > MARKDOWN_ROWS:
             lines.append(f"| … and {len(changes) - MARKDOWN_ROWS} more | | | |")

@@ -205,8 +205,9 @@ def _context(r: CellResult) -> str:
 
 def _detail(r: CellResult, results_path: Path | None) -> str:
     outcome, marked = outcome_name(r), mark_name(r)
-    rows = [("outcome", f'<span class="cell o-{outcome}">{escape(outcome)}</span> '
-                        f'<span class="mk m-{marked}">{escape(_MARKS[mark(r)][2] if mark(r) in _MARKS else "skipped")}</span>'),
+    said = _MARKS[mark(r)][2] if mark(r) in _MARKS else "skipped"
+    rows = [("outcome", (f'<span class="cell o-{outcome}">{escape(outcome)}</span> '
+                         f'<span class="mk m-{marked}">{escape(said)}</span>')),
             ("expected", escape(r.expected.value if r.expected else "-")
              + (f' · known bug <a href="{escape(r.bug)}">{escape(r.bug)}</a>' if r.bug else ""))]
     body = ""
@@ -239,7 +240,8 @@ def _grid(results: Sequence[CellResult]) -> str:
     for binary, members in _groups(rows).items():
         cells = [r for _, row in members for r in row.values()]
         outcomes, marks = _counts(cells)
-        tally = " · ".join(f'<span class="tally o-{k}">{n} {escape(_SHORT[k])}</span>' for k, n in outcomes.items() if n)
+        tally = " · ".join(f'<span class="tally o-{k}">{n} {escape(_SHORT[k])}</span>'
+                           for k, n in outcomes.items() if n)
         warn = f' <span class="mk m-unexpected">{marks["unexpected"]} unexpected</span>' if marks["unexpected"] else ""
         body = [f'<tbody class=group data-binary="{escape(binary)}"><tr class=ghead><th colspan={3 + len(columns)}>'
                 f'<button type=button class=fold title="fold or unfold">▾</button> {escape(binary)} '

@@ -15,7 +15,6 @@ after a run on one machine.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 from collections.abc import Iterable, Mapping
@@ -24,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import matrix as matrix_mod
-from harness.results import file as results_file
 from harness.errors import LdmatrixError
 from harness.model import CellResult
-from harness.results.outdir import CELLS_NAME, RESULTS_NAME, RunDirectory, safe_id
 from harness.progress import Progress
+from harness.results import file as results_file
+from harness.results.outdir import CELLS_NAME, RESULTS_NAME, RunDirectory, safe_id
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from harness.cache.entry import stale
-from harness.errors import LdmatrixError
 from harness.cache.remove import remove_tree
+from harness.errors import LdmatrixError
 
 LOCK_NAME = ".lock"
 RESULTS_NAME = "results.jsonl"
@@ -90,7 +90,8 @@ class RunDirectory:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
-            raise LdmatrixError(f"{self.option} {self.path.parent}: cannot create {self.path}: {err.strerror}") from None
+            raise LdmatrixError(f"{self.option} {self.path.parent}: cannot create {self.path}: "
+                                f"{err.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -110,7 +111,7 @@ class RunDirectory:
             os.close(self._fd)  # drops the flock
             self._fd = None
 
-    def __enter__(self) -> RunDirectory:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 from harness import matrix as matrix_mod
 from harness.errors import LdmatrixError
 from harness.model import Cell, CellResult, Launch
-from harness.results.report import markdown_cell
 from harness.results.file import DamagedLine, ResultsFile
+from harness.results.report import markdown_cell
 
 SKIPPED, ABSENT = "skipped", "absent"
 SIDE_NAMES = "ABC"
@@ -213,7 +213,8 @@ def text(parity: Parity) -> str:
 
 
 def markdown(parity: Parity) -> str:
-    lines = [f"## ldmatrix parity: {parity.matrix}", "", _summary(parity) + ("" if parity.clean else " — **not clean**"),
+    lines = [f"## ldmatrix parity: {parity.matrix}", "",
+             _summary(parity) + ("" if parity.clean else " — **not clean**"),
              "", *(f"- {side} = `{path}` (runner {runner})" for side, path, runner in parity.files), ""]
     if parity.compared == 0:
         lines += ["Nothing was compared.", ""]

@@ -88,7 +88,7 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
             return f"!{outcome} (want {r.expected.value if r.expected else '?'})"
         return outcome
 
-    header = ["binary  strategy"] + list(cols)
+    header = ["binary  strategy", *list(cols)]
     shown = {row: cells for row, cells in rows.items() if any(r.outcome is not None for r in cells.values())}
     body = [[row] + [text(cells.get(c)) for c in cols] for row, cells in shown.items()]
     hidden = len(rows) - len(shown)
@@ -96,7 +96,7 @@ def grid(results: Iterable[CellResult], markdown: bool = False) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(markdown_cell(cell) for cell in line) + " |" for line in body]
     else:
-        widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in body]

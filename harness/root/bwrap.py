@@ -27,8 +27,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.root.cell_home import layout
 from harness.errors import LdmatrixError
+from harness.root.cell_home import layout
 from harness.root.limits import CELL, CELL_GID, CELL_UID, Limits
 
 HOSTNAME = "ldmatrix"
@@ -101,7 +101,8 @@ def _user_args(cell_user: Path | None, as_root: bool = False, own: bool = False)
 
 def _home_args(bind: Bind, limits: Limits, made: set[str]) -> tuple[list[str], list[str]]:
     """A cell's HOME (harness/root/cell_home.py): a tmpfs of ``limits.home`` bytes, mode 0755 (as docker
-    leaves a working directory, and as HOME was before), its directories 0755, the host's files bound read-only; and the directories the cell is to own."""
+    leaves a working directory, and as HOME was before), its directories 0755, the host's files bound read-only;
+    and the directories the cell is to own."""
     tree = layout(bind.host)
     args = ["--perms", HOME_MODE, "--size", str(limits.home), "--tmpfs", bind.target]
     dirs = tree.targets(bind.target)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from harness.cache import Cache
 from harness.progress import Progress
-from harness.provision.static_program import StaticProgram, ensure as ensure_program
+from harness.provision.static_program import StaticProgram
+from harness.provision.static_program import ensure as ensure_program
 
 FLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror")
 # recipe 2: --own DIR (a cell's HOME, a tmpfs, given to the cell user)

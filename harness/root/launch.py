@@ -28,8 +28,8 @@ import shlex
 from dataclasses import dataclass, field
 
 from harness import data_text
-from harness.root.environments import HOME, login_session, with_pwd
 from harness.model import Launch, Link, StorePath
+from harness.root.environments import HOME, login_session, with_pwd
 from harness.root.system import SW_BIN
 
 RECORD = f"{HOME}/.ldmatrix/launch.expect"

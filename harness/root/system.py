@@ -19,12 +19,11 @@ Not there, as on NixOS: /lib, /lib64, /usr/lib and every other /usr/bin program.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
+from harness.model import Link, StorePath
 from harness.root.bwrap import HOSTNAME
 from harness.root.environments import HOME, set_environment
-from harness.model import Link, StorePath
 from harness.root.release import CURRENT, RELEASES, NixosRelease
 
 SW_BIN = "/run/current-system/sw/bin"

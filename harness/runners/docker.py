@@ -3,8 +3,9 @@
 As a NixOS user (uid 1000, gid 100) without capabilities, no network, the root file system
 read-only, the cell's mounts bound (read-only unless writable), a bounded tmpfs at /tmp and one
 at HOME (owned by the cell user, as each directory in it, the harness's files bound read-only:
-harness/root/cell_home.py), the memory, pid and output limits of harness.root.limits, a timeout. stdout and stderr are read apart as
-they come (attached before the start, no daemon log), each kept up to the same bound as in the
+harness/root/cell_home.py), the memory, pid and output limits of harness.root.limits, a timeout.
+stdout and stderr are read apart as they come (attached before the start, no daemon log), each kept
+up to the same bound as in the
 sandbox, so both runners agree on a cell with huge output; the container is always removed
 (also on failure and Ctrl-C), and one left by a killed run is removed by the next
 (harness/docker/containers.py).
@@ -14,7 +15,8 @@ Two things Docker does that the sandbox does not, and what is done about them:
   bug depends on envp order, so the command is wrapped in the root's own ``env -i K=V ... argv``
   (busybox in the NixOS-like root, /usr/bin/env in an FHS root), which hands the program exactly
   ``prepared.env`` in order, plus PWD as bubblewrap sets it (its --chdir sets PWD: in place if
-  present, else appended last), so both runners hand over the same envp. ``env`` execs the program: no process in between.
+  present, else appended last), so both runners hand over the same envp. ``env`` execs the program:
+  no process in between.
 - Without an init the program would be pid 1, which the kernel shields from default-action
   signals; ``init=True`` (docker-init) makes it pid 2, like under bubblewrap, and reports a
   signal death as 128+n, which is what bwrap returns too.
@@ -24,15 +26,15 @@ from __future__ import annotations
 
 import threading
 
+from harness.cache import Cache
 from harness.docker import engine as docker_engine
 from harness.docker import images
 from harness.docker.containers import ContainerSpec, docker_cli_argv, remove_container, run_container
-from harness.cache import Cache
 from harness.model import BuildRoot, BuiltBinary, CommandResult, PreparedCell, RootKind, RootSpec
 from harness.progress import Progress
 from harness.results import command_script
-from harness.runners.base import Runner
 from harness.root.environments import with_pwd
+from harness.runners.base import Runner
 
 FHS_ENV = "/usr/bin/env"
 

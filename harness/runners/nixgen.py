@@ -54,15 +54,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harness.cache import REPO_ROOT
-from harness.root.environments import HOME
 from harness.errors import LdmatrixError
-from harness.root.limits import CELL, CELL_GROUP, CELL_UID, CELL_USER
 from harness.model import CommandResult, NixpkgsSource, NotRun, PreparedCell, RootKind, StorePath
 from harness.reproducers import REPRODUCERS, Language
-from harness.runners.output import Bounded
+from harness.root.environments import HOME
+from harness.root.limits import CELL, CELL_GROUP, CELL_UID, CELL_USER
 from harness.root.system import SW_BIN
+from harness.runners.output import Bounded
 from harness.runners.vm_script import (
-    BOOT_TIMEOUT, CELL_ALLOWANCE, RESULT_TAG, SHUTDOWN_TIMEOUT, global_timeout, script_body,
+    BOOT_TIMEOUT,
+    CELL_ALLOWANCE,
+    RESULT_TAG,
+    SHUTDOWN_TIMEOUT,
+    global_timeout,
+    script_body,
 )
 
 SYSTEM = "x86_64-linux"
@@ -158,7 +163,8 @@ def _launcher_build(reproducer: str) -> str:
                for arg in spec.compile_command()]
     script = "mkdir -p $out/bin\n" + " ".join(command) + "\n"
     return (f"pkgs.runCommandCC {nix_string(store_name('ldmatrix-' + spec.name))} "
-            f"{{ nativeBuildInputs = [ pkgs.rustc ]; }} {nix_string(script).replace(chr(92) + '${rustRepro}', '${rustRepro}')}")
+            "{ nativeBuildInputs = [ pkgs.rustc ]; } "
+            f"{nix_string(script).replace(chr(92) + '${rustRepro}', '${rustRepro}')}")
 
 
 # --------------------------------------------------------------------------- the plan
@@ -271,8 +277,9 @@ def _missing(prepared: PreparedCell, made_here: dict[str, Ref]) -> str:
     if not named:
         return ""
     return (f"it needs {named[0]}" + (f" (and {len(named) - 1} more)" if len(named) > 1 else "")
-            + f", which ldmatrix made from Debian's packages: no store path of {prepared.nixpkgs.name if prepared.nixpkgs else 'the pin'}"
-            ", so a VM of the pin cannot have it (its store is its own, and read-only); the sandbox and docker "
+            + ", which ldmatrix made from Debian's packages: no store path of "
+            + (prepared.nixpkgs.name if prepared.nixpkgs else "the pin")
+            + ", so a VM of the pin cannot have it (its store is its own, and read-only); the sandbox and docker "
             "runners run this cell")
 
 

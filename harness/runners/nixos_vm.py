@@ -28,12 +28,12 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.results import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, NotRun, PreparedCell, RootKind
+from harness.nixpkgs.realise import NixStore
+from harness.results import command_script
 from harness.runners.base import Runner
 from harness.runners.nixgen import generate_test, parse_results, plan_vm, spec, spec_timeout
-from harness.nixpkgs.realise import NixStore
 from harness.runners.vm_script import BUILD_ALLOWANCE, RESULTS_FILE
 
 KVM_CREATE_VM = 0xAE01
@@ -219,7 +219,8 @@ class NixosVmRunner(Runner):
         out_link = workdir / f"{pin}-result"
         log_path = workdir / f"{pin}-build.log"
         argv = [self.nix_build or "nix-build", *self.store.args, str(nix_file), "-o", str(out_link)]
-        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells ({nix_file})")
+        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells "
+                                                   f"({nix_file})")
         for directory in (workdir, *(c.workdir for c in cells)):  # each cell's folder: the test that ran it
             directory.mkdir(parents=True, exist_ok=True)
             (directory / command_script.NAME).write_text(script)

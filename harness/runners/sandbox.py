@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 from harness import interrupt
-from harness.root import store_farm
-from harness.results import command_script
 from harness.cache import Cache
+from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
+from harness.results import command_script
+from harness.root import store_farm
 from harness.root.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
 from harness.root.cell_user import ensure as cell_user_program
 from harness.root.cell_user import ensure_start as cell_start_program
 from harness.root.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
-from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
 from harness.runners.base import Runner
 from harness.runners.output import Bounded
 

@@ -20,10 +20,10 @@ class StrategyContext:
     nix_ld_label: str | None
     nix_ld_missing: str = ""  # why there is no nix-ld of that label, and how to supply one
     # The cell's library set as listed (``libs``): what a RUNPATH or LD_LIBRARY_PATH names.
-    libraries: LibrarySet = LibrarySet()
+    libraries: LibrarySet = LibrarySet()  # noqa: RUF009 - frozen: one shared empty set is safe
     # programs.nix-ld.libraries as the cell's NixOS release ends up with it for that set
     # (harness/root/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
-    nix_ld_libraries: LibrarySet = LibrarySet()
+    nix_ld_libraries: LibrarySet = LibrarySet()  # noqa: RUF009 - frozen, as above
 
 
 @dataclass
