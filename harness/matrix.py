@@ -27,7 +27,7 @@ from harness.root.environments import PROFILES
 from harness.root.release import CURRENT, RELEASES
 from harness.rule_index import RuleIndex, matches_all
 from harness.runners import RUNNERS
-from harness.yamlsource import describe_value
+from harness.yamlsource import LocatedList, LocatedMap, describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
             "differs")
@@ -289,7 +289,7 @@ class _Loader:
         if "binaries" not in doc:
             raise MatrixError(self.file, doc.line, "binaries", "is required")
         section = doc["binaries"]
-        if not isinstance(section, dict):
+        if not isinstance(section, LocatedMap):
             raise MatrixError(self.file, getattr(section, "line", doc.line_of("binaries")), "binaries",
                               f"must be a mapping, not {describe_value(section)}")
         specs: dict[str, BinarySpec] = {}
@@ -304,7 +304,7 @@ class _Loader:
                 specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, None, parsed.artifact, parsed.run,
                                               parsed.check)
                 continue
-            if isinstance(entry, dict) and "reproducer" not in entry:
+            if isinstance(entry, LocatedMap) and "reproducer" not in entry:
                 raise MatrixError(self.file, entry.line, f"binaries.{name}",
                                   "say where it comes from: one of reproducer (with built_in), wheel, deb, url "
                                   "(with sha256) or file", list(SOURCE_KINDS))
@@ -341,7 +341,7 @@ class _Loader:
         axes: dict[str, list[Any]] = {}
         checks = {
             "binary": (sorted(binaries), "unknown binary"),
-            "glibc": (sorted(self.glibc_suites, key=parse_version), "unknown glibc"),
+            "glibc": (sorted(self.glibc_suites, key=_version_of), "unknown glibc"),
             "env": (sorted(PROFILES), "unknown environment profile"),
             "launch": ([style.value for style in Launch], "unknown launch style"),
             "nixos": (list(RELEASES), "unknown NixOS release"),
@@ -463,7 +463,7 @@ class _Loader:
             "binary": sorted(binaries),
             # matched by its written name, so a rule names a strategy as the axis writes it
             "strategy": ["+".join(s.value for s in strategy) for strategy in axes["strategy"]],
-            "glibc": sorted(self.glibc_suites, key=parse_version),
+            "glibc": sorted(self.glibc_suites, key=_version_of),
             "env": sorted(PROFILES),
             "launch": [style.value for style in Launch],
             "libs": axes["libs"],
@@ -544,15 +544,15 @@ class _Loader:
 
     def excludes(self, doc: Any, binaries: Mapping[str, BinarySpec],
                  axes: Mapping[str, list[Any]]) -> list[tuple[tuple[Matcher, ...], int]]:
-        section = doc.get("exclude", [])
-        if not isinstance(section, list):
+        section = doc.get("exclude", LocatedList(self.file, doc.line))
+        if not isinstance(section, LocatedList):
             raise self.error(doc, "exclude", "must be a list of conditions")
         return [(self.matchers(e, f"exclude[{i}]", binaries, axes, line=section.line_of(i)), section.line_of(i))
                 for i, e in enumerate(section)]
 
     def rules(self, doc: Any, binaries: Mapping[str, BinarySpec], axes: Mapping[str, list[Any]]) -> list[Rule]:
         section = doc.get("expect")
-        if not isinstance(section, list) or not section:
+        if not isinstance(section, LocatedList) or not section:
             raise MatrixError(self.file, getattr(section, "line", doc.line), "expect",
                               "is required: a list of rules {when: ..., outcome: ...}, first match wins")
         rules = []
@@ -586,8 +586,8 @@ class _Loader:
                 axes: Mapping[str, list[Any]]) -> tuple[Difference, ...]:
         """``differs: [{when: ..., between: [debian, nixpkgs], reason: "..."}]``: the differences
         ``ldmatrix parity`` may find and accepts, each with its reason."""
-        section = doc.get("differs", [])
-        if not isinstance(section, list):
+        section = doc.get("differs", LocatedList(self.file, doc.line))
+        if not isinstance(section, LocatedList):
             raise self.error(doc, "differs", "must be a list of {when: ..., between: [A, B], reason: ...}")
         out = []
         for i, entry in enumerate(section):
@@ -620,8 +620,8 @@ class _Loader:
         return tuple(out)
 
     def nix_ld_sources(self, doc: Any) -> dict[str, PinnedSource]:
-        section = doc.get("nix_ld_sources", {})
-        if not isinstance(section, dict):
+        section = doc.get("nix_ld_sources", LocatedMap(self.file, doc.line))
+        if not isinstance(section, LocatedMap):
             raise self.error(doc, "nix_ld_sources", "must map nix-ld versions to {url: ..., hash: sha256-...}")
         out = {}
         for version, entry in section.items():
@@ -656,7 +656,8 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         from harness.provision.suites import SUITE_GLIBC, SUITES
         glibc_suites, suite_glibc = SUITES, suite_glibc or SUITE_GLIBC
     if reproducers is None:
-        from harness.reproducers import REPRODUCERS as reproducers
+        from harness.reproducers import REPRODUCERS
+        reproducers = REPRODUCERS
     loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs, suite_glibc)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")

@@ -181,6 +181,6 @@ def for_cells(matrix: Matrix, cells: Iterable[Cell], cache: Cache,
     cells = list(cells)
     used = {c.binary for c in cells} | {matrix.binaries[c.binary].child for c in cells}
     wanted = {s.artifact.id for s in specs if s.name in used and s.artifact is not None}
-    built = provide(matrix.path, str(matrix.path), [(s.artifact, s.built_in) for s in specs], wanted, cache,
-                    progress)
+    given = [(s.artifact, s.built_in) for s in specs if s.artifact is not None]
+    built = provide(matrix.path, str(matrix.path), given, wanted, cache, progress)
     return {s.key: built[s.artifact.id] for s in specs if s.artifact is not None and s.artifact.id in built}

@@ -121,7 +121,7 @@ def dir_tree(top: Path, label: str) -> Tree:
 
 def _follow(tree: Tree, name: str, where: Where) -> str:
     """The file ``name`` is, after the artifact's own links; an error names the nearest paths."""
-    seen = []
+    seen: list[str] = []
     current = name
     for _ in range(MAX_LINKS):
         member = tree.members.get(current)

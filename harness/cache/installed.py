@@ -102,7 +102,7 @@ def _entry(root: Path, key: str, make, problem: Problem, what: str) -> tuple[Pat
         except OSError:
             manifest = read_manifest(final)  # a concurrent maker won the race: use its entry
             wrong = "its entry.json cannot be read" if manifest is None else problem(final, manifest)
-            if wrong is not None:
+            if manifest is None or wrong is not None:
                 raise LdmatrixError(f"{what} {final} is damaged ({wrong}) and could not be made again") from None
     finally:
         remove_tree(tmp)

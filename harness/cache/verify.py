@@ -50,15 +50,15 @@ def verify_cache(cache: Cache, progress: Progress) -> tuple[int, list[Finding]]:
             gone = cache_entry.stale(path)
             findings.append(Finding("half-built", path, "its run is gone; the next run removes it" if gone
                                     else "a run is making it now"))
-    for area, problem in (("patched", installed.binary_problem), ("overlays", installed.overlay_problem)):
+    for area, problem_of in (("patched", installed.binary_problem), ("overlays", installed.overlay_problem)):
         directory = cache.dir(area)
         shared = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
         progress.step(f"verifying {len(shared)} entries of {directory}")
         for path in shared:
             total += 1
-            manifest = installed.read_manifest(path)
-            wrong = "its entry.json is missing or cannot be read" if manifest is None else \
-                problem(path, manifest, fresh=True)
+            recorded = installed.read_manifest(path)
+            wrong = "its entry.json is missing or cannot be read" if recorded is None else \
+                problem_of(path, recorded, fresh=True)
             if wrong is not None:
                 findings.append(Finding("damaged", path, f"{wrong}; the next run that uses it makes it again"))
         for path in sorted(directory.glob(".tmp-*")):

@@ -8,7 +8,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from harness import matrix as matrix_mod
 from harness import paths
@@ -74,7 +74,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 class OneLineParser(argparse.ArgumentParser):
     """A usage mistake is one line (``ldmatrix: run: argument -j: ...``) and exit status 2, like any error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("ldmatrix").strip()
         self.exit(2, f"ldmatrix: {where + ': ' if where else ''}{message}; see {self.prog} --help\n")
 

@@ -288,6 +288,8 @@ def leftovers(now_alive=run_alive) -> list:
     client = docker_engine.client()
     out = []
     for listed in client.containers.list(all=True, sparse=True, filters={"label": f"{docker_engine.LABEL}=1"}):
+        if listed.id is None:
+            continue
         try:
             container = client.containers.get(listed.id)
         except docker.errors.NotFound:

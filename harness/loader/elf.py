@@ -10,11 +10,13 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
+from elftools.elf.segments import InterpSegment
 
 from harness.errors import LdmatrixError
 
@@ -88,7 +90,7 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
     interpreter = None
     execstack = False
     for segment in elf.iter_segments():
-        if segment["p_type"] == "PT_INTERP":
+        if isinstance(segment, InterpSegment):
             interpreter = segment.get_interp_name()
         elif segment["p_type"] == PT_GNU_STACK:
             execstack = bool(segment["p_flags"] & PF_X)
@@ -102,7 +104,8 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
     for section in elf.iter_sections():
         if isinstance(section, DynamicSection):
             dynamic = True
-            for tag in section.iter_tags():
+            for dynamic_tag in section.iter_tags():
+                tag: Any = dynamic_tag  # pyelftools sets needed, soname, runpath, rpath by the tag's kind
                 if tag.entry.d_tag == "DT_NEEDED":
                     needed.append(tag.needed)
                 elif tag.entry.d_tag == "DT_SONAME":
@@ -113,7 +116,7 @@ def _read(path: Path, elf: ELFFile) -> ElfInfo:
                     rpath += [p for p in tag.rpath.split(":") if p]
         elif isinstance(section, GNUVerNeedSection):
             for verneed, auxiliaries in section.iter_versions():
-                requires[verneed.name] = tuple(aux.name for aux in auxiliaries)
+                requires[str(verneed.name)] = tuple(str(aux.name) for aux in auxiliaries)
         elif isinstance(section, GNUVerDefSection):
             for verdef, auxiliaries in section.iter_versions():
                 if verdef["vd_flags"] & 0x1:  # VER_FLG_BASE: the file's own name, not a version

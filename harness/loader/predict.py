@@ -136,14 +136,16 @@ def simulate(program: elf.ElfInfo, program_path: str, view: RootView, env: Mappi
         return Prediction(Outcome.OK, "a static program: no loader")
     interpreter = None
     if not interpreter_is_nix_ld:  # True: nix-ld is the interpreter, whatever the root has there
-        found = view.canonical(program.interpreter)
-        if found is None:
+        canonical = view.canonical(program.interpreter)
+        if canonical is None:
             return Prediction(Outcome.MISSING_INTERPRETER, f"{program.interpreter} does not exist in the root")
-        if re.fullmatch(r"/nix/store/[^/]+-stub-ld", found[0]):
-            return Prediction(Outcome.MISSING_INTERPRETER, f"{program.interpreter} is NixOS's stub-ld ({found[0]})")
-        interpreter = found[1]
+        if re.fullmatch(r"/nix/store/[^/]+-stub-ld", canonical[0]):
+            return Prediction(Outcome.MISSING_INTERPRETER,
+                              f"{program.interpreter} is NixOS's stub-ld ({canonical[0]})")
+        interpreter = canonical[1]
     ld_library_path = _split(env.get("LD_LIBRARY_PATH"))
-    nix_ld = interpreter_is_nix_ld if interpreter_is_nix_ld is not None else _is_nix_ld(interpreter)
+    nix_ld = interpreter_is_nix_ld if interpreter_is_nix_ld is not None else \
+        interpreter is not None and _is_nix_ld(interpreter)
     if nix_ld:
         loader = env.get("NIX_LD")
         if not loader or view.resolve(loader) is None:

@@ -246,7 +246,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
                 progress.step(f"lock: {d.describe()}")
         progress.step(f"lock: {suite}: {len(debs)} packages ({len(have)} kept), "
                       f"{len(libraries.closures)} library closures")
-        suites.append(SuiteLock(suite, kept.date if have else release.date, debs, libraries.closures,
+        suites.append(SuiteLock(suite, kept.date if kept and have else release.date, debs, libraries.closures,
                                 libraries.depends, LIBRARIES.digest))
     kept_sources = {src.key: src for src in locked.sources} if locked else {}
     sources: list[LockedSource] = []

@@ -85,7 +85,7 @@ class RunDirectory:
         return self.cells_dir / safe_id(cell_id)
 
     # ---------------------------------------------------------------- the lock
-    def acquire(self) -> RunDirectory:
+    def acquire(self) -> Self:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
