@@ -7,6 +7,8 @@ An entry is a directory in an area of the cache (``store/<basename>``, ``buildro
 images) is exactly what was built, and caches made before manifests existed keep working.
 
     ensure(entry, made_from, fill, progress)   the entry, checked cheaply; made, rebuilt or adopted if needed
+    temp_dir, publish, set_aside               the making itself: beside the entries, renamed into place whole,
+                                               a damaged one renamed away (also harness/cache/installed.py's)
     check(entry, made_from)                    cheap: the file list, sizes, modes, mtimes, link targets
     verify(entry)                              full: also the sha256 of every file (``ldmatrix cache verify``)
     sweep(directory, progress)                 remove half-built ``.tmp-*`` entries whose run is gone
@@ -25,6 +27,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -278,6 +281,26 @@ def temp_dir(directory: Path, name: str) -> Path:
     return Path(tempfile.mkdtemp(dir=directory, prefix=f".tmp-{name}-pid{os.getpid()}-"))
 
 
+def publish(made: Path, final: Path) -> bool:
+    """Rename a whole entry into its place, atomically; False when another maker's entry is there already."""
+    try:
+        os.rename(made, final)
+    except OSError:
+        return False
+    return True
+
+
+def set_aside(final: Path) -> None:
+    """Take a damaged entry from its name at once (a rename: no user sees half of it), then remove it.
+    Another thread or run that moved it first wins quietly; ``sweep`` removes what a killed run left."""
+    doomed = final.parent / f".damaged-{final.name}-pid{os.getpid()}-{threading.get_ident()}"
+    try:
+        os.rename(final, doomed)
+    except OSError:
+        return
+    remove_tree(doomed)
+
+
 def mounts_under(path: Path) -> list[str]:
     prefix = str(path.resolve()) + "/"
     try:
@@ -311,7 +334,7 @@ def _place(entry: Entry, out: Path, made_from: Mapping, work: Path) -> None:
     final = entry.path
     if final.exists() or final.is_symlink():
         os.rename(final, work / "replaced")
-    os.rename(out, final)
+    os.rename(out, final)  # under the entry's lock: nobody else makes it
     write_manifest(entry, Manifest(dict(made_from), scan(final, ordered=True), time.time()))
 
 

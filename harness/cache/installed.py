@@ -8,14 +8,16 @@ as built is bound from the build cache itself. The links a strategy adds to the 
 (``/lib64/ld-linux-x86-64.so.2`` -> nix-ld, ...) are a directory tree under
 ``<cache>/overlays/<key>/`` the same way.
 
-Entries are made in a ``.tmp-`` directory and renamed into place, so one that exists is whole;
-each records what it was made from (``entry.json``). Every use checks it, as the store paths are
-checked: a binary's sha256 against its manifest (hashed once per process, and again whenever its
-inode, size, mtime or ctime moved: a byte flipped with its size and mtime kept is seen), nothing in
-the entry but the binary and its manifest, and the manifest being the one of what is wanted; an
-overlay's every path, link target and file digest, and nothing else in it. A damaged entry is
-made again, with one line on stderr saying what was wrong; ``ldmatrix cache verify`` checks both
-areas. ``unchanged`` tells a session whether a binary changed while its cell ran.
+Entries are made as every cache entry is (harness/cache/entry.py: ``temp_dir``, ``publish``,
+``set_aside``): in a ``.tmp-`` directory beside them and renamed into place, so one that exists is
+whole; a damaged one is renamed away before it is made again. Each records what it was made from
+in its own ``entry.json`` (the other areas keep manifests apart, under ``manifests/``). Every use
+checks it, as the store paths are checked: a binary's sha256 against its manifest (hashed once per
+process, and again whenever its inode, size, mtime or ctime moved: a byte flipped with its size and
+mtime kept is seen), nothing in the entry but the binary and its manifest, and the manifest being
+the one of what is wanted; an overlay's every path, link target and file digest, and nothing else
+in it. A damaged entry is made again, with one line on stderr saying what was wrong; ``ldmatrix
+cache verify`` checks both areas. ``unchanged`` tells a session whether a binary changed while its cell ran.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.cache.entry import SHARED_AREAS, file_sha256
 from harness.cache.remove import remove_tree
 from harness.errors import LdmatrixError
@@ -83,27 +85,20 @@ def _entry(root: Path, key: str, make, problem: Problem, what: str) -> tuple[Pat
     manifest = read_manifest(final)
     if existed:
         wrong = "its entry.json cannot be read" if manifest is None else problem(final, manifest)
-        if wrong is None:
-            return final, manifest  # type: ignore[return-value]
+        if manifest is not None and wrong is None:
+            return final, manifest
         _notice(f"{what} {final} is damaged ({wrong}); making it again")
-        doomed = root / f".damaged-{key}-pid{os.getpid()}-{threading.get_ident()}"
-        try:
-            os.rename(final, doomed)
-        except OSError:
-            pass  # another thread moved it first
-        remove_tree(doomed)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-pid{os.getpid()}-", dir=root))
+        cache_entry.set_aside(final)
+    tmp = cache_entry.temp_dir(root, key)  # as every entry is made: beside it, named after this run
     try:
         manifest = make(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         tmp.chmod(0o755)
-        try:
-            os.rename(tmp, final)
-        except OSError:
+        if not cache_entry.publish(tmp, final):
             manifest = read_manifest(final)  # a concurrent maker won the race: use its entry
             wrong = "its entry.json cannot be read" if manifest is None else problem(final, manifest)
             if manifest is None or wrong is not None:
-                raise LdmatrixError(f"{what} {final} is damaged ({wrong}) and could not be made again") from None
+                raise LdmatrixError(f"{what} {final} is damaged ({wrong}) and could not be made again")
     finally:
         remove_tree(tmp)
     return final, manifest
