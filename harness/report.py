@@ -186,12 +186,23 @@ _DAMAGE = (
     (re.compile(r'(AT_EXECFN|/proc/self/exe|argv\[\d+\]) damaged: "(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
      lambda m: f"{m.group(1)} (`{_short(m.group(2))}`)"),
     (re.compile(r"(unexpected|missing) environment entry"), lambda m: f"{m.group(1)} entry"),
+    # a loader's edit of LD_LIBRARY_PATH or NIX_LD* left for the program (envprint.c: checked last)
+    (re.compile(r'loader-managed entry \d+ changed: "([^"=]*)=(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
+     lambda m: f"{m.group(1)} (`{_edit(m.group(1), m.group(2))}`)"),
+    (re.compile(r'(unexpected|missing) loader-managed entry \d+: "([^"=]*)'), lambda m: f"{m.group(1)} {m.group(2)}"),
     (re.compile(r'duplicate key "([^"]*)"'), lambda m: f"duplicate {m.group(1)}"),
 )
 
 
 def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _edit(key: str, became: str, width: int = 28) -> str:
+    """A loader's edit of ``key``: a rename shows the new head, an edit of the value its new end."""
+    if not became.startswith(f"{key}=") or len(became) <= width:
+        return _short(became, width)
+    return "…" + became[-(width - 1):]
 
 
 def damaged_field(result: CellResult) -> str:

@@ -301,8 +301,19 @@ def test_envprint_detects_an_injected_entry(built: dict, tmp_path: Path) -> None
     expected = {"PATH": "/usr/bin:/bin", "HOME": "/h"}
     expect = write_expect(tmp_path / "e", envprint, [f"{k}={v}" for k, v in expected.items()])
 
-    ok = run([envprint, "--expect", expect], env={**expected, "NIX_LD": "x", "NIX_LD_FOO": "y", "LD_LIBRARY_PATH": "z"})
+    ok = run([envprint, "--expect", expect], env=expected)
     assert ok.returncode == 0 and check_line(ok.stdout) == "LDMATRIX-CHECK: ok"
+
+    # what a loader manages is judged too, after everything else: as passed, or named
+    managed = {**expected, "NIX_LD": "x", "NIX_LD_LIBRARY_PATH": "/l"}
+    with_managed = write_expect(tmp_path / "m", envprint, [f"{k}={v}" for k, v in managed.items()])
+    assert run([envprint, "--expect", with_managed], env=managed).returncode == 0
+    renamed = run([envprint, "--expect", with_managed], env={**expected, "NIX_LD": "x", "LD_LIBRARY_PATH": "/l"})
+    assert check_line(renamed.stdout) == ('LDMATRIX-CHECK: env-corrupted: loader-managed entry 1 changed: '
+                                          '"NIX_LD_LIBRARY_PATH=/l" became "LD_LIBRARY_PATH=/l"')
+    added = run([envprint, "--expect", expect], env={**expected, "INJECTED": "1", "LD_LIBRARY_PATH": "z"})
+    assert 'envprint: unexpected loader-managed entry 0: "LD_LIBRARY_PATH=z"' in added.stdout.splitlines()
+    assert check_line(added.stdout).endswith('unexpected environment entry 2: "INJECTED=1"')  # damage first
 
     bad = run([envprint, "--expect", expect], env={**expected, "INJECTED": "1"})
     assert bad.returncode == 1
