@@ -17,7 +17,7 @@ from harness import yamlsource
 from harness.artifacts import spec as artifact_spec
 from harness.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
-from harness.model import Cell, Expectation, Launch, Outcome, OutputCheck, Strategy
+from harness.model import ALL_NAMINGS, Cell, Expectation, Launch, NameForm, NameLength, Naming, Outcome, OutputCheck, Strategy
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
@@ -30,7 +30,7 @@ TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
-AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos", "name")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 DIFFERS_KEYS = ("when", "between", "reason", "note")
@@ -218,9 +218,26 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec], nixos: str = CURR
         "env": cell.env,
         "launch": cell.launch.value,
         "libs": cell.libs,
+        "name": cell.naming.value,
         "reproducer": spec.reproducer,
         "built_in": spec.built_in,
     }
+
+
+BASH_STYLE = {NameForm.ABSOLUTE: Launch.BASH_LOGIN, NameForm.PATH: Launch.BASH_PATH, NameForm.DOT_SLASH: Launch.DOT_SLASH}
+
+
+def _naming(launch: Launch, naming: Naming, real: bool) -> tuple[Launch, str | None]:
+    """A cell's launch style and ``name`` (None: the style's own). bash names the program itself: a
+    bash-path or dot-slash style keeps its own form, and bash-login with ./NAME is the dot-slash style
+    (through PATH bash-path). A real program keeps its real file name."""
+    if launch.uses_bash:
+        form = launch.naming or naming.form
+        launch, naming = BASH_STYLE[form], Naming(form, naming.length)
+    if real:
+        naming = Naming(naming.form)
+    implied = launch.naming or NameForm.ABSOLUTE
+    return launch, None if naming == Naming(implied, NameLength.REAL) else naming.value
 
 
 def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
@@ -326,6 +343,7 @@ class _Loader:
             "env": (sorted(PROFILES), "unknown environment profile"),
             "launch": ([style.value for style in Launch], "unknown launch style"),
             "nixos": (list(RELEASES), "unknown NixOS release"),
+            "name": ([n.value for n in ALL_NAMINGS], "unknown way of naming the program"),
         }
         for key in AXIS_KEYS:
             if key not in section:
@@ -372,6 +390,7 @@ class _Loader:
         axes.setdefault("launch", [Launch.DIRECT.value])
         axes.setdefault("libs", [NO_LIBRARIES])
         axes.setdefault("nixos", [CURRENT])
+        axes.setdefault("name", [NameForm.ABSOLUTE.value])
         return axes
 
     def library_set(self, section: Any, raw: Any, line: int) -> str:
@@ -442,6 +461,7 @@ class _Loader:
             "launch": [style.value for style in Launch],
             "libs": axes["libs"],
             "nixos": axes["nixos"],
+            "name": [n.value for n in ALL_NAMINGS],
             "uses": [s.value for s in Strategy],
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
@@ -476,7 +496,7 @@ class _Loader:
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
         count = len(axes["glibc"]) + len(self.nixpkgs)  # Debian's glibc builds and the pins'
-        for key in ("binary", "strategy", "env", "launch", "libs", "nixos"):
+        for key in ("binary", "strategy", "env", "launch", "libs", "nixos", "name"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -494,8 +514,9 @@ class _Loader:
         builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, (v, _) in self.nixpkgs.items()]
         named = len(axes["nixos"]) > 1  # one release: the matrix's, not part of a cell's id
         cells: dict[str, Cell] = {}
-        for binary, strategy, (glibc, pin), env, style, libs, nixos in itertools.product(
-            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"], axes["nixos"]
+        for binary, strategy, (glibc, pin), env, style, libs, nixos, written in itertools.product(
+            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"], axes["nixos"],
+            axes["name"]
         ):
             launch = Launch(style)
             release = nixos if named and pin is None else None  # a pin's column is its own release
@@ -505,6 +526,7 @@ class _Loader:
                 pin, launch, release = None, Launch.DIRECT, None
             if launch.uses_bash:
                 env = "nixos-login"
+            launch, name = _naming(launch, Naming.parse(written) or Naming(), binaries[binary].artifact is not None)
             if not set(strategy) & LIBRARY_STRATEGIES:
                 libs = NO_LIBRARIES
             labels = list(axes.get("nix_ld", []))
@@ -512,7 +534,8 @@ class _Loader:
             if own and own not in labels:
                 labels.append(own)
             for nix_ld in (labels or [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin, nixos=release)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin, nixos=release,
+                            name=name)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 

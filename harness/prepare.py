@@ -19,8 +19,8 @@ from harness.errors import LdmatrixError
 from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
-    Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, NameLength, Outcome, PreparedCell, RootKind,
+    RootSpec, Skip, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
 from harness.release import CURRENT, RELEASES, NixosRelease
@@ -32,6 +32,7 @@ from harness.system import SystemPaths, layout
 from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
+LONG_NAME = 200  # characters in a long file name (a path component may have 255)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,17 @@ def fhs_root(root: BuildRoot) -> RootSpec:
 def _is_printer(spec: BinarySpec) -> bool:
     """The start-up printer checks what it is passed against its parent's ``--expect`` record."""
     return spec.reproducer is not None and REPRODUCERS[spec.reproducer].checks_startup
+
+
+def file_name(name: str, length: NameLength) -> str:
+    """The started program's file name: its own, or a reproducer's short (one character) or long one.
+    nix-ld 1.x's overrun reads 15 bytes past NIX_LD_LIBRARY_PATH's entry: when that is the last one,
+    what it reads is the file name the kernel put after the environment, then the stack's end."""
+    if length is NameLength.SHORT:
+        return name[0]
+    if length is NameLength.LONG:
+        return f"{name}-" + "x" * (LONG_NAME - len(name) - 1)
+    return name
 
 
 def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[str]:
@@ -138,12 +150,14 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         plan.links.append(Link(LOADER_LINK, art.stub_ld.store_path))
 
     subject_binary = art.binaries[subject.key]
-    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
-                                  art.cache)]
+    length = cell.naming.length  # the started program's file name (a child keeps its own)
+    started = file_name(subject.name, length) if child is None else subject.name
+    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{started}", plan.interpreter, plan.runpath, art.cache)]
     if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
         launcher = art.binaries[spec.key]
         nixify = not plan.fhs
-        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{spec.name}", glibc.loader if nixify else None,
+        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{file_name(spec.name, length)}",
+                                             glibc.loader if nixify else None,
                                              [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
                                              art.cache))
     argv = program_argv([b.path for b in binaries], subject, child is not None)
@@ -152,7 +166,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     added = {key for key, _ in plan.env}
     target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
-                    checks=child is None and _is_printer(subject))
+                    checks=child is None and _is_printer(subject), form=cell.naming.form)
     launched = launch(cell.launch, target, art.tools.get(cell.glibc_key) or Tools(busybox=glibc.shell))
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +194,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     root = fhs_root(ctx.build_root) if ctx.build_root is not None and plan.fhs else nixos_root(glibc)
     prediction = predict(root, mounts, binaries, env)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
-                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
+                        cwd=launched.cwd, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
                         predicted=prediction.outcome, prediction=prediction.reason, nix_ld=ctx.nix_ld,
                         nixpkgs=glibc.nixpkgs,
                         nix_ld_libraries=None if cell.libs == "default" else art.library_sets.get(cell.libs, ()))

@@ -45,11 +45,21 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":
         row += f"  via {axes['launch']}"
+    if axes.get("name"):  # how the program was named, when not as its launch style names it
+        row += f"  as {naming_label(axes['name'])}"
     if axes.get("libs_label"):  # what a NixOS user of the cell's release writes (harness/release.py)
         row += f"  libs {axes['libs_label']}"
     elif axes.get("libs", "none") != "none":
         row += f"  libs {axes['libs']}"
     return row, column(axes)
+
+
+def naming_label(name: str) -> str:
+    """A ``name`` axis value in a few words: ``./NAME``, ``NAME on PATH``, ``/…/N (short)``."""
+    length = next((n for n in ("short", "long") if name.endswith(f"-{n}")), "")
+    form = name.removesuffix(f"-{length}") if length else name
+    shown = {"absolute": "/…/NAME", "path": "NAME on PATH", "dot-slash": "./NAME"}.get(form, form)
+    return f"{shown} ({length})" if length else shown
 
 
 def _table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]], list[str]]:
@@ -229,6 +239,8 @@ def damage_table(results: Iterable[CellResult], glibc: str) -> str:
         if not (axes.get("binary", "").startswith(("c-envprint", "rust-spawn"))):
             continue
         how = f"{axes['binary']}, {axes.get('launch', 'direct')}"
+        if axes.get("name"):
+            how += f" as {naming_label(axes['name'])}"
         if axes.get("env", "nixos-login") != "nixos-login":
             how += f" ({axes['env']})"
         rows.setdefault(how, {})[axes["nix_ld"]] = damaged_field(r)
