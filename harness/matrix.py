@@ -28,7 +28,8 @@ from harness.yamlsource import describe_value
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
             "differs")
 SOURCE_KEYS = ("url", "hash")
-BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
+BINARY_KEYS = ("reproducer", "built_in", "child", "nix_built", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
+NIX_BUILT_KEYS = ("glibc", "libs")
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos", "name")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
@@ -47,14 +48,30 @@ NO_SUITE = "?"  # a container cell's glibc when its program names no suite to ru
 
 
 @dataclass(frozen=True)
+class NixBuilt:
+    """A program Nix built against a glibc build of its own (a user profile from a newer channel): its
+    interpreter and RUNPATH in that glibc's store paths and the listed libraries', whatever the cell's
+    system glibc is."""
+
+    glibc: str  # a store glibc build ("2.43")
+    libs: tuple[str, ...] = ()  # nixpkgs attributes its RUNPATH names (their store paths, for that glibc)
+
+
+@dataclass(frozen=True)
 class BinarySpec:
     name: str
     reproducer: str | None  # None: a real program from a wheel, package, URL or file (``artifact``)
     built_in: str | None  # Debian suite of the build root (an artifact's: the root container runs it in)
-    child: str | None = None  # for launchers: the binary they start
+    # The binary it starts. A launcher (spawn-env) stands for a Nix-built program and the strategy is
+    # about its child; a prebuilt parent (spawn-child, a wheel's node) is what the strategy is about,
+    # and its child is another prebuilt program (under the same fix) or a Nix-built one (nix_built).
+    child: str | None = None
     artifact: artifact_spec.Artifact | None = None
     run: tuple[str, ...] = ()  # an artifact's arguments
     check: OutputCheck | None = None  # an artifact's success (a reproducer prints its own check)
+    nix_built: NixBuilt | None = None  # a Nix-built program (a prebuilt parent's child)
+    prebuilt_parent: bool = False  # it starts ``child`` and is itself the program under test
+    script: str | None = None  # harness/data file a real parent runs to start its child (node: spawn_child.js)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -243,7 +260,7 @@ def _naming(launch: Launch, naming: Naming, real: bool) -> tuple[Launch, str | N
 def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
     """The binary a cell's strategy is about: the cell's binary, or for a launcher its child."""
     spec = binaries[name]
-    return binaries[spec.child] if spec.child else spec
+    return binaries[spec.child] if spec.child and not spec.prebuilt_parent else spec
 
 
 class _Loader:
@@ -299,8 +316,10 @@ class _Loader:
                 raise self.error(section, str(name), "a binary name is lower case letters, digits, '.' and '-'")
             if isinstance(entry, dict) and artifact_spec.kind_of(entry):
                 parsed = artifact_spec.parse(entry, str(name), self.file, self.path.resolve().parent, self.suite_glibc)
-                specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, None, parsed.artifact, parsed.run,
-                                              parsed.check)
+                # a real parent's verdict is its script's check line, about its child
+                specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, parsed.child, parsed.artifact,
+                                              parsed.run, None if parsed.child else parsed.check,
+                                              prebuilt_parent=parsed.child is not None, script=parsed.script)
                 continue
             if isinstance(entry, dict) and "reproducer" not in entry:
                 raise MatrixError(self.file, entry.line, f"binaries.{name}",
@@ -323,13 +342,38 @@ class _Loader:
                                   f"reproducer {reproducer!r} starts a child: name one of the binaries")
             if child is not None and not needs_child:
                 raise self.error(entry, "child", f"reproducer {reproducer!r} starts no child")
-            specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child))
+            nix_built = self.nix_built(entry, str(name)) if "nix_built" in entry else None
+            specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child),
+                                          nix_built=nix_built,
+                                          prebuilt_parent=bool(getattr(self.reproducers[reproducer],
+                                                                       "prebuilt_parent", False)))
         for name, spec in specs.items():
             if spec.child is not None and spec.child not in specs:
                 raise self.unknown(section[name], "child", "unknown binary", spec.child, sorted(specs))
             if spec.child is not None and specs[spec.child].child is not None:
                 raise self.error(section[name], "child", "a child cannot itself be a launcher")
+            if spec.child is not None and specs[spec.child].nix_built and not spec.prebuilt_parent:
+                raise self.error(section[name], "child", f"{spec.child} is Nix-built: a launcher (itself standing "
+                                 "for a Nix-built program) starts a prebuilt one; a prebuilt parent starts either")
         return specs
+
+    def nix_built(self, entry: Any, name: str) -> NixBuilt:
+        """``nix_built: {glibc: "2.43", libs: [stdenv.cc.cc]}``: a program Nix built against that glibc."""
+        from harness.provision.libraries import CONFIG as LIBRARIES
+
+        section, key = entry["nix_built"], f"binaries.{name}.nix_built"
+        self.check_keys(section, NIX_BUILT_KEYS, key, line=entry.line_of("nix_built"))
+        if "glibc" not in section:
+            raise MatrixError(self.file, section.line, f"{key}.glibc", "is required: the glibc build Nix built it "
+                              "against", sorted(self.glibc_suites, key=parse_version))
+        glibc = str(section["glibc"])
+        if glibc not in self.glibc_suites:
+            raise self.unknown(section, "glibc", "unknown glibc", glibc, sorted(self.glibc_suites, key=parse_version))
+        libs = [str(a) for a in self.as_list(section, "libs")] if "libs" in section else []
+        for attr in libs:
+            if attr not in LIBRARIES.attributes:
+                raise self.unknown(section, "libs", "unknown library", attr, sorted(LIBRARIES.attributes))
+        return NixBuilt(glibc, tuple(libs))
 
     def axes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> dict[str, list[Any]]:
         section = doc.get("axes")
@@ -385,7 +429,11 @@ class _Loader:
         if any(Strategy.NIX_LD in s for s in axes["strategy"]) and "nix_ld" not in axes:
             raise MatrixError(self.file, section.line, "axes.nix_ld",
                               "a nix-ld strategy needs the nix-ld versions to test, e.g. nix_ld: ['1.2.2', '2.0.6']")
-        axes.setdefault("binary", list(binaries))
+        for name in axes.get("binary", ()):
+            if binaries[name].nix_built is not None:
+                raise self.error(section, "binary", f"{name} is Nix-built: it runs as a prebuilt parent's child "
+                                 "(binaries.X.child), not on its own")
+        axes.setdefault("binary", [name for name, spec in binaries.items() if spec.nix_built is None])
         axes.setdefault("env", ["nixos-login"])
         axes.setdefault("launch", [Launch.DIRECT.value])
         axes.setdefault("libs", [NO_LIBRARIES])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from harness import elf, installed
@@ -19,8 +19,8 @@ from harness.errors import LdmatrixError
 from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, NameLength, Outcome, PreparedCell, RootKind,
-    RootSpec, Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, InstalledBinary, Launch, LibrarySet, Link, Mount, NameLength, Outcome,
+    PreparedCell, RootKind, RootSpec, Skip, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
 from harness.release import CURRENT, RELEASES, NixosRelease
@@ -32,6 +32,7 @@ from harness.system import SystemPaths, layout
 from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
 
 BIN_DIR = f"{HOME}/bin"
+DATA = Path(__file__).resolve().parent / "data"  # scripts a real program runs (spawn_child.js)
 LONG_NAME = 200  # characters in a long file name (a path component may have 255)
 
 
@@ -53,6 +54,8 @@ class Artefacts:
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
     stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
+    # binary name -> the glibc build and libraries Nix built it against (a prebuilt parent's Nix-built child)
+    nix_built: Mapping[str, tuple[GlibcSet, LibrarySet]] = field(default_factory=dict)
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -94,6 +97,68 @@ def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[
     return [*paths, *subject.run]
 
 
+def subject_of(spec: BinarySpec, child: BinarySpec | None) -> BinarySpec:
+    """The binary a cell's strategy is about: a launcher's child, or the program itself (a prebuilt
+    parent too: its child is a prebuilt program under the same fix, or a Nix-built one)."""
+    return spec if child is None or spec.prebuilt_parent else child
+
+
+@dataclass(frozen=True)
+class Programs:
+    """What a cell runs: its binaries as installed, the command (without the record a launch style
+    adds), whether the started program reads that record, and what else the cell needs."""
+
+    binaries: list[InstalledBinary]
+    argv: tuple[str, ...]
+    checks: bool
+    store_paths: tuple[StorePath, ...] = ()
+    home_files: dict[str, bytes] = field(default_factory=dict)
+
+
+def install_programs(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, plan: Plan,
+                     glibc: GlibcSet) -> Programs | Skip:
+    """The started program under its name (harness/launch.py names it), patched as the plan says
+    (the program under test), or into the store (a launcher standing for a Nix-built program); a
+    child under its own name: a launcher's is the program under test, a prebuilt parent's another
+    prebuilt program under the same fix or a Nix-built one (``nix_built``)."""
+    length = cell.naming.length  # the started program's file name (a child keeps its own)
+    started = f"{BIN_DIR}/{file_name(spec.name, length)}"
+    fixed = (plan.interpreter, plan.runpath)
+    if child is None:
+        binary = installed.install(art.binaries[spec.key], started, *fixed, art.cache)
+        return Programs([binary], tuple(program_argv([binary.path], spec, False)), _is_printer(spec))
+    if not spec.prebuilt_parent:  # a launcher standing for a Nix-built program, patched into the store
+        nixify = not plan.fhs
+        launcher = installed.install(art.binaries[spec.key], started, glibc.loader if nixify else None,
+                                     [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [], art.cache)
+        subject = installed.install(art.binaries[child.key], f"{BIN_DIR}/{child.name}", *fixed, art.cache)
+        binaries = [launcher, subject]
+        return Programs(binaries, tuple(program_argv([b.path for b in binaries], child, True)), False)
+    store_paths: tuple[StorePath, ...] = ()
+    if child.nix_built is not None:
+        if plan.fhs:
+            return Skip(f"{child.name} is Nix-built: the container strategy's root has no store for it")
+        nix = art.nix_built.get(child.name)
+        if nix is None:
+            raise LdmatrixError(f"{child.name}: its Nix build (glibc {child.nix_built.glibc}) was not provisioned")
+        own_glibc, libraries = nix
+        runpath = [own_glibc.glibc.lib_dir, own_glibc.gcc_lib.lib_dir, *(p.lib_dir for p in libraries.own)]
+        child_fix: tuple[str | None, list[str]] = (own_glibc.loader, runpath)
+        store_paths = (*own_glibc.store_paths, *libraries.closure)
+    else:
+        child_fix = fixed
+    parent = installed.install(art.binaries[spec.key], started, *fixed, art.cache)
+    kid = installed.install(art.binaries[child.key], f"{BIN_DIR}/{child.name}", *child_fix, art.cache)
+    home_files: dict[str, bytes] = {}
+    script: tuple[str, ...] = ()
+    if spec.script:  # a real parent (node) starts its child by running our script
+        home_files[f".ldmatrix/{spec.script}"] = (DATA / spec.script).read_bytes()
+        script = (f"{HOME}/.ldmatrix/{spec.script}",)
+    told = () if _is_printer(child) else (LAUNCHER_NO_EXPECT,)  # the same words as the Rust launchers'
+    argv = (parent.path, *spec.run, *script, *told, kid.path, *child.run)
+    return Programs([parent, kid], argv, True, store_paths, home_files)
+
+
 def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
                        release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
@@ -113,7 +178,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     if cell.glibc_key not in art.glibc:
         return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
     glibc = art.glibc[cell.glibc_key]
-    subject = child or spec  # the binary the strategy is about
+    subject = subject_of(spec, child)  # the binary the strategy is about
     if glibc.nixpkgs and cell.launch is Launch.PYTHON:
         return Skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
                     "(the nixos-vm runner uses the VM's)")
@@ -149,25 +214,19 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         plan.add_store_paths([art.stub_ld])  # environment.ldso's mkDefault: stub-ld unless nix-ld is enabled
         plan.links.append(Link(LOADER_LINK, art.stub_ld.store_path))
 
-    subject_binary = art.binaries[subject.key]
-    length = cell.naming.length  # the started program's file name (a child keeps its own)
-    started = file_name(subject.name, length) if child is None else subject.name
-    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{started}", plan.interpreter, plan.runpath, art.cache)]
-    if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
-        launcher = art.binaries[spec.key]
-        nixify = not plan.fhs
-        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{file_name(spec.name, length)}",
-                                             glibc.loader if nixify else None,
-                                             [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
-                                             art.cache))
-    argv = program_argv([b.path for b in binaries], subject, child is not None)
+    programs = install_programs(cell, spec, child, art, plan, glibc)
+    if isinstance(programs, Skip):
+        return programs
+    binaries = programs.binaries
+    plan.add_store_paths(programs.store_paths)
 
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
     added = {key for key, _ in plan.env}
-    target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
+    target = Target(argv=programs.argv, login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
-                    checks=child is None and _is_printer(subject), form=cell.naming.form)
+                    checks=programs.checks, form=cell.naming.form)
     launched = launch(cell.launch, target, art.tools.get(cell.glibc_key) or Tools(busybox=glibc.shell))
+    launched = replace(launched, home_files={**launched.home_files, **programs.home_files})
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"

@@ -90,6 +90,7 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     labels = {c.nix_ld for c in cells if c.nix_ld is not None and c.glibc_key in glibc_sets
               and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
+    nix_built = nix_built_programs(matrix, here, glibc_sets, options, progress)
     stub = None
     if any(_has_stub_ld(matrix, c, glibc_sets) for c in here if Strategy.CONTAINER not in c.strategy):
         progress.step("stub-ld (NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2)")
@@ -97,7 +98,31 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     return Artefacts(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
                      nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
                      libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
-                     library_sets=dict(matrix.library_sets), stub_ld=stub)
+                     library_sets=dict(matrix.library_sets), stub_ld=stub, nix_built=nix_built)
+
+
+def nix_built_programs(matrix: Matrix, cells: Iterable[Cell], glibc_sets: Mapping[str, GlibcSet], options: RunOptions,
+                       progress: Progress) -> dict[str, tuple[GlibcSet, LibrarySet]]:
+    """For each Nix-built child the cells start (``nix_built``): the glibc build and the libraries Nix
+    built it against, whatever the cells' own glibc is (a user profile of a newer channel)."""
+    from harness.provision.packages import PackageStore
+
+    names = {matrix.binaries[c.binary].child for c in cells} - {None}
+    out: dict[str, tuple[GlibcSet, LibrarySet]] = {}
+    for name in sorted(n for n in names if n is not None and matrix.binaries[n].nix_built is not None):
+        built = matrix.binaries[name].nix_built
+        assert built is not None
+        glibc = glibc_sets.get(built.glibc)
+        if glibc is None:
+            progress.step(f"store paths for glibc {built.glibc} ({name} is Nix-built against it)")
+            glibc = provision.provision_glibc(built.glibc, options.cache, progress, lock=options.lock)
+        libraries = LibrarySet()
+        if built.libs:
+            progress.step(f"library set [{' '.join(built.libs)}] for glibc {built.glibc} ({name})")
+            store = PackageStore(glibc, options.lock or provision.load_lock(), options.cache, progress)
+            libraries = store.libraries(built.libs)
+        out[name] = (glibc, libraries)
+    return out
 
 
 def _has_stub_ld(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -> bool:

@@ -34,7 +34,9 @@ class Kind(enum.StrEnum):
     FILE = "file"
 
 
-COMMON_KEYS = ("path", "run", "expect", "built_in", "note")
+COMMON_KEYS = ("path", "run", "expect", "built_in", "child", "script", "note")
+# What a real program runs to start a child and judge it (harness/data/), by the program it is for.
+SCRIPTS = {"spawn_child.js": "node"}
 KIND_KEYS: dict[Kind, tuple[str, ...]] = {
     Kind.WHEEL: ("wheel", *COMMON_KEYS),
     Kind.DEB: ("deb", *COMMON_KEYS),
@@ -171,6 +173,8 @@ class Parsed:
     run: tuple[str, ...]
     check: OutputCheck
     built_in: str | None
+    child: str | None = None  # the binary it starts (a prebuilt parent: VS Code's server's node)
+    script: str | None = None  # how it starts it: a file of harness/data/ it runs (SCRIPTS)
 
 
 def kind_of(entry: Mapping[str, Any]) -> list[Kind]:
@@ -199,7 +203,8 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
                                             sorted(suites))
     lines = tuple((str(k), entry.line_of(k)) for k in entry) + (("", entry.line),)
     artifact = Artifact(name, kind, source, path, file, lines)
-    return Parsed(artifact, _run(here), _expect(here), built_in)
+    child, script = _child(here)
+    return Parsed(artifact, _run(here), _expect(here), built_in, child, script)
 
 
 class _Here:
@@ -296,6 +301,24 @@ def _path(here: _Here, kind: Kind) -> str | None:
     if not parts or ".." in parts or "\0" in text:
         raise here.at("path").invalid(f"{here.entry['path']!r} is not a path inside the {kind.value}")
     return str(PurePosixPath(*parts))
+
+
+def _child(here: _Here) -> tuple[str | None, str | None]:
+    """``child: NAME`` with ``script: FILE``: the program starts that binary by running one of ours."""
+    if "child" not in here.entry and "script" not in here.entry:
+        return None, None
+    if "child" not in here.entry or "script" not in here.entry:
+        missing = "script" if "child" in here.entry else "child"
+        raise here.at("child" if missing == "script" else "script").invalid(
+            f"a real program starts its child by running a script of ours: give child: and {missing}:",
+            sorted(SCRIPTS))
+    script = here.text("script")
+    if script not in SCRIPTS:
+        raise here.at("script").invalid(f"unknown script {script!r}{did_you_mean(script, SCRIPTS)}", sorted(SCRIPTS))
+    if "expect" in here.entry:
+        raise here.at("expect").invalid("a program that starts a child is judged by its script's check of the "
+                                        "child: leave out expect:")
+    return here.text("child"), script
 
 
 def _run(here: _Here) -> tuple[str, ...]:
