@@ -47,8 +47,8 @@ def check_line(stdout: str) -> str:
 
 def test_catalogue_names_and_keys() -> None:
     assert list(REPRODUCERS) == [
-        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "dlopen-execstack", "spawn-env",
-        "spawn-inherit",
+        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "envprint-newer", "spawn-child",
+        "dlopen-execstack", "spawn-env", "spawn-inherit",
     ]
     for name, spec in REPRODUCERS.items():
         assert spec.name == name
@@ -68,8 +68,9 @@ def test_catalogue_consistency() -> None:
         spec = REPRODUCERS[name]
         assert spec.language is Language.RUST and spec.needs_child
     for spec in REPRODUCERS.values():
-        if spec.language is Language.C:
-            assert not spec.needs_child and spec.sources[0].endswith(".c")
+        if spec.language is Language.C:  # a C program that starts a child is a prebuilt one
+            assert spec.needs_child == spec.prebuilt_parent and spec.sources[0].endswith(".c")
+    assert REPRODUCERS["spawn-child"].prebuilt_parent and not REPRODUCERS["spawn-env"].prebuilt_parent
     # the Makefile for people builds every C reproducer
     makefile = (REPO_ROOT / "c-repro" / "Makefile").read_text()
     for spec in REPRODUCERS.values():
