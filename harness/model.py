@@ -217,6 +217,13 @@ class BuiltBinary:
     sha256: str
     build_log: Path
     interpreter: str  # PT_INTERP as built, "/lib64/ld-linux-x86-64.so.2"
+    # A real program is installed whole (harness/artifacts/tree.py): its artifact's tree on the host,
+    # the program's path in it as the matrix names it (``named``, maybe a link) and its file there
+    # (``member``: ``path`` is that file); a Debian package's ``name=version`` as apt installs it.
+    tree: Path | None = None
+    named: str = ""
+    member: str = ""
+    package: str = ""
 
 
 @dataclass(frozen=True)

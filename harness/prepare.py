@@ -19,21 +19,18 @@ from harness.errors import LdmatrixError
 from harness.launch import Target, Tools, launch
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, InstalledBinary, Launch, LibrarySet, Link, Mount, NameLength, Outcome,
-    PreparedCell, RootKind, RootSpec, Skip, StorePath,
+    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
+    Skip, StorePath,
 )
 from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
 from harness.release import CURRENT, RELEASES, NixosRelease
 from harness.nixld.provide import how_to_supply
 from harness.predict import Prediction, RootView, simulate, view_of
-from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
+from harness.programs import BIN_DIR, Sources, binary_mounts, install_programs, subject_of
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.system import SystemPaths, layout
 from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
 
-BIN_DIR = f"{HOME}/bin"
-DATA = Path(__file__).resolve().parent / "data"  # scripts a real program runs (spawn_child.js)
-LONG_NAME = 200  # characters in a long file name (a path component may have 255)
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,8 @@ class Artefacts:
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
     stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
+    # binary name -> the root the container strategy runs that Debian package in (apt installed it there)
+    package_roots: Mapping[str, BuildRoot] = field(default_factory=dict)
     # binary name -> the glibc build and libraries Nix built it against (a prebuilt parent's Nix-built child)
     nix_built: Mapping[str, tuple[GlibcSet, LibrarySet]] = field(default_factory=dict)
 
@@ -73,92 +72,6 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
-def _is_printer(spec: BinarySpec) -> bool:
-    """The start-up printer checks what it is passed against its parent's ``--expect`` record."""
-    return spec.reproducer is not None and REPRODUCERS[spec.reproducer].checks_startup
-
-
-def file_name(name: str, length: NameLength) -> str:
-    """The started program's file name: its own, or a reproducer's short (one character) or long one.
-    nix-ld 1.x's overrun reads 15 bytes past NIX_LD_LIBRARY_PATH's entry: when that is the last one,
-    what it reads is the file name the kernel put after the environment, then the stack's end."""
-    if length is NameLength.SHORT:
-        return name[0]
-    if length is NameLength.LONG:
-        return f"{name}-" + "x" * (LONG_NAME - len(name) - 1)
-    return name
-
-
-def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[str]:
-    """``[PROGRAM, *run]``, or ``[LAUNCHER, CHILD, *run]``: a launcher gives its child ``--expect FILE``
-    for the start-up printer only; any other child is run with ``--no-expect``, untouched."""
-    if launched and not _is_printer(subject):
-        paths = [paths[0], LAUNCHER_NO_EXPECT, *paths[1:]]
-    return [*paths, *subject.run]
-
-
-def subject_of(spec: BinarySpec, child: BinarySpec | None) -> BinarySpec:
-    """The binary a cell's strategy is about: a launcher's child, or the program itself (a prebuilt
-    parent too: its child is a prebuilt program under the same fix, or a Nix-built one)."""
-    return spec if child is None or spec.prebuilt_parent else child
-
-
-@dataclass(frozen=True)
-class Programs:
-    """What a cell runs: its binaries as installed, the command (without the record a launch style
-    adds), whether the started program reads that record, and what else the cell needs."""
-
-    binaries: list[InstalledBinary]
-    argv: tuple[str, ...]
-    checks: bool
-    store_paths: tuple[StorePath, ...] = ()
-    home_files: dict[str, bytes] = field(default_factory=dict)
-
-
-def install_programs(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, plan: Plan,
-                     glibc: GlibcSet) -> Programs | Skip:
-    """The started program under its name (harness/launch.py names it), patched as the plan says
-    (the program under test), or into the store (a launcher standing for a Nix-built program); a
-    child under its own name: a launcher's is the program under test, a prebuilt parent's another
-    prebuilt program under the same fix or a Nix-built one (``nix_built``)."""
-    length = cell.naming.length  # the started program's file name (a child keeps its own)
-    started = f"{BIN_DIR}/{file_name(spec.name, length)}"
-    fixed = (plan.interpreter, plan.runpath)
-    if child is None:
-        binary = installed.install(art.binaries[spec.key], started, *fixed, art.cache)
-        return Programs([binary], tuple(program_argv([binary.path], spec, False)), _is_printer(spec))
-    if not spec.prebuilt_parent:  # a launcher standing for a Nix-built program, patched into the store
-        nixify = not plan.fhs
-        launcher = installed.install(art.binaries[spec.key], started, glibc.loader if nixify else None,
-                                     [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [], art.cache)
-        subject = installed.install(art.binaries[child.key], f"{BIN_DIR}/{child.name}", *fixed, art.cache)
-        binaries = [launcher, subject]
-        return Programs(binaries, tuple(program_argv([b.path for b in binaries], child, True)), False)
-    store_paths: tuple[StorePath, ...] = ()
-    if child.nix_built is not None:
-        if plan.fhs:
-            return Skip(f"{child.name} is Nix-built: the container strategy's root has no store for it")
-        nix = art.nix_built.get(child.name)
-        if nix is None:
-            raise LdmatrixError(f"{child.name}: its Nix build (glibc {child.nix_built.glibc}) was not provisioned")
-        own_glibc, libraries = nix
-        runpath = [own_glibc.glibc.lib_dir, own_glibc.gcc_lib.lib_dir, *(p.lib_dir for p in libraries.own)]
-        child_fix: tuple[str | None, list[str]] = (own_glibc.loader, runpath)
-        store_paths = (*own_glibc.store_paths, *libraries.closure)
-    else:
-        child_fix = fixed
-    parent = installed.install(art.binaries[spec.key], started, *fixed, art.cache)
-    kid = installed.install(art.binaries[child.key], f"{BIN_DIR}/{child.name}", *child_fix, art.cache)
-    home_files: dict[str, bytes] = {}
-    script: tuple[str, ...] = ()
-    if spec.script:  # a real parent (node) starts its child by running our script
-        home_files[f".ldmatrix/{spec.script}"] = (DATA / spec.script).read_bytes()
-        script = (f"{HOME}/.ldmatrix/{spec.script}",)
-    told = () if _is_printer(child) else (LAUNCHER_NO_EXPECT,)  # the same words as the Rust launchers'
-    argv = (parent.path, *spec.run, *script, *told, kid.path, *child.run)
-    return Programs([parent, kid], argv, True, store_paths, home_files)
-
-
 def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
                        release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
@@ -173,7 +86,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     ``release``: the NixOS release whose root it runs in (harness/release.py; default the current one).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
-    read-only at ``~/bin/<name>`` (see harness/installed.py).
+    read-only at ``~/bin/<name>``, a real program's tree at ``~/opt/<binary>`` (harness/programs.py).
     """
     if cell.glibc_key not in art.glibc:
         return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
@@ -195,7 +108,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         nix_ld_set = art.libraries.get((cell.glibc_key, nix_ld_attrs), LibrarySet())
     ctx = StrategyContext(
         glibc=glibc,
-        build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
+        # the container's root: the suite's, or one apt installed a Debian package in
+        build_root=art.package_roots.get(subject.name) or (art.roots.get(subject.built_in) if subject.built_in
+                                                           else None),
         nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
         libraries=listed_set,
@@ -214,7 +129,8 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         plan.add_store_paths([art.stub_ld])  # environment.ldso's mkDefault: stub-ld unless nix-ld is enabled
         plan.links.append(Link(LOADER_LINK, art.stub_ld.store_path))
 
-    programs = install_programs(cell, spec, child, art, plan, glibc)
+    sources = Sources(art.binaries, art.cache, art.nix_built, art.package_roots)
+    programs = install_programs(cell, spec, child, sources, plan, glibc)
     if isinstance(programs, Skip):
         return programs
     binaries = programs.binaries
@@ -232,7 +148,10 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     home = home or workdir / "home"
     (home / "bin").mkdir(parents=True, exist_ok=True)
     for b in binaries:  # mount points: the files bound over them are read-only, the rest of HOME is not
-        (home / "bin" / PurePosixPath(b.path).name).touch()
+        if b.path.startswith(f"{BIN_DIR}/"):
+            (home / "bin" / PurePosixPath(b.path).name).touch()
+    for tree in programs.trees:  # a real program's tree, under ~/opt
+        (home / PurePosixPath(tree.target).relative_to(HOME)).mkdir(parents=True, exist_ok=True)
     for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
@@ -243,7 +162,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
                                            *launched.store_paths)}
     mounts = [Mount(home, HOME, writable=True)]
-    mounts += [Mount(b.host_path, b.path) for b in binaries]
+    mounts += binary_mounts(programs)
     mounts += [Mount(p.host_path, p.store_path) for p in store_paths.values()]
     mounts += installed.overlay_mounts([*(system.links if system else ()), *plan.links, *launched.links],
                                        art.cache, system.files if system else {})

@@ -271,7 +271,7 @@ def test_an_unknown_name_names_the_allowed(tmp_path: Path) -> None:
 
 def test_the_file_name_of_a_short_and_a_long_name() -> None:
     from harness.model import NameLength
-    from harness.prepare import LONG_NAME, file_name
+    from harness.programs import LONG_NAME, file_name
 
     assert file_name("c-envprint", NameLength.SHORT) == "c"
     assert len(file_name("c-envprint", NameLength.LONG)) == LONG_NAME
