@@ -219,11 +219,12 @@ class BuiltBinary:
     interpreter: str  # PT_INTERP as built, "/lib64/ld-linux-x86-64.so.2"
     # A real program is installed whole (harness/artifacts/tree.py): its artifact's tree on the host,
     # the program's path in it as the matrix names it (``named``, maybe a link) and its file there
-    # (``member``: ``path`` is that file); a Debian package's ``name=version`` as apt installs it.
+    # (``member``: ``path`` is that file); a Debian package's ``name=version`` as apt installs it, and
+    # the exact versions its Depends name (``libjq1=1.6-2.1+deb12u2``: from the same source package).
     tree: Path | None = None
     named: str = ""
     member: str = ""
-    package: str = ""
+    apt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

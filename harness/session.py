@@ -20,6 +20,8 @@ from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.launch import Tools
 from harness.artifacts import provide as artifacts_provide
+from harness.artifacts.spec import Kind
+from harness.provision.package_root import package_root
 from harness.matrix import Matrix, subject
 from harness.model import (
     Cell, CellResult, CommandResult, GlibcSet, LibrarySet, NotRun, Outcome, OutputCheck, PreparedCell, Skip, Strategy,
@@ -71,12 +73,15 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for version in sorted(glibcs - glibc_sets.keys() - glibc_missing.keys()):
         progress.step(f"store paths for glibc {version}")
         glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
-    in_container = {subject(matrix.binaries, c.binary).built_in for c in cells if Strategy.CONTAINER in c.strategy}
-    suites = sorted({suite for _, suite in builds} | {str(suite) for suite in in_container})
+    in_container = {subject(matrix.binaries, c.binary) for c in cells if Strategy.CONTAINER in c.strategy}
+    packages = {s for s in in_container if s.artifact is not None and s.artifact.kind is Kind.DEB}
+    suites = sorted({suite for _, suite in builds} | {str(s.built_in) for s in in_container - packages})
     roots = {}
     for suite in suites:
         progress.step(f"build root {suite}")
         roots[suite] = provision.build_root(suite, options.cache, progress)
+    package_roots = {s.name: package_root(str(s.built_in), programs[s.key], options.cache, progress)
+                     for s in sorted(packages, key=lambda s: s.name)}
     build = reproducers.build
     if (options.runner or matrix.runner) == "docker":  # compiled inside the gcc image of the suite
         from harness.docker_build import build_in_container as build
@@ -98,7 +103,8 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     return Artefacts(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
                      nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
                      libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
-                     library_sets=dict(matrix.library_sets), stub_ld=stub, nix_built=nix_built)
+                     library_sets=dict(matrix.library_sets), stub_ld=stub, nix_built=nix_built,
+                     package_roots=package_roots)
 
 
 def nix_built_programs(matrix: Matrix, cells: Iterable[Cell], glibc_sets: Mapping[str, GlibcSet], options: RunOptions,
