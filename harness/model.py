@@ -234,10 +234,16 @@ class OutputCheck:
 
     exit: int | None = 0  # None: any status a program that ran exits with (0 to 125)
     output: str | None = None  # a Python regular expression (re.search, multiline), None: any output
+    also: tuple[str, ...] = ()  # more regular expressions the output must match, each somewhere
 
     def describe(self) -> str:
         status = "any exit status" if self.exit is None else f"exit {self.exit}"
-        return status + (f" and output matching /{self.output}/" if self.output is not None else "")
+        wanted = " and ".join(f"/{p}/" for p in self.patterns)
+        return status + (f" and output matching {wanted}" if wanted else "")
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return ((self.output,) if self.output is not None else ()) + self.also
 
     def accepts(self, rc: int) -> bool:
         """``rc`` is the status this check wants (any: a program's own, not a shell's 126/127 or a signal's)."""

@@ -331,25 +331,30 @@ def _run(here: _Here) -> tuple[str, ...]:
 
 
 def _expect(here: _Here) -> OutputCheck:
-    if "expect" not in here.entry:
+    return parse_expect(here.entry, here.name, here.file)
+
+
+def parse_expect(entry: Any, name: str, file: str) -> OutputCheck:
+    """``expect: {exit: N, output: REGEX}`` (or a list of regular expressions, each to be found)."""
+    if "expect" not in entry:
         return OutputCheck()
-    section = here.entry["expect"]
+    section = entry["expect"]
     if not isinstance(section, dict):
-        raise here.at("expect").invalid("what success looks like: {exit: 0, output: REGEX}")
-    here.check_keys(section, EXPECT_KEYS, f"binaries.{here.name}.expect")
+        raise Where(file, entry.line_of("expect"), f"binaries.{name}.expect").invalid(
+            "what success looks like: {exit: 0, output: REGEX}")
+    _Here(entry, name, file).check_keys(section, EXPECT_KEYS, f"binaries.{name}.expect")
     status = section.get("exit", 0)
     if status == ANY_EXIT:
         status = None  # whatever the program exits with, once it ran (``ldmatrix inspect``'s own cells)
     elif isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
-        raise Where(here.file, section.line_of("exit"), f"binaries.{here.name}.expect.exit").invalid(
+        raise Where(file, section.line_of("exit"), f"binaries.{name}.expect.exit").invalid(
             f"{status!r} is not an exit status (0 to 255, or {ANY_EXIT})")
-    output = section.get("output")
-    if output is not None:
-        output = str(output)
+    raw = section.get("output")
+    patterns = [str(p) for p in raw] if isinstance(raw, list) else [] if raw is None else [str(raw)]
+    for pattern in patterns:
         try:
-            re.compile(output, re.MULTILINE)
+            re.compile(pattern, re.MULTILINE)
         except re.error as err:
-            raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").invalid(
-                f"{output!r} is not a regular expression: {err}") from None
-    return OutputCheck(status, output)
-
+            raise Where(file, section.line_of("output"), f"binaries.{name}.expect.output").invalid(
+                f"{pattern!r} is not a regular expression: {err}") from None
+    return OutputCheck(status, patterns[0] if patterns else None, tuple(patterns[1:]))
