@@ -25,12 +25,14 @@ from harness.nixld.pins import PinnedSource
 from harness.release import CURRENT, RELEASES
 from harness.yamlsource import describe_value
 
-TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
-            "differs")
+TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "libraries", "axes", "nix_ld_sources", "exclude",
+            "expect", "differs")
 SOURCE_KEYS = ("url", "hash")
 BINARY_KEYS = ("reproducer", "built_in", "child", "nix_built", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
 NIX_BUILT_KEYS = ("glibc", "libs")
-SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
+NIX_LD_TEST_KEYS = ("nix_ld_test", "source", "built_in", "child", "expect", "note")  # nix-ld's own tests' fixtures
+LIBRARY_KEYS = {"nix_ld_test": ("nix_ld_test", "source", "built_in", "note"), "dir": ("dir", "note")}
+SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind), "nix_ld_test")
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos", "name")
 MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
@@ -58,6 +60,27 @@ class NixBuilt:
 
 
 @dataclass(frozen=True)
+class NixLdTest:
+    """A fixture of nix-ld's own tests (harness/nixld/suite.py), compiled from a nix-ld version's source."""
+
+    test: str  # "dt-needed"; "libtest" for its library
+    source: str  # the nix-ld version whose tests/*.c it is ("2.0.6")
+    built_in: str  # the Debian suite whose build root compiles it
+
+
+@dataclass(frozen=True)
+class OwnLibrary:
+    """A library directory of ours (``libraries:``): libtest built from nix-ld's source, or a directory.
+    A cell's ``libs`` may name it: RUNPATH and LD_LIBRARY_PATH name it as they name packages; for
+    nix-ld it is on NIX_LD_LIBRARY_PATH (as a shell that sets it, as nix-ld's tests do), not in
+    programs.nix-ld.libraries."""
+
+    name: str
+    nix_ld_test: NixLdTest | None = None
+    directory: Path | None = None
+
+
+@dataclass(frozen=True)
 class BinarySpec:
     name: str
     reproducer: str | None  # None: a real program from a wheel, package, URL or file (``artifact``)
@@ -72,12 +95,20 @@ class BinarySpec:
     nix_built: NixBuilt | None = None  # a Nix-built program (a prebuilt parent's child)
     prebuilt_parent: bool = False  # it starts ``child`` and is itself the program under test
     script: str | None = None  # harness/data file a real parent runs to start its child (node: spawn_child.js)
+    nix_ld_test: NixLdTest | None = None  # a fixture of nix-ld's own tests; its child it starts by itself
+
+    @property
+    def passes_child(self) -> bool:
+        """Its child is on its command line (a fixture of nix-ld's tests starts OUT_DIR/dt-needed itself)."""
+        return self.nix_ld_test is None
 
     @property
     def key(self) -> tuple[str, str]:
         """Where the run's binaries hold it: (reproducer, suite), or ("artifact", its id)."""
         if self.artifact is not None:
             return ("artifact", self.artifact.id)
+        if self.nix_ld_test is not None:
+            return ("nix-ld-test", f"{self.nix_ld_test.source}:{self.nix_ld_test.test}:{self.nix_ld_test.built_in}")
         return (str(self.reproducer), str(self.built_in))
 
 
@@ -154,6 +185,7 @@ class Matrix:
     rules: tuple[Rule, ...]
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
+    own_libraries: Mapping[str, OwnLibrary] = dataclass_field(default_factory=dict)  # ``libraries:``
     nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/release.py) Debian's columns run as
     differs: tuple[Difference, ...] = ()  # the known differences between runners or builds (ldmatrix parity)
 
@@ -167,6 +199,12 @@ class Matrix:
         if not set(cell.strategy) & LIBRARY_STRATEGIES or cell.nixpkgs:
             return None
         release = RELEASES[self.release(cell) or CURRENT]
+        attrs = tuple(self.library_sets.get(cell.libs, ()))
+        ours = [a for a in attrs if a in self.own_libraries]
+        if ours and Strategy.NIX_LD in cell.strategy:  # on NIX_LD_LIBRARY_PATH, not in programs.nix-ld.libraries
+            rest = tuple(a for a in attrs if a not in ours)
+            label = release.libs_label("+".join(rest) or NO_LIBRARIES, rest, True)
+            return f"{label} NIX_LD_LIBRARY_PATH=[{' '.join(ours)}]"
         return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())), Strategy.NIX_LD in cell.strategy)
 
     def expectation(self, cell: Cell) -> Expectation:
@@ -275,6 +313,7 @@ class _Loader:
             {suite: glibc for glibc, suite in glibc_suites.items()}
         self.reproducers = reproducers
         self.library_sets: dict[str, tuple[str, ...]] = {NO_LIBRARIES: ()}  # libs axis name -> attributes
+        self.own: dict[str, OwnLibrary] = {}  # ``libraries:``, our own library directories
 
     def error(self, where: Any, key: str, message: str, allowed: Iterable[str] | None = None, line: int | None = None):
         if line is None:
@@ -321,6 +360,9 @@ class _Loader:
                                               parsed.run, None if parsed.child else parsed.check,
                                               prebuilt_parent=parsed.child is not None, script=parsed.script)
                 continue
+            if isinstance(entry, dict) and "nix_ld_test" in entry:
+                specs[str(name)] = self.nix_ld_test_binary(entry, str(name))
+                continue
             if isinstance(entry, dict) and "reproducer" not in entry:
                 raise MatrixError(self.file, entry.line, f"binaries.{name}",
                                   "say where it comes from: one of reproducer (with built_in), wheel, deb, url "
@@ -356,6 +398,62 @@ class _Loader:
                 raise self.error(section[name], "child", f"{spec.child} is Nix-built: a launcher (itself standing "
                                  "for a Nix-built program) starts a prebuilt one; a prebuilt parent starts either")
         return specs
+
+    def nix_ld_test(self, entry: Any, key: str, tests: Iterable[str]) -> NixLdTest:
+        """``nix_ld_test: dt-needed, source: "2.0.6", built_in: bullseye``."""
+        test, tests = str(entry["nix_ld_test"]), list(tests)
+        if test not in tests:
+            raise self.unknown(entry, "nix_ld_test", "unknown test fixture of nix-ld", test, tests)
+        for required in ("source", "built_in"):
+            if required not in entry:
+                raise MatrixError(self.file, entry.line, f"{key}.{required}", "is required: "
+                                  + ("the nix-ld version whose tests/*.c it is (nix_ld_sources)" if required == "source"
+                                     else "the Debian suite whose build root compiles it"))
+        source, suite = str(entry["source"]), str(entry["built_in"])
+        if not is_label(source):
+            raise self.error(entry, "source", f"{source!r} is not a nix-ld version ({LABEL_EXAMPLE})")
+        if suite not in self.suite_glibc:
+            raise self.unknown(entry, "built_in", "unknown Debian suite", suite, sorted(self.suite_glibc))
+        return NixLdTest(test, source, suite)
+
+    def nix_ld_test_binary(self, entry: Any, name: str) -> BinarySpec:
+        from harness.nixld.suite import TESTS
+
+        self.check_keys(entry, NIX_LD_TEST_KEYS, f"binaries.{name}")
+        test = self.nix_ld_test(entry, f"binaries.{name}", TESTS)
+        child = entry.get("child")
+        check = artifact_spec.parse_expect(entry, name, self.file)
+        return BinarySpec(name, None, test.built_in, None if child is None else str(child), check=check,
+                          prebuilt_parent=child is not None, nix_ld_test=test)
+
+    def own_libraries(self, doc: Any) -> dict[str, OwnLibrary]:
+        """``libraries: {libtest: {nix_ld_test: libtest, source: "2.0.6", built_in: bullseye}, mine: {dir: ./lib}}``."""
+        from harness.nixld.suite import LIBRARY
+        from harness.provision.libraries import CONFIG as LIBRARIES
+
+        section = doc.get("libraries", {})
+        if not isinstance(section, dict):
+            raise self.error(doc, "libraries", "must map names to {nix_ld_test: libtest, ...} or {dir: PATH}")
+        out = {}
+        for name, entry in section.items():
+            key = f"libraries.{name}"
+            if str(name) in (NO_LIBRARIES, DEFAULT_LIBRARIES, *LIBRARIES.attributes):
+                raise self.error(section, str(name), f"{name!r} is a library set already (none, default, a nixpkgs "
+                                 "attribute): give yours another name")
+            kinds = [k for k in LIBRARY_KEYS if isinstance(entry, dict) and k in entry]
+            if len(kinds) != 1:
+                raise MatrixError(self.file, getattr(entry, "line", section.line_of(name)), key,
+                                  "say what it is, once: nix_ld_test (with source, built_in) or dir", list(LIBRARY_KEYS))
+            self.check_keys(entry, LIBRARY_KEYS[kinds[0]], key)
+            if kinds[0] == "dir":
+                directory = (self.path.resolve().parent / str(entry["dir"])).resolve()
+                if not directory.is_dir():
+                    raise self.error(entry, "dir", f"{entry['dir']} ({directory}) is not a directory")
+                out[str(name)] = OwnLibrary(str(name), directory=directory)
+            else:
+                out[str(name)] = OwnLibrary(str(name), nix_ld_test=self.nix_ld_test(entry, key, (LIBRARY,)))
+        self.own = out
+        return out
 
     def nix_built(self, entry: Any, name: str) -> NixBuilt:
         """``nix_built: {glibc: "2.43", libs: [stdenv.cc.cc]}``: a program Nix built against that glibc."""
@@ -454,9 +552,10 @@ class _Loader:
             self.library_sets[name] = () if name == NO_LIBRARIES else LIBRARIES.default
             return name
         for attr in attrs:
-            if attr not in LIBRARIES.attributes:
+            if attr not in LIBRARIES.attributes and attr not in self.own:
                 raise self.unknown(section, "libs", "unknown library", attr,
-                                   [NO_LIBRARIES, DEFAULT_LIBRARIES, *sorted(LIBRARIES.attributes)], line=line)
+                                   [NO_LIBRARIES, DEFAULT_LIBRARIES, *sorted(self.own), *sorted(LIBRARIES.attributes)],
+                                   line=line)
         self.library_sets[name] = tuple(attrs)
         return name
 
@@ -707,6 +806,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     loader.check_keys(doc, TOP_KEYS, "the matrix")
     name = loader.name(doc)
     binaries = loader.binaries(doc)
+    own = loader.own_libraries(doc)
     axes = loader.axes(doc, binaries)
     if "nix_ld" in axes:
         axes["nix_ld"] += [label for label in extra_nix_ld if label not in axes["nix_ld"]]
@@ -748,7 +848,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     if runner not in RUNNERS:
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
-                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]), differs)
+                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), own, tuple(axes["nixos"]), differs)
 
 
 def _display(path: Path) -> str:

@@ -8,7 +8,7 @@ like one, except in the ``container`` strategy, where everything runs unpatched 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -53,6 +53,8 @@ class Artefacts:
     stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
     # binary name -> the root the container strategy runs that Debian package in (apt installed it there)
     package_roots: Mapping[str, BuildRoot] = field(default_factory=dict)
+    own_libraries: Mapping[str, StorePath] = field(default_factory=dict)  # ``libraries:`` -> its store path
+    missing: Mapping[str, str] = field(default_factory=dict)  # a binary or library that could not be built -> why
     # binary name -> the glibc build and libraries Nix built it against (a prebuilt parent's Nix-built child)
     nix_built: Mapping[str, tuple[GlibcSet, LibrarySet]] = field(default_factory=dict)
 
@@ -72,12 +74,26 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
-def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
-                       release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]], release: NixosRelease,
+                       own: Collection[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
-    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/release.py)."""
+    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/release.py).
+    ``own``: library directories of ours, which are on NIX_LD_LIBRARY_PATH instead (``own_library_path``)."""
     listed = tuple(library_sets.get(libs, LIBRARIES.default if libs == DEFAULT else ()))
-    return listed, release.nix_ld_attributes(libs, listed, LIBRARIES.default)
+    packages = tuple(a for a in listed if a not in own)
+    return listed, release.nix_ld_attributes(libs if packages == listed else "+".join(packages) or "none", packages,
+                                             LIBRARIES.default)
+
+
+def own_library_path(plan: Plan, listed: tuple[str, ...], own: Mapping[str, StorePath]) -> None:
+    """Library directories of ours on NIX_LD_LIBRARY_PATH, in place of programs.nix-ld's directory, as
+    a shell that sets it does (and nix-ld's own tests: ``NIX_LD_LIBRARY_PATH=$libtest``)."""
+    dirs = [own[name] for name in listed if name in own]
+    if not dirs or not plan.nix_ld_env:
+        return
+    plan.add_store_paths(dirs)
+    value = ":".join(p.lib_dir for p in dirs)
+    plan.nix_ld_env[:] = [(k, value if k == "NIX_LD_LIBRARY_PATH" else v) for k, v in plan.nix_ld_env]
 
 
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
@@ -99,7 +115,11 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
         return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
     release = release or RELEASES[CURRENT]
-    listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release)
+    needs = (spec.name, *((child.name,) if child is not None else ()), *art.library_sets.get(cell.libs, ()))
+    missing = next((art.missing[n] for n in needs if n in art.missing), None)
+    if missing is not None:
+        return Skip(missing)
+    listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release, art.own_libraries)
     if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
         own = tuple(glibc.nix_ld_libraries or ()) if cell.libs == "default" else ()
         listed_set = nix_ld_set = LibrarySet(listed, own, own)
@@ -123,6 +143,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
     except NixLdMissing:
         label = cell.nix_ld or "?"
         return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
+    own_library_path(plan, listed, art.own_libraries)
     if not plan.fhs and release.stub_ld and not any(link.path == LOADER_LINK for link in plan.links):
         if art.stub_ld is None:
             raise LdmatrixError(f"{release.pretty_name} has stub-ld at {LOADER_LINK}, and none was provisioned")

@@ -164,6 +164,8 @@ def install_programs(cell: Cell, spec: BinarySpec, child: BinarySpec | None, src
     if spec.script:  # a real parent (node) starts its child by running our script
         home_files[f".ldmatrix/{spec.script}"] = (DATA / spec.script).read_bytes()
         script = (f"{HOME}/.ldmatrix/{spec.script}",)
+    if not spec.passes_child:  # it starts its child by itself, from where it expects it
+        return Programs([parent, kid], (at.run, *spec.run), is_printer(spec), _trees(at, placed), store_paths)
     told = () if is_printer(child) else (LAUNCHER_NO_EXPECT,)  # the same words as the Rust launchers'
     argv = (at.run, *spec.run, *script, *told, placed.run, *child.run)
     return Programs([parent, kid], argv, True, _trees(at, placed), store_paths, home_files)
