@@ -17,6 +17,10 @@ from harness.progress import Progress
 from .buildroot import build_root
 from .suites import CONFIG
 
+# An essential package (perl-base) is in the root before the --include list is installed, at the
+# newest version the root's sources have (a security update): the pinned one is a downgrade.
+ALLOW_DOWNGRADES = ('APT::Get::allow-downgrades "true"',)
+
 
 def package_root(suite: str, program: BuiltBinary, cache: Cache, progress: Progress) -> BuildRoot:
     """``suite``'s root with ``program``'s package (``name=version``) installed by apt."""
@@ -24,7 +28,8 @@ def package_root(suite: str, program: BuiltBinary, cache: Cache, progress: Progr
         raise ProvisionError(f"{program.reproducer}: not from a Debian package; it has no package root")
     progress.step(f"root of {suite} with {' '.join(program.apt)} installed by apt")
     try:
-        root = build_root(suite, cache, progress, include=(*CONFIG.buildroot_include, *program.apt))
+        root = build_root(suite, cache, progress, include=(*CONFIG.buildroot_include, *program.apt),
+                          aptopts=ALLOW_DOWNGRADES)
     except ProvisionError as err:
         raise ProvisionError(f"apt could not install {program.apt[0]} in {suite} ({err}); when the archive has "
                              "moved on, ldmatrix lock MATRIX moves the pin") from None
