@@ -403,7 +403,8 @@ class _Loader:
         """``nix_ld_test: dt-needed, source: "2.0.6", built_in: bullseye``."""
         test, tests = str(entry["nix_ld_test"]), list(tests)
         if test not in tests:
-            raise self.unknown(entry, "nix_ld_test", "unknown test fixture of nix-ld", test, tests)
+            raise self.unknown(entry, f"{key}.nix_ld_test", "unknown test fixture of nix-ld", test, tests,
+                               line=entry.line_of("nix_ld_test"))
         for required in ("source", "built_in"):
             if required not in entry:
                 raise MatrixError(self.file, entry.line, f"{key}.{required}", "is required: "
@@ -411,9 +412,11 @@ class _Loader:
                                      else "the Debian suite whose build root compiles it"))
         source, suite = str(entry["source"]), str(entry["built_in"])
         if not is_label(source):
-            raise self.error(entry, "source", f"{source!r} is not a nix-ld version ({LABEL_EXAMPLE})")
+            raise self.error(entry, f"{key}.source", f"{source!r} is not a nix-ld version ({LABEL_EXAMPLE})",
+                             line=entry.line_of("source"))
         if suite not in self.suite_glibc:
-            raise self.unknown(entry, "built_in", "unknown Debian suite", suite, sorted(self.suite_glibc))
+            raise self.unknown(entry, f"{key}.built_in", "unknown Debian suite", suite, sorted(self.suite_glibc),
+                               line=entry.line_of("built_in"))
         return NixLdTest(test, source, suite)
 
     def nix_ld_test_binary(self, entry: Any, name: str) -> BinarySpec:
@@ -448,7 +451,8 @@ class _Loader:
             if kinds[0] == "dir":
                 directory = (self.path.resolve().parent / str(entry["dir"])).resolve()
                 if not directory.is_dir():
-                    raise self.error(entry, "dir", f"{entry['dir']} ({directory}) is not a directory")
+                    raise self.error(entry, f"{key}.dir", f"{entry['dir']} ({directory}) is not a directory",
+                                     line=entry.line_of("dir"))
                 out[str(name)] = OwnLibrary(str(name), directory=directory)
             else:
                 out[str(name)] = OwnLibrary(str(name), nix_ld_test=self.nix_ld_test(entry, key, (LIBRARY,)))
@@ -466,11 +470,13 @@ class _Loader:
                               "against", sorted(self.glibc_suites, key=parse_version))
         glibc = str(section["glibc"])
         if glibc not in self.glibc_suites:
-            raise self.unknown(section, "glibc", "unknown glibc", glibc, sorted(self.glibc_suites, key=parse_version))
+            raise self.unknown(section, f"{key}.glibc", "unknown glibc", glibc,
+                               sorted(self.glibc_suites, key=parse_version), line=section.line_of("glibc"))
         libs = [str(a) for a in self.as_list(section, "libs")] if "libs" in section else []
         for attr in libs:
             if attr not in LIBRARIES.attributes:
-                raise self.unknown(section, "libs", "unknown library", attr, sorted(LIBRARIES.attributes))
+                raise self.unknown(section, f"{key}.libs", "unknown library", attr, sorted(LIBRARIES.attributes),
+                                   line=section.line_of("libs"))
         return NixBuilt(glibc, tuple(libs))
 
     def axes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> dict[str, list[Any]]:
