@@ -37,16 +37,17 @@ class Provided:
 
 def directory_store_path(library: OwnLibrary, cache: Cache, progress: Progress) -> StorePath:
     """A directory of libraries as a store path: its files under lib/, named by their content."""
-    assert library.directory is not None
-    files = sorted(p for p in library.directory.rglob("*") if p.is_file() or p.is_symlink())
+    directory = library.directory
+    assert directory is not None
+    files = sorted(p for p in directory.rglob("*") if p.is_file() or p.is_symlink())
     made_from = {"kind": "library-dir", "name": library.name,
-                 "files": [[str(p.relative_to(library.directory)), cache_entry.file_sha256(p) if p.is_file() else
+                 "files": [[str(p.relative_to(directory)), cache_entry.file_sha256(p) if p.is_file() else
                             str(p.readlink())] for p in files]}
     digest = nixbase32.digest(json.dumps(made_from, sort_keys=True))
     entry = cache_entry.Entry(cache, STORE_AREA, f"{digest}-{library.name}")
 
     def fill(out: Path, scratch: Path) -> None:
-        shutil.copytree(library.directory, out / "lib", symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(directory, out / "lib", symlinks=True, dirs_exist_ok=True)
 
     cache_entry.ensure(entry, made_from, fill, progress, f"library directory {library.name}")
     return StorePath(library.name, "", digest, entry.path)
