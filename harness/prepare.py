@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from harness import elf, installed
 from harness.cache import Cache
@@ -166,9 +166,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"
-    (home / "bin").mkdir(parents=True, exist_ok=True)  # the binaries are bound into it, read-only
-    for tree in programs.trees:  # a real program's tree, under ~/opt
-        (home / PurePosixPath(tree.target).relative_to(HOME)).mkdir(parents=True, exist_ok=True)
+    # the binaries are bound into ~/bin, a real program's tree into ~/opt, read-only: the runner makes
+    # those mount points in the tmpfs HOME (made here, the cell user would be given them: not ours to give)
+    (home / "bin").mkdir(parents=True, exist_ok=True)
     for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
