@@ -12,9 +12,14 @@
  *   E<KEY=VALUE>    the environment, in order
  *   X<path>         the file name given to execve (the kernel's AT_EXECFN)
  *   P<path>         the program's own path, as /proc/self/exe names it
- * Environment keys the dynamic loader manages (LD_LIBRARY_PATH, NIX_LD,
- * NIX_LD_LIBRARY_PATH, NIX_LD_*) are left out on both sides; the order of
- * the others must be what the parent passed.
+ * The environment must be what the parent passed, in order.  Entries whose key
+ * a loader manages (LD_LIBRARY_PATH, NIX_LD, NIX_LD_LIBRARY_PATH, NIX_LD_*)
+ * are compared apart from the others: the others in order among themselves
+ * (what nix-ld 1.x's overrun damages), then the loader-managed ones in order
+ * among themselves (what a loader may rename, add or rewrite: nix-ld 2.x
+ * promises the program gets them as passed, its tests/ld-path-restore.c;
+ * nix-ld 1.x renames NIX_LD_LIBRARY_PATH to LD_LIBRARY_PATH, or appends it to
+ * LD_LIBRARY_PATH, and leaves that for the program and its children).
  *
  * Output (stdout), in this order:
  *   PATH=<value>                                 one line per PATH entry
@@ -27,14 +32,18 @@
  *       AT_EXECFN damaged: "<expected>" became "<received>"
  *       /proc/self/exe damaged: "<expected>" became "<received>"
  *       duplicate key "<key>" in entry "<entry>"
+ *       loader-managed entry 1 changed: "<expected>" became "<received>"
+ *       unexpected loader-managed entry 1: "<entry>"
+ *       missing loader-managed entry 1: "<entry>"
  *   LDMATRIX-CHECK: ok                                exit 0, or
  *   LDMATRIX-CHECK: env-corrupted: <first finding>    exit 1 (the environment's
- *       findings first, then argv, AT_EXECFN, /proc/self/exe, duplicates), or
+ *       findings first, then argv, AT_EXECFN, /proc/self/exe, duplicates, and
+ *       last the loader-managed entries), or
  *   LDMATRIX-CHECK: fail <reason>                     exit 1
  * Strings are printed with C escapes for control characters, quotes and
  * backslashes, so that every finding stays on one line.
  *
- * Build: gcc -O2 -o envprint envprint.c
+ * Build: gcc -O2 -o envprint envprint.c (record.h beside it)
  */
 #include <errno.h>
 #include <limits.h>
@@ -45,18 +54,10 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "record.h"
+
 #define MAX_FINDINGS 64
 #define FINDING_SIZE 8192
-
-struct list {
-    const char **items;
-    size_t count;
-};
-
-struct record {
-    struct list argv, env;
-    const char *execfn, *exe;
-};
 
 static char findings[MAX_FINDINGS][FINDING_SIZE];
 static size_t finding_count;
@@ -159,104 +160,45 @@ static int fail(const char *reason, const char *detail)
     return 1;
 }
 
-/* Reads the whole file into a NUL-terminated buffer; *size excludes the
- * terminator.  Returns NULL with errno set on failure. */
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *file = fopen(path, "rb");
-    char *buffer = NULL;
-    size_t used = 0, capacity = 0;
-
-    if (file == NULL)
-        return NULL;
-    for (;;) {
-        if (capacity - used < 4096) {
-            size_t new_capacity = capacity ? capacity * 2 : 65536;
-            char *grown = realloc(buffer, new_capacity + 1);
-            if (grown == NULL) {
-                free(buffer);
-                fclose(file);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buffer = grown;
-            capacity = new_capacity;
-        }
-        size_t got = fread(buffer + used, 1, capacity - used, file);
-        used += got;
-        if (got == 0) {
-            int failed = ferror(file);
-            fclose(file);
-            if (failed) {
-                free(buffer);
-                errno = EIO;
-                return NULL;
-            }
-            break;
-        }
-    }
-    buffer[used] = '\0';
-    *size = used;
-    return buffer;
-}
-
-static bool push(struct list *list, const char *item, size_t capacity)
-{
-    if (list->count == capacity)
-        return false;
-    list->items[list->count++] = item;
-    return true;
-}
-
-/* Splits the record into its parts; false on a malformed record. */
-static bool parse_record(char *buffer, size_t size, struct record *out)
-{
-    size_t items = 0;
-    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1)
-        items++;
-    out->argv.items = calloc(items + 1, sizeof *out->argv.items);
-    out->env.items = calloc(items + 1, sizeof *out->env.items);
-    out->argv.count = out->env.count = 0;
-    out->execfn = out->exe = NULL;
-    if (out->argv.items == NULL || out->env.items == NULL)
-        return false;
-    for (size_t i = 0; i < size; i += strlen(buffer + i) + 1) {
-        const char *item = buffer + i;
-        switch (item[0]) {
-        case 'A': push(&out->argv, item + 1, items); break;
-        case 'E': push(&out->env, item + 1, items); break;
-        case 'X': out->execfn = item + 1; break;
-        case 'P': out->exe = item + 1; break;
-        default: return false;
-        }
-    }
-    return true;
-}
-
-/* The environment without the loader's keys, in order. */
-static struct list checked_environment(const char **entries, size_t count)
+/* The environment's entries a loader manages (managed) or not (!managed), in order. */
+static struct list checked_environment(const char **entries, size_t count, bool managed)
 {
     struct list out = {calloc(count + 1, sizeof(char *)), 0};
     for (size_t i = 0; out.items != NULL && i < count; i++)
-        if (!is_loader_managed(entries[i]))
+        if (is_loader_managed(entries[i]) == managed)
             out.items[out.count++] = entries[i];
     return out;
 }
 
-static void compare_environment(const struct list *expected, const struct list *received)
+static void compare_environment(const struct list *expected, const struct list *received, bool managed)
 {
+    const char *entry = managed ? "loader-managed entry" : "environment entry";
     size_t i = 0;
     for (; i < expected->count && i < received->count; i++) {
         if (strcmp(expected->items[i], received->items[i]) != 0) {
             char what[64];
-            snprintf(what, sizeof what, "environment entry %zu", i);
-            damaged(what, expected->items[i], received->items[i]);
+            snprintf(what, sizeof what, managed ? "%s %zu changed" : "%s %zu", entry, i);
+            if (managed) {  /* "changed", not "damaged": a loader's edit, not an overrun */
+                char *f = new_finding();
+                if (f == NULL)
+                    return;
+                append(f, FINDING_SIZE, what);
+                append(f, FINDING_SIZE, ": ");
+                append_quoted(f, FINDING_SIZE, expected->items[i]);
+                append(f, FINDING_SIZE, " became ");
+                append_quoted(f, FINDING_SIZE, received->items[i]);
+            } else {
+                damaged(what, expected->items[i], received->items[i]);
+            }
         }
     }
+    char what[64];
+    snprintf(what, sizeof what, "unexpected %s", entry);
     for (; i < received->count; i++)
-        entry_finding("unexpected environment entry", i, received->items[i]);
+        entry_finding(what, i, received->items[i]);
+    snprintf(what, sizeof what, "missing %s", entry);
     for (; i < expected->count; i++)
-        entry_finding("missing environment entry", i, expected->items[i]);
+        entry_finding(what, i, expected->items[i]);
 }
 
 static void compare_argv(const struct list *expected, int argc, char **argv)
@@ -309,6 +251,7 @@ static void find_duplicates(char **envp)
 int main(int argc, char *argv[], char *envp[])
 {
     const char *expect_path = NULL;
+    struct list expected_managed = {NULL, 0}, received_managed = {NULL, 0};
     size_t env_count = 0;
     char line[FINDING_SIZE];
 
@@ -320,7 +263,7 @@ int main(int argc, char *argv[], char *envp[])
         env_count++;
 
     /* 1. The seed's output: every PATH entry, in environment order; then what the
-     *    loader manages, which is shown but not checked. */
+     *    loader manages (checked last, below). */
     for (size_t i = 0; i < env_count; i++) {
         if (key_is(envp[i], "PATH")) {
             line[0] = '\0';
@@ -348,11 +291,14 @@ int main(int argc, char *argv[], char *envp[])
         }
         if (!parse_record(buffer, size, &record))
             return fail("malformed expect file", expect_path);
-        struct list expected = checked_environment(record.env.items, record.env.count);
-        struct list received = checked_environment((const char **)envp, env_count);
-        if (expected.items == NULL || received.items == NULL)
+        struct list expected = checked_environment(record.env.items, record.env.count, false);
+        struct list received = checked_environment((const char **)envp, env_count, false);
+        expected_managed = checked_environment(record.env.items, record.env.count, true);
+        received_managed = checked_environment((const char **)envp, env_count, true);
+        if (expected.items == NULL || received.items == NULL || expected_managed.items == NULL ||
+            received_managed.items == NULL)
             return fail("out of memory", NULL);
-        compare_environment(&expected, &received);
+        compare_environment(&expected, &received, false);
         compare_argv(&record.argv, argc, argv);
         compare_string("AT_EXECFN", record.execfn, (const char *)getauxval(AT_EXECFN));
         char exe[PATH_MAX + 1];
@@ -364,7 +310,11 @@ int main(int argc, char *argv[], char *envp[])
     /* 3. A key that occurs twice is corruption, expected or not. */
     find_duplicates(envp);
 
-    /* 4. Every finding, then one check line: the first finding is the evidence. */
+    /* 4. Last, the loader-managed entries against what the parent passed. */
+    if (expect_path != NULL)
+        compare_environment(&expected_managed, &received_managed, true);
+
+    /* 5. Every finding, then one check line: the first finding is the evidence. */
     for (size_t i = 0; i < finding_count; i++)
         print_line("envprint: ", findings[i]);
     if (finding_count > 0) {

@@ -17,7 +17,18 @@ from typing import Any
 from harness import yamlsource
 from harness.artifacts import spec as artifact_spec
 from harness.errors import MatrixError, did_you_mean
-from harness.model import Cell, Expectation, Launch, Outcome, OutputCheck, Strategy
+from harness.model import (
+    ALL_NAMINGS,
+    Cell,
+    Expectation,
+    Launch,
+    NameForm,
+    NameLength,
+    Naming,
+    Outcome,
+    OutputCheck,
+    Strategy,
+)
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
@@ -29,12 +40,15 @@ from harness.rule_index import RuleIndex, matches_all
 from harness.runners import RUNNERS
 from harness.yamlsource import LocatedList, LocatedMap, describe_value
 
-TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "axes", "nix_ld_sources", "exclude", "expect",
-            "differs")
+TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "libraries", "axes", "nix_ld_sources", "exclude",
+            "expect", "differs")
 SOURCE_KEYS = ("url", "hash")
-BINARY_KEYS = ("reproducer", "built_in", "child", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
-SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind))
-AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos")
+BINARY_KEYS = ("reproducer", "built_in", "child", "nix_built", "note")  # artifacts: harness/artifacts/spec.py
+NIX_BUILT_KEYS = ("glibc", "libs")
+NIX_LD_TEST_KEYS = ("nix_ld_test", "source", "built_in", "child", "expect", "note")  # nix-ld's own tests' fixtures
+LIBRARY_KEYS = {"nix_ld_test": ("nix_ld_test", "source", "built_in", "note"), "dir": ("dir", "note")}
+SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind), "nix_ld_test")
+AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos", "name")
 MATCH_KEYS = (*AXIS_KEYS, "uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 DIFFERS_KEYS = ("when", "between", "reason", "note")
@@ -54,20 +68,65 @@ NO_SUITE = "?"  # a container cell's glibc when its program names no suite to ru
 
 
 @dataclass(frozen=True)
+class NixBuilt:
+    """A program Nix built against a glibc build of its own (a user profile from a newer channel): its
+    interpreter and RUNPATH in that glibc's store paths and the listed libraries', whatever the cell's
+    system glibc is."""
+
+    glibc: str  # a store glibc build ("2.43")
+    libs: tuple[str, ...] = ()  # nixpkgs attributes its RUNPATH names (their store paths, for that glibc)
+
+
+@dataclass(frozen=True)
+class NixLdTest:
+    """A fixture of nix-ld's own tests (harness/nixld/suite.py), compiled from a nix-ld version's source."""
+
+    test: str  # "dt-needed"; "libtest" for its library
+    source: str  # the nix-ld version whose tests/*.c it is ("2.0.6")
+    built_in: str  # the Debian suite whose build root compiles it
+
+
+@dataclass(frozen=True)
+class OwnLibrary:
+    """A library directory of ours (``libraries:``): libtest built from nix-ld's source, or a directory.
+    A cell's ``libs`` may name it: RUNPATH and LD_LIBRARY_PATH name it as they name packages; for
+    nix-ld it is on NIX_LD_LIBRARY_PATH (as a shell that sets it, as nix-ld's tests do), not in
+    programs.nix-ld.libraries."""
+
+    name: str
+    nix_ld_test: NixLdTest | None = None
+    directory: Path | None = None
+
+
+@dataclass(frozen=True)
 class BinarySpec:
     name: str
     reproducer: str | None  # None: a real program from a wheel, package, URL or file (``artifact``)
     built_in: str | None  # Debian suite of the build root (an artifact's: the root container runs it in)
-    child: str | None = None  # for launchers: the binary they start
+    # The binary it starts. A launcher (spawn-env) stands for a Nix-built program and the strategy is
+    # about its child; a prebuilt parent (spawn-child, a wheel's node) is what the strategy is about,
+    # and its child is another prebuilt program (under the same fix) or a Nix-built one (nix_built).
+    child: str | None = None
     artifact: artifact_spec.Artifact | None = None
     run: tuple[str, ...] = ()  # an artifact's arguments
     check: OutputCheck | None = None  # an artifact's success (a reproducer prints its own check)
+    nix_built: NixBuilt | None = None  # a Nix-built program (a prebuilt parent's child)
+    prebuilt_parent: bool = False  # it starts ``child`` and is itself the program under test
+    script: str | None = None  # harness/data file a real parent runs to start its child (node: spawn_child.js)
+    nix_ld_test: NixLdTest | None = None  # a fixture of nix-ld's own tests; its child it starts by itself
+
+    @property
+    def passes_child(self) -> bool:
+        """Its child is on its command line (a fixture of nix-ld's tests starts OUT_DIR/dt-needed itself)."""
+        return self.nix_ld_test is None
 
     @property
     def key(self) -> tuple[str, str]:
         """Where the run's binaries hold it: (reproducer, suite), or ("artifact", its id)."""
         if self.artifact is not None:
             return ("artifact", self.artifact.id)
+        if self.nix_ld_test is not None:
+            return ("nix-ld-test", f"{self.nix_ld_test.source}:{self.nix_ld_test.test}:{self.nix_ld_test.built_in}")
         return (str(self.reproducer), str(self.built_in))
 
 
@@ -139,6 +198,7 @@ class Matrix:
     rules: tuple[Rule, ...]
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
+    own_libraries: Mapping[str, OwnLibrary] = dataclass_field(default_factory=dict)  # ``libraries:``
     nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/root/release.py) Debian's columns run as
     differs: tuple[Difference, ...] = ()  # the known differences between runners or builds (ldmatrix parity)
 
@@ -152,8 +212,13 @@ class Matrix:
         if not set(cell.strategy) & LIBRARY_STRATEGIES or cell.nixpkgs:
             return None
         release = RELEASES[self.release(cell) or CURRENT]
-        return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())),
-                                  Strategy.NIX_LD in cell.strategy)
+        attrs = tuple(self.library_sets.get(cell.libs, ()))
+        ours = [a for a in attrs if a in self.own_libraries]
+        if ours and Strategy.NIX_LD in cell.strategy:  # on NIX_LD_LIBRARY_PATH, not in programs.nix-ld.libraries
+            rest = tuple(a for a in attrs if a not in ours)
+            label = release.libs_label("+".join(rest) or NO_LIBRARIES, rest, True)
+            return f"{label} NIX_LD_LIBRARY_PATH=[{' '.join(ours)}]"
+        return release.libs_label(cell.libs, attrs, Strategy.NIX_LD in cell.strategy)
 
     @cached_property
     def rule_index(self) -> RuleIndex:
@@ -232,15 +297,33 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec], nixos: str = CURR
         "env": cell.env,
         "launch": cell.launch.value,
         "libs": cell.libs,
+        "name": cell.naming.value,
         "reproducer": spec.reproducer,
         "built_in": spec.built_in,
     }
 
 
+BASH_STYLE = {NameForm.ABSOLUTE: Launch.BASH_LOGIN, NameForm.PATH: Launch.BASH_PATH,
+              NameForm.DOT_SLASH: Launch.DOT_SLASH}
+
+
+def _naming(launch: Launch, naming: Naming, real: bool) -> tuple[Launch, str | None]:
+    """A cell's launch style and ``name`` (None: the style's own). bash names the program itself: a
+    bash-path or dot-slash style keeps its own form, and bash-login with ./NAME is the dot-slash style
+    (through PATH bash-path). A real program keeps its real file name."""
+    if launch.uses_bash:
+        form = launch.naming or naming.form
+        launch, naming = BASH_STYLE[form], Naming(form, naming.length)
+    if real:
+        naming = Naming(naming.form)
+    implied = launch.naming or NameForm.ABSOLUTE
+    return launch, None if naming == Naming(implied, NameLength.REAL) else naming.value
+
+
 def subject(binaries: Mapping[str, BinarySpec], name: str) -> BinarySpec:
     """The binary a cell's strategy is about: the cell's binary, or for a launcher its child."""
     spec = binaries[name]
-    return binaries[spec.child] if spec.child else spec
+    return binaries[spec.child] if spec.child and not spec.prebuilt_parent else spec
 
 
 class _Loader:
@@ -256,6 +339,7 @@ class _Loader:
         self.reproducers = reproducers
         self.library_sets: dict[str, tuple[str, ...]] = {NO_LIBRARIES: ()}  # libs axis name -> attributes
         self._allowed: dict[str, frozenset[str] | None] = {}  # what a when/exclude key may name, once per key
+        self.own: dict[str, OwnLibrary] = {}  # ``libraries:``, our own library directories
 
     def error(self, where: Any, key: str, message: str, allowed: Iterable[str] | None = None, line: int | None = None):
         if line is None:
@@ -301,8 +385,13 @@ class _Loader:
                                  f"(this one has {len(str(name))}): it is part of every cell's folder name")
             if isinstance(entry, dict) and artifact_spec.kind_of(entry):
                 parsed = artifact_spec.parse(entry, str(name), self.file, self.path.resolve().parent, self.suite_glibc)
-                specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, None, parsed.artifact, parsed.run,
-                                              parsed.check)
+                # a real parent's verdict is its script's check line, about its child
+                specs[str(name)] = BinarySpec(str(name), None, parsed.built_in, parsed.child, parsed.artifact,
+                                              parsed.run, None if parsed.child else parsed.check,
+                                              prebuilt_parent=parsed.child is not None, script=parsed.script)
+                continue
+            if isinstance(entry, dict) and "nix_ld_test" in entry:
+                specs[str(name)] = self.nix_ld_test_binary(entry, str(name))
                 continue
             if isinstance(entry, LocatedMap) and "reproducer" not in entry:
                 raise MatrixError(self.file, entry.line, f"binaries.{name}",
@@ -325,13 +414,103 @@ class _Loader:
                                   f"reproducer {reproducer!r} starts a child: name one of the binaries")
             if child is not None and not needs_child:
                 raise self.error(entry, "child", f"reproducer {reproducer!r} starts no child")
-            specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child))
+            nix_built = self.nix_built(entry, str(name)) if "nix_built" in entry else None
+            specs[str(name)] = BinarySpec(str(name), reproducer, suite, None if child is None else str(child),
+                                          nix_built=nix_built,
+                                          prebuilt_parent=bool(getattr(self.reproducers[reproducer],
+                                                                       "prebuilt_parent", False)))
         for name, spec in specs.items():
             if spec.child is not None and spec.child not in specs:
                 raise self.unknown(section[name], "child", "unknown binary", spec.child, sorted(specs))
             if spec.child is not None and specs[spec.child].child is not None:
                 raise self.error(section[name], "child", "a child cannot itself be a launcher")
+            if spec.child is not None and specs[spec.child].nix_built and not spec.prebuilt_parent:
+                raise self.error(section[name], "child", f"{spec.child} is Nix-built: a launcher (itself standing "
+                                 "for a Nix-built program) starts a prebuilt one; a prebuilt parent starts either")
         return specs
+
+    def nix_ld_test(self, entry: Any, key: str, tests: Iterable[str]) -> NixLdTest:
+        """``nix_ld_test: dt-needed, source: "2.0.6", built_in: bullseye``."""
+        test, tests = str(entry["nix_ld_test"]), list(tests)
+        if test not in tests:
+            raise self.unknown(entry, f"{key}.nix_ld_test", "unknown test fixture of nix-ld", test, tests,
+                               line=entry.line_of("nix_ld_test"))
+        for required in ("source", "built_in"):
+            if required not in entry:
+                raise MatrixError(self.file, entry.line, f"{key}.{required}", "is required: "
+                                  + ("the nix-ld version whose tests/*.c it is (nix_ld_sources)" if required == "source"
+                                     else "the Debian suite whose build root compiles it"))
+        source, suite = str(entry["source"]), str(entry["built_in"])
+        if not is_label(source):
+            raise self.error(entry, f"{key}.source", f"{source!r} is not a nix-ld version ({LABEL_EXAMPLE})",
+                             line=entry.line_of("source"))
+        if suite not in self.suite_glibc:
+            raise self.unknown(entry, f"{key}.built_in", "unknown Debian suite", suite, sorted(self.suite_glibc),
+                               line=entry.line_of("built_in"))
+        return NixLdTest(test, source, suite)
+
+    def nix_ld_test_binary(self, entry: Any, name: str) -> BinarySpec:
+        from harness.nixld.suite import TESTS
+
+        self.check_keys(entry, NIX_LD_TEST_KEYS, f"binaries.{name}")
+        test = self.nix_ld_test(entry, f"binaries.{name}", TESTS)
+        child = entry.get("child")
+        check = artifact_spec.parse_expect(entry, name, self.file)
+        return BinarySpec(name, None, test.built_in, None if child is None else str(child), check=check,
+                          prebuilt_parent=child is not None, nix_ld_test=test)
+
+    def own_libraries(self, doc: Any) -> dict[str, OwnLibrary]:
+        """``libraries: {libtest: {nix_ld_test: libtest, source: "2.0.6", built_in: bullseye}, mine: {dir: ./lib}}``."""
+        from harness.nixld.suite import LIBRARY
+        from harness.provision.libraries import CONFIG as LIBRARIES
+
+        if "libraries" not in doc:
+            return {}
+        section = doc["libraries"]
+        if not isinstance(section, LocatedMap):
+            raise self.error(doc, "libraries", "must map names to {nix_ld_test: libtest, ...} or {dir: PATH}")
+        out = {}
+        for name, entry in section.items():
+            key = f"libraries.{name}"
+            if str(name) in (NO_LIBRARIES, DEFAULT_LIBRARIES, *LIBRARIES.attributes):
+                raise self.error(section, str(name), f"{name!r} is a library set already (none, default, a nixpkgs "
+                                 "attribute): give yours another name")
+            kinds = [k for k in LIBRARY_KEYS if isinstance(entry, LocatedMap) and k in entry]
+            if len(kinds) != 1:
+                raise MatrixError(self.file, getattr(entry, "line", section.line_of(name)), key,
+                                  "say what it is, once: nix_ld_test (with source, built_in) or dir",
+                                  list(LIBRARY_KEYS))
+            self.check_keys(entry, LIBRARY_KEYS[kinds[0]], key)
+            if kinds[0] == "dir":
+                directory = (self.path.resolve().parent / str(entry["dir"])).resolve()
+                if not directory.is_dir():
+                    raise self.error(entry, f"{key}.dir", f"{entry['dir']} ({directory}) is not a directory",
+                                     line=entry.line_of("dir"))
+                out[str(name)] = OwnLibrary(str(name), directory=directory)
+            else:
+                out[str(name)] = OwnLibrary(str(name), nix_ld_test=self.nix_ld_test(entry, key, (LIBRARY,)))
+        self.own = out
+        return out
+
+    def nix_built(self, entry: Any, name: str) -> NixBuilt:
+        """``nix_built: {glibc: "2.43", libs: [stdenv.cc.cc]}``: a program Nix built against that glibc."""
+        from harness.provision.libraries import CONFIG as LIBRARIES
+
+        section, key = entry["nix_built"], f"binaries.{name}.nix_built"
+        self.check_keys(section, NIX_BUILT_KEYS, key, line=entry.line_of("nix_built"))
+        if "glibc" not in section:
+            raise MatrixError(self.file, section.line, f"{key}.glibc", "is required: the glibc build Nix built it "
+                              "against", sorted(self.glibc_suites, key=_version_of))
+        glibc = str(section["glibc"])
+        if glibc not in self.glibc_suites:
+            raise self.unknown(section, f"{key}.glibc", "unknown glibc", glibc,
+                               sorted(self.glibc_suites, key=_version_of), line=section.line_of("glibc"))
+        libs = [str(a) for a in self.as_list(section, "libs")] if "libs" in section else []
+        for attr in libs:
+            if attr not in LIBRARIES.attributes:
+                raise self.unknown(section, f"{key}.libs", "unknown library", attr, sorted(LIBRARIES.attributes),
+                                   line=section.line_of("libs"))
+        return NixBuilt(glibc, tuple(libs))
 
     def axes(self, doc: Any, binaries: Mapping[str, BinarySpec]) -> dict[str, list[Any]]:
         section = doc.get("axes")
@@ -345,6 +524,7 @@ class _Loader:
             "env": (sorted(PROFILES), "unknown environment profile"),
             "launch": ([style.value for style in Launch], "unknown launch style"),
             "nixos": (list(RELEASES), "unknown NixOS release"),
+            "name": ([n.value for n in ALL_NAMINGS], "unknown way of naming the program"),
         }
         for key in AXIS_KEYS:
             if key not in section:
@@ -386,11 +566,16 @@ class _Loader:
         if any(Strategy.NIX_LD in s for s in axes["strategy"]) and "nix_ld" not in axes:
             raise MatrixError(self.file, section.line, "axes.nix_ld",
                               "a nix-ld strategy needs the nix-ld versions to test, e.g. nix_ld: ['1.2.2', '2.0.6']")
-        axes.setdefault("binary", list(binaries))
+        for name in axes.get("binary", ()):
+            if binaries[name].nix_built is not None:
+                raise self.error(section, "binary", f"{name} is Nix-built: it runs as a prebuilt parent's child "
+                                 "(binaries.X.child), not on its own")
+        axes.setdefault("binary", [name for name, spec in binaries.items() if spec.nix_built is None])
         axes.setdefault("env", ["nixos-login"])
         axes.setdefault("launch", [Launch.DIRECT.value])
         axes.setdefault("libs", [NO_LIBRARIES])
         axes.setdefault("nixos", [CURRENT])
+        axes.setdefault("name", [NameForm.ABSOLUTE.value])
         return axes
 
     def library_set(self, section: Any, raw: Any, line: int) -> str:
@@ -406,9 +591,10 @@ class _Loader:
             self.library_sets[name] = () if name == NO_LIBRARIES else LIBRARIES.default
             return name
         for attr in attrs:
-            if attr not in LIBRARIES.attributes:
+            if attr not in LIBRARIES.attributes and attr not in self.own:
                 raise self.unknown(section, "libs", "unknown library", attr,
-                                   [NO_LIBRARIES, DEFAULT_LIBRARIES, *sorted(LIBRARIES.attributes)], line=line)
+                                   [NO_LIBRARIES, DEFAULT_LIBRARIES, *sorted(self.own), *sorted(LIBRARIES.attributes)],
+                                   line=line)
         self.library_sets[name] = tuple(attrs)
         return name
 
@@ -468,6 +654,7 @@ class _Loader:
             "launch": [style.value for style in Launch],
             "libs": axes["libs"],
             "nixos": axes["nixos"],
+            "name": [n.value for n in ALL_NAMINGS],
             "uses": [s.value for s in Strategy],
             "reproducer": sorted(self.reproducers),
             "built_in": sorted(self.suite_glibc),
@@ -502,7 +689,7 @@ class _Loader:
     def bound_cells(self, doc: Any, axes: Mapping[str, list[Any]]) -> None:
         """The axes' product, counted before a cell is made: a matrix is not a way to fill the memory."""
         count = len(axes["glibc"]) + len(self.nixpkgs)  # Debian's glibc builds and the pins'
-        for key in ("binary", "strategy", "env", "launch", "libs", "nixos"):
+        for key in ("binary", "strategy", "env", "launch", "libs", "nixos", "name"):
             count *= len(axes[key])
         count *= max(1, len(axes.get("nix_ld", ())))
         if count > MAX_CELLS:
@@ -520,8 +707,9 @@ class _Loader:
         builds = [(glibc, None) for glibc in axes["glibc"]] + [(v, pin) for pin, (v, _) in self.nixpkgs.items()]
         named = len(axes["nixos"]) > 1  # one release: the matrix's, not part of a cell's id
         cells: dict[str, Cell] = {}
-        for binary, strategy, (glibc, pin), env, style, libs, nixos in itertools.product(
-            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"], axes["nixos"]
+        for binary, strategy, (glibc, pin), env, style, libs, nixos, written in itertools.product(
+            axes["binary"], axes["strategy"], builds, axes["env"], axes["launch"], axes["libs"], axes["nixos"],
+            axes["name"]
         ):
             launch = Launch(style)
             release = nixos if named and pin is None else None  # a pin's column is its own release
@@ -531,6 +719,7 @@ class _Loader:
                 pin, launch, release = None, Launch.DIRECT, None
             if launch.uses_bash:
                 env = "nixos-login"
+            launch, name = _naming(launch, Naming.parse(written) or Naming(), binaries[binary].artifact is not None)
             if not set(strategy) & LIBRARY_STRATEGIES:
                 libs = NO_LIBRARIES
             labels = list(axes.get("nix_ld", []))
@@ -538,7 +727,8 @@ class _Loader:
             if own and own not in labels:
                 labels.append(own)
             for nix_ld in (labels or [None]) if Strategy.NIX_LD in strategy else [None]:
-                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin, nixos=release)
+                cell = Cell(binary, strategy, glibc, nix_ld, env, launch, libs=libs, nixpkgs=pin, nixos=release,
+                            name=name)
                 cells.setdefault(cell.id, cell)
         return list(cells.values())
 
@@ -663,6 +853,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     loader.check_keys(doc, TOP_KEYS, "the matrix")
     name = loader.name(doc)
     binaries = loader.binaries(doc)
+    own = loader.own_libraries(doc)
     axes = loader.axes(doc, binaries)
     if "nix_ld" in axes:
         axes["nix_ld"] += [label for label in extra_nix_ld if label not in axes["nix_ld"]]
@@ -699,7 +890,7 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
     if runner not in RUNNERS:
         raise loader.unknown(doc, "runner", "unknown runner", runner, RUNNERS)
     return Matrix(path, name, str(doc.get("description", "")).strip(), runner, loader.timeout(doc), binaries,
-                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), tuple(axes["nixos"]), differs)
+                  tuple(cells), tuple(rules), sources, dict(loader.library_sets), own, tuple(axes["nixos"]), differs)
 
 
 def _without_excluded(display: str, cells: list[Cell], facts: Mapping[str, Mapping[str, Any]],

@@ -49,6 +49,47 @@ class Launch(enum.StrEnum):
     def uses_bash(self) -> bool:
         return self in (Launch.BASH_LOGIN, Launch.BASH_PATH, Launch.DOT_SLASH)
 
+    @property
+    def naming(self) -> NameForm | None:
+        """How the style itself names the program (bash-path: through PATH; dot-slash: ./NAME); None: as
+        the cell's ``name`` says."""
+        return {Launch.BASH_PATH: NameForm.PATH, Launch.DOT_SLASH: NameForm.DOT_SLASH}.get(self)
+
+
+class NameForm(enum.StrEnum):
+    """How the program is named when it is started (the ``name`` axis)."""
+
+    ABSOLUTE = "absolute"  # /home/user/bin/NAME (or its place in an artifact's tree)
+    PATH = "path"  # bare NAME, found through PATH (its directory put first on PATH)
+    DOT_SLASH = "dot-slash"  # ./NAME, from its directory
+
+
+class NameLength(enum.StrEnum):
+    """The program's file name: its own, or (a reproducer's) a short or a long one."""
+
+    REAL = "real"
+    SHORT = "short"
+    LONG = "long"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """A ``name`` axis value: ``dot-slash``, ``path-short``, ``absolute-long``."""
+
+    form: NameForm = NameForm.ABSOLUTE
+    length: NameLength = NameLength.REAL
+
+    @property
+    def value(self) -> str:
+        return self.form.value if self.length is NameLength.REAL else f"{self.form.value}-{self.length.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> Naming | None:
+        return next((n for n in ALL_NAMINGS if n.value == text), None)
+
+
+ALL_NAMINGS = tuple(Naming(form, length) for form in NameForm for length in NameLength)
+
 
 class RootKind(enum.StrEnum):
     NIXOS = "nixos"  # /nix/store + /bin/sh, no /lib, /lib64, /usr/lib
@@ -176,6 +217,14 @@ class BuiltBinary:
     sha256: str
     build_log: Path
     interpreter: str  # PT_INTERP as built, "/lib64/ld-linux-x86-64.so.2"
+    # A real program is installed whole (harness/artifacts/tree.py): its artifact's tree on the host,
+    # the program's path in it as the matrix names it (``named``, maybe a link) and its file there
+    # (``member``: ``path`` is that file); a Debian package's ``name=version`` as apt installs it, and
+    # the exact versions its Depends name (``libjq1=1.6-2.1+deb12u2``: from the same source package).
+    tree: Path | None = None
+    named: str = ""
+    member: str = ""
+    apt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,10 +234,16 @@ class OutputCheck:
 
     exit: int | None = 0  # None: any status a program that ran exits with (0 to 125)
     output: str | None = None  # a Python regular expression (re.search, multiline), None: any output
+    also: tuple[str, ...] = ()  # more regular expressions the output must match, each somewhere
 
     def describe(self) -> str:
         status = "any exit status" if self.exit is None else f"exit {self.exit}"
-        return status + (f" and output matching /{self.output}/" if self.output is not None else "")
+        wanted = " and ".join(f"/{p}/" for p in self.patterns)
+        return status + (f" and output matching {wanted}" if wanted else "")
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return ((self.output,) if self.output is not None else ()) + self.also
 
     def accepts(self, rc: int) -> bool:
         """``rc`` is the status this check wants (any: a program's own, not a shell's 126/127 or a signal's)."""
@@ -264,6 +319,14 @@ class Cell:
     # The NixOS release whose behaviour the root has (harness/root/release.py), when the matrix's ``nixos``
     # axis names more than one; None: the matrix's one release (or a pin's own), not part of the id.
     nixos: str | None = None
+    # How the started program is named (a Naming's value: ``dot-slash``, ``path-short``); None: as its
+    # launch style names it (bash-path through PATH, dot-slash as ./NAME, the others by absolute path)
+    # with its own file name, not part of the id.
+    name: str | None = None
+
+    @property
+    def naming(self) -> Naming:
+        return Naming.parse(self.name or self.implied_name) or Naming()
 
     @property
     def strategy_name(self) -> str:
@@ -289,7 +352,14 @@ class Cell:
             out["nixpkgs"] = self.nixpkgs
         if self.nixos is not None:
             out["nixos"] = self.nixos
+        if self.name is not None:
+            out["name"] = self.name
         return out
+
+    @property
+    def implied_name(self) -> str:
+        """The ``name`` a cell of this launch style has unless it says otherwise."""
+        return (self.launch.naming or NameForm.ABSOLUTE).value
 
     @property
     def build(self) -> str:
@@ -322,6 +392,8 @@ class Cell:
             parts.append(self.launch.value)
         if self.libs != "none":
             parts.append(f"libs-{self.libs}")
+        if self.name is not None:
+            parts.append(f"name-{self.name}")
         return parts
 
 

@@ -184,15 +184,23 @@ def _checked(check: OutputCheck) -> Callable[[CommandResult, list[str]], Verdict
             return None
         if check.output is None:
             return Verdict(Outcome.OK, f"exit {result.rc}")
-        for text in (result.stdout, result.stderr):
-            match = output_regex.search(check.output, text)  # RE2: linear time, whatever the pattern
-            if match:
-                start = text.rfind("\n", 0, match[0]) + 1
-                end = text.find("\n", match[0])
-                return Verdict(Outcome.OK, text[start:end if end >= 0 else len(text)].strip() or f"exit {result.rc}")
-        return None
+        found = [_found(pattern, result) for pattern in check.patterns]  # each, somewhere in the output
+        if any(line is None for line in found):
+            return None
+        return Verdict(Outcome.OK, found[0] or f"exit {result.rc}")
 
     return rule
+
+
+def _found(pattern: str, result: CommandResult) -> str | None:
+    """The line ``pattern`` is found on (stdout first), or None. RE2: linear time, whatever the pattern."""
+    for text in (result.stdout, result.stderr):
+        match = output_regex.search(pattern, text)
+        if match:
+            start = text.rfind("\n", 0, match[0]) + 1
+            end = text.find("\n", match[0])
+            return text[start:end if end >= 0 else len(text)].strip()
+    return None
 
 
 def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
@@ -200,8 +208,9 @@ def _failed_check(result: CommandResult, check: OutputCheck) -> Verdict:
     last = next((line.strip() for text in (result.stderr, result.stdout)
                  for line in reversed(text.splitlines()) if line.strip()), None)
     wanted = "a program's own status (0 to 125)" if check.exit is None else str(check.exit)
+    missing = next((p for p in check.patterns if _found(p, result) is None), check.output)
     why = f"exit {result.rc}, expected {wanted}" if not check.accepts(result.rc) else \
-        f"no output matching /{check.output}/"
+        f"no output matching /{missing}/"
     return Verdict(Outcome.ERROR, f"{last} [{why}]" if last else f"no output [{why}]")
 
 

@@ -8,8 +8,8 @@ like one, except in the ``container`` strategy, where everything runs unpatched 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.cache import Cache, installed
@@ -36,15 +36,13 @@ from harness.model import (
 from harness.nixld.provide import how_to_supply
 from harness.provision.libraries import CONFIG as LIBRARIES
 from harness.provision.libraries import DEFAULT
-from harness.reproducers import LAUNCHER_NO_EXPECT, REPRODUCERS
 from harness.root.environments import HOME, login_environment
 from harness.root.launch import Target, Tools, launch
+from harness.root.programs import Sources, binary_mounts, install_programs, subject_of
 from harness.root.release import NixosRelease
 from harness.root.system import SystemPaths, layout
 from harness.strategies import APPLY, Plan, StrategyContext
 from harness.strategies.nix_ld import LOADER_LINK
-
-BIN_DIR = f"{HOME}/bin"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +63,12 @@ class Provisioned:
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
     stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/provision/stub_ld.py)
+    # binary name -> the root the container strategy runs that Debian package in (apt installed it there)
+    package_roots: Mapping[str, BuildRoot] = field(default_factory=dict)
+    own_libraries: Mapping[str, StorePath] = field(default_factory=dict)  # ``libraries:`` -> its store path
+    missing: Mapping[str, str] = field(default_factory=dict)  # a binary or library that could not be built -> why
+    # binary name -> the glibc build and libraries Nix built it against (a prebuilt parent's Nix-built child)
+    nix_built: Mapping[str, tuple[GlibcSet, LibrarySet]] = field(default_factory=dict)
 
 
 def nixos_root(glibc: GlibcSet) -> RootSpec:
@@ -82,25 +86,26 @@ def fhs_root(root: BuildRoot) -> RootSpec:
     return RootSpec(kind=RootKind.FHS, digest=root.digest, fhs_root=root.path)
 
 
-def _is_printer(spec: BinarySpec) -> bool:
-    """The start-up printer checks what it is passed against its parent's ``--expect`` record."""
-    return spec.reproducer is not None and REPRODUCERS[spec.reproducer].checks_startup
-
-
-def program_argv(paths: list[str], subject: BinarySpec, launched: bool) -> list[str]:
-    """``[PROGRAM, *run]``, or ``[LAUNCHER, CHILD, *run]``: a launcher gives its child ``--expect FILE``
-    for the start-up printer only; any other child is run with ``--no-expect``, untouched."""
-    if launched and not _is_printer(subject):
-        paths = [paths[0], LAUNCHER_NO_EXPECT, *paths[1:]]
-    return [*paths, *subject.run]
-
-
-def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]],
-                       release: NixosRelease) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]], release: NixosRelease,
+                       own: Collection[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
-    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/root/release.py)."""
+    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/root/release.py).
+    ``own``: library directories of ours, which are on NIX_LD_LIBRARY_PATH instead (``own_library_path``)."""
     listed = tuple(library_sets.get(libs, LIBRARIES.default if libs == DEFAULT else ()))
-    return listed, release.nix_ld_attributes(libs, listed, LIBRARIES.default)
+    packages = tuple(a for a in listed if a not in own)
+    return listed, release.nix_ld_attributes(libs if packages == listed else "+".join(packages) or "none", packages,
+                                             LIBRARIES.default)
+
+
+def own_library_path(plan: Plan, listed: tuple[str, ...], own: Mapping[str, StorePath]) -> None:
+    """Library directories of ours on NIX_LD_LIBRARY_PATH, in place of programs.nix-ld's directory, as
+    a shell that sets it does (and nix-ld's own tests: ``NIX_LD_LIBRARY_PATH=$libtest``)."""
+    dirs = [own[name] for name in listed if name in own]
+    if not dirs or not plan.nix_ld_env:
+        return
+    plan.add_store_paths(dirs)
+    value = ":".join(p.lib_dir for p in dirs)
+    plan.nix_ld_env[:] = [(k, value if k == "NIX_LD_LIBRARY_PATH" else v) for k, v in plan.nix_ld_env]
 
 
 def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisioned, workdir: Path,
@@ -109,19 +114,23 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisi
     ``release``: the NixOS release whose root it runs in (harness/root/release.py; ``session.release_of``).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
-    read-only at ``~/bin/<name>`` (see harness/cache/installed.py).
+    read-only at ``~/bin/<name>``, a real program's tree at ``~/opt/<binary>`` (harness/root/programs.py).
     """
     if cell.glibc_key not in art.glibc:
         return NotRun.skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
     glibc = art.glibc[cell.glibc_key]
-    subject = child or spec  # the binary the strategy is about
+    subject = subject_of(spec, child)  # the binary the strategy is about
     if glibc.nixpkgs and cell.launch is Launch.PYTHON:
         return NotRun.skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
                     "(the nixos-vm runner uses the VM's)")
     if glibc.nixpkgs and cell.libs not in ("none", "default"):
         return NotRun.skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
-    listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release)
+    needs = (spec.name, *((child.name,) if child is not None else ()), *art.library_sets.get(cell.libs, ()))
+    missing = next((art.missing[n] for n in needs if n in art.missing), None)
+    if missing is not None:
+        return NotRun.skip(missing)
+    listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release, art.own_libraries)
     if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
         own = tuple(glibc.nix_ld_libraries or ()) if cell.libs == "default" else ()
         listed_set = nix_ld_set = LibrarySet(listed, own, own)
@@ -130,7 +139,9 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisi
         nix_ld_set = art.libraries.get((cell.glibc_key, nix_ld_attrs), LibrarySet())
     ctx = StrategyContext(
         glibc=glibc,
-        build_root=art.roots.get(subject.built_in) if subject.built_in else None,  # container's root
+        # the container's root: the suite's, or one apt installed a Debian package in
+        build_root=art.package_roots.get(subject.name) or (art.roots.get(subject.built_in) if subject.built_in
+                                                           else None),
         nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
         nix_ld_missing=_nix_ld_missing(cell.nix_ld, art) if cell.nix_ld else "",
@@ -142,33 +153,33 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisi
         stopped = APPLY[strategy](plan, ctx)
         if stopped is not None:
             return stopped
+    own_library_path(plan, listed, art.own_libraries)
     if not plan.fhs and release.stub_ld and not any(link.path == LOADER_LINK for link in plan.links):
         if art.stub_ld is None:
             raise LdmatrixError(f"{release.pretty_name} has stub-ld at {LOADER_LINK}, and none was provisioned")
         plan.add_store_paths([art.stub_ld])  # environment.ldso's mkDefault: stub-ld unless nix-ld is enabled
         plan.links.append(Link(LOADER_LINK, art.stub_ld.store_path))
 
-    subject_binary = art.binaries[subject.key]
-    binaries = [installed.install(subject_binary, f"{BIN_DIR}/{subject.name}", plan.interpreter, plan.runpath,
-                                  art.cache)]
-    if child is not None:  # the cell's binary is a launcher standing for a Nix-built program
-        launcher = art.binaries[spec.key]
-        nixify = not plan.fhs
-        binaries.insert(0, installed.install(launcher, f"{BIN_DIR}/{spec.name}", glibc.loader if nixify else None,
-                                             [glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir] if nixify else [],
-                                             art.cache))
-    argv = program_argv([b.path for b in binaries], subject, child is not None)
+    sources = Sources(art.binaries, art.cache, art.nix_built, art.package_roots)
+    programs = install_programs(cell, spec, child, sources, plan, glibc)
+    if isinstance(programs, NotRun):
+        return programs
+    binaries = programs.binaries
+    plan.add_store_paths(programs.store_paths)
 
     env = login_environment(cell.env, fhs=plan.fhs, nix_ld=tuple(plan.nix_ld_env), extra=tuple(plan.env))
     added = {key for key, _ in plan.env}
-    target = Target(argv=tuple(argv), login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
+    target = Target(argv=programs.argv, login_env=env, nix_ld_env=tuple(plan.nix_ld_env),
                     strategy_env=tuple((k, v) for k, v in env if k in added), cwd=HOME,
-                    checks=child is None and _is_printer(subject))
+                    checks=programs.checks, form=cell.naming.form)
     launched = launch(cell.launch, target, art.tools.get(cell.glibc_key) or Tools(busybox=glibc.shell))
+    launched = replace(launched, home_files={**launched.home_files, **programs.home_files})
 
     workdir.mkdir(parents=True, exist_ok=True)
     home = home or workdir / "home"
-    (home / "bin").mkdir(parents=True, exist_ok=True)  # the binaries are bound into it, read-only
+    # the binaries are bound into ~/bin, a real program's tree into ~/opt, read-only: the runner makes
+    # those mount points in the tmpfs HOME (made here, the cell user would be given them: not ours to give)
+    (home / "bin").mkdir(parents=True, exist_ok=True)
     for relative, data in launched.home_files.items():  # the launcher's scripts and its record
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_bytes(data)
@@ -179,7 +190,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisi
     store_paths = {p.basename: p for p in (*(system.store_paths if system else ()), *plan.store_paths,
                                            *launched.store_paths)}
     mounts = [Mount(home, HOME, writable=True, tmpfs=True)]  # a bounded tmpfs with home's files
-    mounts += [Mount(b.host_path, b.path) for b in binaries]
+    mounts += binary_mounts(programs)
     mounts += [Mount(p.host_path, p.store_path) for p in store_paths.values()]
     mounts += installed.overlay_mounts([*(system.links if system else ()), *plan.links, *launched.links],
                                        art.cache, system.files if system else {})
@@ -189,7 +200,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisi
     root = fhs_root(ctx.build_root) if ctx.build_root is not None and plan.fhs else nixos_root(glibc)
     prediction = predict(root, mounts, binaries, env)
     return PreparedCell(cell=cell, root=root, mounts=tuple(mounts), argv=launched.argv, env=launched.env,
-                        cwd=HOME, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
+                        cwd=launched.cwd, timeout=timeout, workdir=workdir, binaries=tuple(binaries),
                         predicted=prediction.outcome, prediction=prediction.reason, nix_ld=ctx.nix_ld,
                         nixpkgs=glibc.nixpkgs,
                         nix_ld_libraries=None if cell.libs == "default" else art.library_sets.get(cell.libs, ()))

@@ -45,8 +45,11 @@ class ReproducerSpec:
     language: Language
     sources: tuple[str, ...]  # relative to the project dir; the first is the one compiled
     link_flags: tuple[str, ...] = ()
-    needs_child: bool = False  # a parent that runs a child given on its command line (envprint)
+    needs_child: bool = False  # a parent that runs a child given on its command line
+    # a prebuilt parent (spawn-child): the program under test, judging what its child received; the
+    # others that start a child (the Rust launchers) stand for Nix-built programs
     checks_startup: bool = False  # checks argv, environment, AT_EXECFN against its parent's --expect record
+    prebuilt_parent: bool = False
     min_glibc: str | None = None  # the build root must have at least this glibc
     description: str = ""
     # A second source built first as a shared object with these flags to EMBEDDED_SO, which the
@@ -97,8 +100,17 @@ REPRODUCERS: dict[str, ReproducerSpec] = {
         _c("needs-libcrypt", "needs_libcrypt.c", "needs libcrypt.so.1 (like python-build-standalone 3.11)",
            link_flags=("-lcrypt",)),
         _c("needs-glibc-2.38", "needs_glibc_2_38.c", "uses strlcpy, so needs GLIBC_2.38", min_glibc="2.38"),
-        _c("envprint", "envprint.c", "prints PATH entries; checks its whole start-up state against --expect",
-           checks_startup=True),
+        ReproducerSpec("envprint", Language.C, ("envprint.c", "record.h"), checks_startup=True,
+                       description="prints PATH entries; checks its whole start-up state against --expect"),
+        # the start-up printer of a newer channel: it needs sid's libstdc++ (GLIBCXX_3.4.35)
+        ReproducerSpec("envprint-newer", Language.C, ("envprint.c", "record.h", "newer_libstdcxx.c"),
+                       link_flags=("/src/newer_libstdcxx.c", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"),
+                       checks_startup=True, min_glibc="2.43",  # sid's root: its libstdc++ has the symbol
+                       description="envprint needing a libstdc++ as new as sid's, as a newer channel's program"),
+        # a prebuilt program starting another (VS Code's server's node): what the child received
+        ReproducerSpec("spawn-child", Language.C, ("spawn_child.c", "record.h"), needs_child=True,
+                       prebuilt_parent=True, checks_startup=True,
+                       description="a prebuilt parent: starts CHILD and judges what it received"),
         ReproducerSpec("dlopen-execstack", Language.C, ("dlopen_execstack.c", "execstack_lib.c"),
                        link_flags=("-ldl",), embedded_so_flags=("-Wl,-z,execstack",),
                        description="dlopen()s a library that asks for an executable stack (refused from 2.41)"),

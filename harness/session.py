@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Self
@@ -21,10 +21,11 @@ from typing import Self
 from harness import interrupt, nixld, nixpkgs, provision
 from harness import shard as shard_mod
 from harness.artifacts import provide as artifacts_provide
+from harness.artifacts.spec import Kind
 from harness.cache import Cache, installed
 from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
-from harness.matrix import Matrix, subject
+from harness.matrix import BinarySpec, Matrix, subject
 from harness.model import (
     Cell,
     CellResult,
@@ -35,6 +36,7 @@ from harness.model import (
     Outcome,
     OutputCheck,
     PreparedCell,
+    StorePath,
     Strategy,
     Verdict,
 )
@@ -42,7 +44,9 @@ from harness.nixpkgs.release import pin_release
 from harness.outcome import classify
 from harness.prepare import Provisioned, library_attributes, prepare
 from harness.progress import NullProgress, Progress
-from harness.provision import Lock, stub_ld
+from harness.provision import Lock, own_libraries, stub_ld
+from harness.provision.package_root import package_root
+from harness.provision.packages import PackageStore
 from harness.results import command_script
 from harness.results.outdir import CELL_FILE, RunDirectory
 from harness.root.launch import Tools
@@ -79,8 +83,8 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
         glibcs.add(cell.glibc_key)
         spec = matrix.binaries[cell.binary]
         for binary in (spec, matrix.binaries[spec.child]) if spec.child else (spec,):
-            if binary.artifact is None:  # a real program is fetched, not built (harness/artifacts/)
-                builds.add(binary.key)
+            if binary.artifact is None and binary.nix_ld_test is None:  # fetched (harness/artifacts/), or
+                builds.add(binary.key)  # nix-ld's tests' fixture (harness/own_libraries.py)
     return glibcs, builds
 
 
@@ -96,23 +100,31 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     for version in sorted(glibcs - glibc_sets.keys() - glibc_missing.keys()):
         progress.step(f"store paths for glibc {version}")
         glibc_sets[version] = provision.provision_glibc(version, options.cache, progress, lock=options.lock)
-    in_container = {subject(matrix.binaries, c.binary).built_in for c in cells if Strategy.CONTAINER in c.strategy}
-    suites = sorted({suite for _, suite in builds} | {str(suite) for suite in in_container})
+    in_container = {subject(matrix.binaries, c.binary) for c in cells if Strategy.CONTAINER in c.strategy}
+    packages = {s for s in in_container if s.artifact is not None and s.artifact.kind is Kind.DEB}
+    suites = sorted({suite for _, suite in builds} | {str(s.built_in) for s in in_container - packages})
     roots = {}
     for suite in suites:
         progress.step(f"build root {suite}")
         roots[suite] = provision.build_root(suite, options.cache, progress)
+    package_roots = {s.name: package_root(str(s.built_in), programs[s.key], options.cache, progress)
+                     for s in sorted(packages, key=lambda s: s.name)}
     compiler = runner or get_runner(options.runner or matrix.runner)  # docker: inside the gcc image of the suite
     binaries = dict(programs)
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
         binaries[(name, suite)] = compiler.build_reproducer(name, roots[suite], options.cache, progress)
+    own = own_libraries.provide(matrix, cells, options.nix_ld, roots,
+                                lambda suite: provision.build_root(suite, options.cache, progress), options.cache,
+                                progress)
+    binaries.update(own.binaries)
     here = [c for c in cells if c.glibc_key in glibc_sets]
-    systems, libraries, tools = nixos_systems(matrix, here, glibc_sets, options, progress)
+    systems, libraries, tools = nixos_systems(matrix, here, glibc_sets, options, progress, own.libraries)
     # A pin's own nix-ld serves its version on the pin's column; every other cell's comes from nixld.
     labels = {c.nix_ld for c in cells if c.nix_ld is not None and c.glibc_key in glibc_sets
               and not glibc_sets[c.glibc_key].own_nix_ld_for(c.nix_ld)}
     nix_ld = nixld.provide(labels, options.nix_ld, matrix.nix_ld_sources, options.cache, progress)
+    nix_built = nix_built_programs(matrix, here, glibc_sets, options, progress)
     stub = None
     if any(_has_stub_ld(matrix, c, glibc_sets) for c in here if Strategy.CONTAINER not in c.strategy):
         progress.step("stub-ld (NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2)")
@@ -120,7 +132,31 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     return Provisioned(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
                      nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
                      libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
-                     library_sets=dict(matrix.library_sets), stub_ld=stub)
+                     library_sets=dict(matrix.library_sets), stub_ld=stub, nix_built=nix_built,
+                     package_roots=package_roots, own_libraries=own.libraries, missing=own.missing)
+
+
+def nix_built_programs(matrix: Matrix, cells: Iterable[Cell], glibc_sets: Mapping[str, GlibcSet], options: RunOptions,
+                       progress: Progress) -> dict[str, tuple[GlibcSet, LibrarySet]]:
+    """For each Nix-built child the cells start (``nix_built``): the glibc build and the libraries Nix
+    built it against, whatever the cells' own glibc is (a user profile of a newer channel)."""
+
+    names = {matrix.binaries[c.binary].child for c in cells} - {None}
+    out: dict[str, tuple[GlibcSet, LibrarySet]] = {}
+    for name in sorted(n for n in names if n is not None and matrix.binaries[n].nix_built is not None):
+        built = matrix.binaries[name].nix_built
+        assert built is not None
+        glibc = glibc_sets.get(built.glibc)
+        if glibc is None:
+            progress.step(f"store paths for glibc {built.glibc} ({name} is Nix-built against it)")
+            glibc = provision.provision_glibc(built.glibc, options.cache, progress, lock=options.lock)
+        libraries = LibrarySet()
+        if built.libs:
+            progress.step(f"library set [{' '.join(built.libs)}] for glibc {built.glibc} ({name})")
+            store = PackageStore(glibc, options.lock or provision.load_lock(), options.cache, progress)
+            libraries = store.libraries(built.libs)
+        out[name] = (glibc, libraries)
+    return out
 
 
 def _has_stub_ld(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -> bool:
@@ -143,11 +179,10 @@ def release_of(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -
 
 
 def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
-                  progress: Progress) -> tuple[dict[str, SystemPaths], dict[tuple[str, tuple[str, ...]], LibrarySet],
-                                               dict[str, Tools]]:
+                  progress: Progress, own: Mapping[str, StorePath] | None = None
+                  ) -> tuple[dict[str, SystemPaths], dict[tuple[str, tuple[str, ...]], LibrarySet], dict[str, Tools]]:
     """Per store glibc the cells run on in the NixOS-like root: the system's store paths (coreutils,
     bash, ldd, python3, tzdata, certificates) and the library sets the cells name."""
-    from harness.provision.packages import PackageStore
     nixos = [c for c in cells if Strategy.CONTAINER not in c.strategy]
     if not nixos:
         return {}, {}, {}
@@ -169,12 +204,24 @@ def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, G
                                    bash=store.closure("bash"), python=store.python_closure())
         wanted: set[tuple[str, ...]] = set()
         for cell in (c for c in nixos if c.glibc_key == key):
-            wanted.update(library_attributes(cell.libs, matrix.library_sets, release_of(matrix, cell, glibc_sets)))
+            wanted.update(library_attributes(cell.libs, matrix.library_sets, release_of(matrix, cell, glibc_sets),
+                                             matrix.own_libraries))
         for attrs in sorted(wanted - {()}):
             progress.step(f"library set [{' '.join(attrs)}] for glibc {key}")
-            libraries[(key, attrs)] = store.libraries(attrs)
+            libraries[(key, attrs)] = with_own(store, attrs, matrix.own_libraries, own or {})
         tools[key] = Tools(busybox=glibc.shell)
     return systems, libraries, tools
+
+
+def with_own(store: PackageStore, attrs: tuple[str, ...], names: Collection[str],
+             own: Mapping[str, StorePath]) -> LibrarySet:
+    """A library set as Nix builds it (harness/provision/packages.py), with the directories of ours it
+    names (``names``; ``own``: those built) among its own store paths (a RUNPATH or LD_LIBRARY_PATH
+    names them as it names packages)."""
+    packages = tuple(a for a in attrs if a not in names)
+    built = store.libraries(packages) if packages else LibrarySet()
+    ours = tuple(own[a] for a in attrs if a in own)
+    return LibrarySet(attrs, built.own + ours, built.closure + ours)
 
 
 def run_one(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir: RunDirectory) -> CellResult | None:
@@ -275,7 +322,7 @@ def _stage(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir:
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
     staged = _Staged(cell, _result_base(matrix, cell, runner.name), rundir.staging(cell.id), rundir.scratch(cell.id),
-                     rundir, (child or spec).check)
+                     rundir, verdict_check(spec, child))
     try:
         release = release_of(matrix, cell, art.glibc if art is not None else {})
         prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home, release=release)
@@ -290,6 +337,15 @@ def _stage(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir:
     else:
         staged.prepared = prepared
     return staged
+
+
+def verdict_check(spec: BinarySpec, child: BinarySpec | None) -> OutputCheck | None:
+    """What a cell's run is judged by (None: the printer's own check line): the program's check; with a
+    child, the child's (a launcher's, or a prebuilt parent's: a printer's line its parent relays as
+    its verdict, or a real program's output passed through), unless the parent starts it by itself."""
+    if child is None or not spec.passes_child:
+        return spec.check
+    return child.check
 
 
 def cell_record(prepared: PreparedCell, result: CommandResult, verdict: Verdict) -> dict:

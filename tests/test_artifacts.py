@@ -25,7 +25,7 @@ from harness.cache import Cache
 from harness.errors import LdmatrixError, MatrixError, ProvisionError
 from harness.model import CommandResult, Outcome, OutputCheck
 from harness.outcome import classify
-from harness.prepare import program_argv
+from harness.root.programs import program_argv
 from harness.progress import NullProgress
 from harness.provision import fetch
 
@@ -101,7 +101,10 @@ def test_each_kind_parses(tmp_path: Path) -> None:
     ("exit: 0,", "exit: 300,", "binaries.uv.expect.exit", "not an exit status"),
     ("output: '^uv 0\\.1\\.17$'", "output: '(unclosed'", "binaries.uv.expect.output", "not a regular expression"),
     ("expect: {exit: 0,", "expect: {exitt: 0,", "exitt", "did you mean 'exit'"),
-    ("{file: ./mytool}", "{file: ./mytool, child: uv}", "child", "unknown key in binaries.mine"),
+    ("{file: ./mytool}", "{file: ./mytool, child: uv}", "binaries.mine.child", "give child: and script:"),
+    ("{file: ./mytool}", "{file: ./mytool, child: uv, script: spawn.sh}", "binaries.mine.script",
+     "unknown script 'spawn.sh'"),
+    ("{file: ./mytool}", "{file: ./mytool, childe: uv}", "childe", "unknown key in binaries.mine"),
     ("{reproducer: spawn-env,", "{reproducer: spawn-env, wheel: x==1,", "binaries.rye.reproducer",
      "a reproducer or comes from a wheel"),
     ("  mine: {file: ./mytool}\n", "  mine: {note: nothing}\n", "binaries.mine", "say where it comes from"),

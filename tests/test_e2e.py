@@ -82,12 +82,20 @@ def test_a_version_nothing_can_supply_is_skipped_with_every_way_to_supply_one(tm
     matrix = tmp_path / "m.yaml"
     matrix.write_text("name: nowhere\nbinaries: {c-hello: {reproducer: hello, built_in: bullseye}}\n"
                       "axes: {strategy: [nix-ld], glibc: ['2.36'], nix_ld: ['1.9.9']}\nexpect: [{outcome: ok}]\n")
-    proc = ldmatrix("run", str(matrix), "--out", "results", cwd=tmp_path)
+    no_archives = {k: v for k, v in _env().items() if k != "LDMATRIX_NIX_LD_ARCHIVES"}
+    proc = ldmatrix("run", str(matrix), "--out", "results", cwd=tmp_path, env=no_archives)
     assert proc.returncode == 0, proc.stderr
     record = json.loads((tmp_path / "results" / "nowhere" / "results.jsonl").read_text().splitlines()[-1])
     assert record["outcome"] is None
     for way in ("--nix-ld 1.9.9=/path/to/nix-ld", "nix build nixpkgs#nix-ld", "--nix-ld src:", "--nix-ld-archives"):
         assert way in record["skip_reason"]
+    # with a directory of archives searched, the reason names it instead of recommending the flag
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    proc = ldmatrix("run", str(matrix), "--out", "again", "--nix-ld-archives", str(archives), cwd=tmp_path,
+                    env=no_archives)
+    record = json.loads((tmp_path / "again" / "nowhere" / "results.jsonl").read_text().splitlines()[-1])
+    assert str(archives) in record["skip_reason"] and "--nix-ld-archives" not in record["skip_reason"]
 
 
 @pytest.mark.parametrize("how", ["--nix-ld-archives", "LDMATRIX_NIX_LD_ARCHIVES"])

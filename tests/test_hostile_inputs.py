@@ -713,16 +713,18 @@ def test_a_zip_bomb_is_refused_before_it_is_extracted(tmp_path: Path, capsys: py
 
 
 def test_an_archive_member_bigger_than_the_bound_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.artifacts import spec, unpack
+    from harness.artifacts import spec, tree, unpack
 
     monkeypatch.setattr(unpack, "MAX_PROGRAM_BYTES", 8 << 20, raising=False)
     monkeypatch.setattr(unpack, "MAX_RATIO", 10 ** 6, raising=False)
     archive = _padded_program_zip(tmp_path, 9 << 20)
     artifact = spec.Artifact("tool", spec.Kind.FILE, spec.LocalFile("bomb.zip", archive), "bin/prog", "m.yaml")
     (tmp_path / "scratch").mkdir()
+    (tmp_path / "entry").mkdir()
     with pytest.raises(spec.ArtifactError, match=r"at most 8388608 bytes"):
-        unpack.extract(artifact, archive, "bomb.zip", tmp_path / "prog", tmp_path / "scratch")
-    assert not (tmp_path / "prog").exists() or (tmp_path / "prog").stat().st_size == 0
+        tree.install(artifact, archive, "bomb.zip", tmp_path / "entry", tmp_path / "scratch")
+    prog = tmp_path / "entry" / tree.TOP / "bin" / "prog"
+    assert not prog.exists() or prog.stat().st_size == 0
 
 
 @pytest.fixture

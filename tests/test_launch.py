@@ -13,9 +13,9 @@ from harness import matrix
 from harness.root import launch
 from harness.root.environments import HOME, login_environment, set_environment
 from harness.errors import MatrixError
-from harness.root.launch import RECORD, Target, Tools
-from harness.model import Cell, CellResult, Launch, Outcome, StorePath, Strategy
+from harness.model import Cell, CellResult, Launch, NameForm, Naming, Outcome, StorePath, Strategy
 from harness.results.report import damage_table
+from harness.root.launch import RECORD, Target, Tools
 
 NIX_LD = (("NIX_LD", "/run/current-system/sw/share/nix-ld/lib/ld.so"),
           ("NIX_LD_LIBRARY_PATH", "/run/current-system/sw/share/nix-ld/lib"))
@@ -184,3 +184,96 @@ def test_damage_table_names_the_damaged_field() -> None:
     assert table[0] == "| started as | nix-ld 1.2.2 | nix-ld 2.0.6 |"
     assert table[2] == "| c-envprint, bash-login | PWD (`/home/user`) | ok |"
     assert table[3] == "| c-envprint, direct | AT_EXECFN (`/b`) |  |"
+
+
+# --- how the program is named (the name axis) ------------------------------------------------------
+
+def named_target(form: NameForm, program: str = PROGRAM) -> Target:
+    env = login_environment("nixos-login", nix_ld=NIX_LD)
+    return Target((program,), env, NIX_LD, (), HOME, True, form)
+
+
+@pytest.mark.parametrize("style", [Launch.DIRECT, Launch.ENV_I])
+def test_dot_slash_starts_from_the_programs_directory(style: Launch) -> None:
+    got = launch.launch(style, named_target(NameForm.DOT_SLASH), TOOLS)
+    assert got.argv[-3:] == ("./c-envprint", "--expect", RECORD) and got.cwd == f"{HOME}/bin"
+    record = parse(got.home_files[".ldmatrix/launch.expect"])
+    assert record["A"][0] == "./c-envprint" and record["X"] == ["./c-envprint"] and record["P"] == [PROGRAM]
+    assert f"PWD={HOME}/bin" in record["E"]  # where the user is when they type ./c-envprint
+
+
+@pytest.mark.parametrize("style", [Launch.DIRECT, Launch.ENV_I])
+def test_a_bare_name_is_found_on_path_its_directory_first(style: Launch) -> None:
+    got = launch.launch(style, named_target(NameForm.PATH), TOOLS)
+    assert got.argv[-3:] == ("c-envprint", "--expect", RECORD) and got.cwd == HOME
+    assert dict(got.env)["PATH"].startswith(f"{HOME}/bin:/run/wrappers/bin:")
+    record = parse(got.home_files[".ldmatrix/launch.expect"])
+    assert record["X"] == [PROGRAM]  # execvp hands execve the directory it found it in
+
+
+def test_python_names_it_as_given_and_records_where_execve_finds_it(tmp_path: Path) -> None:
+    got = launch.launch(Launch.PYTHON, named_target(NameForm.PATH), TOOLS)
+    assert got.argv[-1] == "c-envprint"
+    (tmp_path / "launch.py").write_text(launch.LAUNCH_PY)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "prog").symlink_to("/bin/true")
+    out = tmp_path / "rec"
+    proc = subprocess.run([sys.executable, str(tmp_path / "launch.py"), "--record", str(out), "prog"],
+                          env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert parse(out.read_bytes())["X"] == [f"{tmp_path}/bin/prog"]
+
+
+def test_bash_login_names_it_as_the_name_axis_says() -> None:
+    got = launch.launch(Launch.BASH_LOGIN, named_target(NameForm.DOT_SLASH, f"{HOME}/bin/c"), TOOLS)
+    assert "cd /home/user/bin" in got.argv[3] and got.argv[3].splitlines()[-2] == f"./c --expect {RECORD}"
+
+
+NAMES = """\
+binaries:
+  c-envprint: {reproducer: envprint, built_in: bullseye}
+  uv: {wheel: uv==0.1.17, path: uv-0.1.17.data/scripts/uv, built_in: bullseye}
+axes:
+  strategy: [nix-ld]
+  nix_ld: ["2.0.6"]
+  glibc: ["2.36"]
+  launch: [direct, bash-login, bash-path]
+  name: [absolute, dot-slash, dot-slash-short]
+expect:
+  - when: {name: dot-slash-short}
+    outcome: crash
+  - outcome: ok
+"""
+
+
+def test_name_axis_expands_once_per_way_of_naming(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(NAMES)
+    cells = {c.id: c for c in matrix.load(path).cells}
+    assert "c-envprint.nix-ld-2.0.6.glibc-2.36" in cells  # absolute: the default, not in the id
+    assert "c-envprint.nix-ld-2.0.6.glibc-2.36.name-dot-slash-short" in cells
+    # bash names it itself: bash-login with ./NAME is the dot-slash style, bash-path keeps its own form
+    assert "c-envprint.nix-ld-2.0.6.glibc-2.36.dot-slash" in cells
+    assert "c-envprint.nix-ld-2.0.6.glibc-2.36.dot-slash.name-dot-slash-short" in cells
+    assert "c-envprint.nix-ld-2.0.6.glibc-2.36.bash-path.name-path-short" in cells
+    assert not any("bash-login.name-dot-slash" in i for i in cells)
+    # a real program keeps its real name: no short one
+    assert "uv.nix-ld-2.0.6.glibc-2.36.name-dot-slash" in cells
+    assert not any(i.startswith("uv.") and "short" in i for i in cells)
+    assert cells["c-envprint.nix-ld-2.0.6.glibc-2.36.dot-slash"].naming == Naming(NameForm.DOT_SLASH)
+
+
+def test_an_unknown_name_names_the_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(NAMES.replace("dot-slash-short]", "dot-slash-tiny]"))
+    with pytest.raises(MatrixError, match=r"unknown way of naming the program 'dot-slash-tiny'.*allowed: absolute"):
+        matrix.load(path)
+
+
+def test_the_file_name_of_a_short_and_a_long_name() -> None:
+    from harness.model import NameLength
+    from harness.root.programs import LONG_NAME, file_name
+
+    assert file_name("c-envprint", NameLength.SHORT) == "c"
+    assert len(file_name("c-envprint", NameLength.LONG)) == LONG_NAME
+    assert file_name("c-envprint", NameLength.REAL) == "c-envprint"

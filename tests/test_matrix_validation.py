@@ -171,7 +171,9 @@ def test_seed_has_the_seed_facts() -> None:
     assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.libs-default"] is Outcome.ENV_CORRUPTED
     assert cells["rust-spawn-inherit.nix-ld-1.2.2.glibc-2.36.libs-default"] is Outcome.ENV_CORRUPTED  # AT_EXECFN
     assert cells["rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36.libs-default"] is Outcome.OK
-    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default"] is Outcome.OK
+    # cargo-run: nothing damaged, but 1.x leaves nix-ld's directory appended to LD_LIBRARY_PATH
+    assert cells["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default"] is Outcome.ENV_CORRUPTED
+    assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36.cargo-run.libs-default"] is Outcome.OK
     assert cells["rust-spawn-env.nix-ld-2.0.6.glibc-2.36.libs-default"] is Outcome.OK
 
 

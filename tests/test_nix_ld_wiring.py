@@ -85,9 +85,13 @@ def test_no_corruption_without_a_buggy_nix_ld(results: dict[str, CellResult], bi
     with a correct interpreter. One thing differs, and the start-up check sees it: the stand-in
     execs ld.so (nix-ld maps it into the program's own process), so /proc/self/exe names ld.so."""
     cid = f"{binary}.nix-ld-{LABEL}.glibc-{glibc}{env}.libs-default"
-    findings = [line for line in results[cid].stdout.splitlines()
-                if line.startswith("envprint: ") and not line.startswith("envprint: loader-managed entry")]
+    lines = results[cid].stdout.splitlines()
+    findings = [line for line in lines if line.startswith("envprint: ") and "loader-managed entry" not in line]
     assert len(findings) == 1, detail(results, cid)
+    # it is no trampoline: the LD_LIBRARY_PATH it gives ld.so stays for the program, judged as a loader's edit
+    edits = [line for line in lines if re.match(r"envprint: (unexpected )?loader-managed entry \d+", line)]
+    assert edits and all("LD_LIBRARY_PATH=/run/current-system/sw/share/nix-ld/lib" in e for e in edits), \
+        detail(results, cid)
     assert re.fullmatch(r'envprint: /proc/self/exe damaged: "/home/user/bin/c-envprint" became '
                         r'"/nix/store/[0-9a-z]{32}-glibc-[^/]+/lib/ld-[^/]*\.so[^/]*"', findings[0]), detail(results, cid)
 

@@ -72,12 +72,20 @@ def test_nix_ld_1_2_2_gives_the_seeds_line_byte_for_byte(v122: dict[str, CellRes
     assert "built from nix-ld-1.2.2.tar.gz" in r.extra["nix_ld"]
 
 
-@pytest.mark.parametrize("cell", [
-    "rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default",  # LD_LIBRARY_PATH set: no rename
-    "rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36.libs-default",  # the child does not use nix-ld
-])
-def test_nix_ld_1_2_2_leaves_these_children_intact(v122: dict[str, CellResult], cell: str) -> None:
+def test_nix_ld_1_2_2_leaves_a_patched_child_intact(v122: dict[str, CellResult]) -> None:
+    cell = "rust-spawn-env.nix-ld+patchelf-1.2.2.glibc-2.36.libs-default"  # the child does not use nix-ld
     assert v122[cell].outcome is Outcome.OK, (v122[cell].evidence, v122[cell].stdout)
+
+
+def test_nix_ld_1_2_2_with_ld_library_path_set_renames_nothing_but_pollutes_it(v122: dict[str, CellResult]) -> None:
+    """LD_LIBRARY_PATH set (cargo run): 1.x appends its directory instead of renaming in place, so no
+    entry is shifted, but the program (and every child of it) gets nix-ld's directory on its
+    LD_LIBRARY_PATH: a loader-managed entry changed, which 2.x promises not to do (issue 17)."""
+    r = v122["rust-spawn-env.nix-ld-1.2.2.glibc-2.36.cargo-run.libs-default"]
+    assert r.outcome is Outcome.ENV_CORRUPTED, (r.evidence, r.stdout)
+    assert "loader-managed entry" in r.evidence and "LD_LIBRARY_PATH=" in r.evidence
+    assert r.evidence.rstrip('"').endswith(":/run/current-system/sw/share/nix-ld/lib")
+    assert "damaged" not in r.evidence  # no entry shifted: only its own variable grew
 
 
 def test_nix_ld_1_2_2_keeps_an_inherited_environment_but_damages_at_execfn(v122: dict[str, CellResult]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.model import CommandResult, Outcome
+from harness.model import CommandResult, Outcome, OutputCheck, Verdict
 from harness.outcome import classify
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
@@ -127,3 +127,23 @@ def test_stub_ld_is_a_missing_interpreter_proved_by_its_first_line() -> None:
 
 def test_stub_ld_words_with_another_status_are_not_the_stub() -> None:
     assert classify(CommandResult(0, "", STUB_STDERR, 0.01)).outcome is Outcome.ERROR
+
+
+def test_a_check_of_several_patterns_wants_each_somewhere() -> None:
+    check = OutputCheck(0, "Hello from libtest", ("No LD_LIBRARY_PATH",))
+    both = CommandResult(0, "Hello from libtest\n", "x: No LD_LIBRARY_PATH\n", 0.1)
+    assert classify(both, check) == Verdict(Outcome.OK, "Hello from libtest")
+    one = CommandResult(0, "Hello from libtest\n", "", 0.1)
+    verdict = classify(one, check)
+    assert verdict.outcome is Outcome.ERROR and "no output matching /No LD_LIBRARY_PATH/" in verdict.evidence
+
+
+def test_a_program_that_passed_its_check_ran_whatever_a_child_said() -> None:
+    """nix-ld's ld-path-restore expects its child to fail to load: the child's loader line is not its own."""
+    check = OutputCheck(0, "Hello from libtest", ("loading shared",))
+    said = CommandResult(0, "Hello from libtest\n", "./dt-needed: error while loading shared libraries: libtest.so: "
+                         "cannot open shared object file: No such file or directory\n", 0.1)
+    assert classify(said, check).outcome is Outcome.OK
+    failed = CommandResult(127, "", "./x: error while loading shared libraries: libtest.so: cannot open shared "
+                           "object file: No such file or directory\n", 0.1)
+    assert classify(failed, check).outcome is Outcome.MISSING_LIBRARY

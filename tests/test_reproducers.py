@@ -47,8 +47,8 @@ def check_line(stdout: str) -> str:
 
 def test_catalogue_names_and_keys() -> None:
     assert list(REPRODUCERS) == [
-        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "dlopen-execstack", "spawn-env",
-        "spawn-inherit",
+        "hello", "needs-libcrypt", "needs-glibc-2.38", "envprint", "envprint-newer", "spawn-child",
+        "dlopen-execstack", "spawn-env", "spawn-inherit",
     ]
     for name, spec in REPRODUCERS.items():
         assert spec.name == name
@@ -68,8 +68,9 @@ def test_catalogue_consistency() -> None:
         spec = REPRODUCERS[name]
         assert spec.language is Language.RUST and spec.needs_child
     for spec in REPRODUCERS.values():
-        if spec.language is Language.C:
-            assert not spec.needs_child and spec.sources[0].endswith(".c")
+        if spec.language is Language.C:  # a C program that starts a child is a prebuilt one
+            assert spec.needs_child == spec.prebuilt_parent and spec.sources[0].endswith(".c")
+    assert REPRODUCERS["spawn-child"].prebuilt_parent and not REPRODUCERS["spawn-env"].prebuilt_parent
     # the Makefile for people builds every C reproducer
     makefile = (REPO_ROOT / "c-repro" / "Makefile").read_text()
     for spec in REPRODUCERS.values():
@@ -301,8 +302,19 @@ def test_envprint_detects_an_injected_entry(built: dict, tmp_path: Path) -> None
     expected = {"PATH": "/usr/bin:/bin", "HOME": "/h"}
     expect = write_expect(tmp_path / "e", envprint, [f"{k}={v}" for k, v in expected.items()])
 
-    ok = run([envprint, "--expect", expect], env={**expected, "NIX_LD": "x", "NIX_LD_FOO": "y", "LD_LIBRARY_PATH": "z"})
+    ok = run([envprint, "--expect", expect], env=expected)
     assert ok.returncode == 0 and check_line(ok.stdout) == "LDMATRIX-CHECK: ok"
+
+    # what a loader manages is judged too, after everything else: as passed, or named
+    managed = {**expected, "NIX_LD": "x", "NIX_LD_LIBRARY_PATH": "/l"}
+    with_managed = write_expect(tmp_path / "m", envprint, [f"{k}={v}" for k, v in managed.items()])
+    assert run([envprint, "--expect", with_managed], env=managed).returncode == 0
+    renamed = run([envprint, "--expect", with_managed], env={**expected, "NIX_LD": "x", "LD_LIBRARY_PATH": "/l"})
+    assert check_line(renamed.stdout) == ('LDMATRIX-CHECK: env-corrupted: loader-managed entry 1 changed: '
+                                          '"NIX_LD_LIBRARY_PATH=/l" became "LD_LIBRARY_PATH=/l"')
+    added = run([envprint, "--expect", expect], env={**expected, "INJECTED": "1", "LD_LIBRARY_PATH": "z"})
+    assert 'envprint: unexpected loader-managed entry 0: "LD_LIBRARY_PATH=z"' in added.stdout.splitlines()
+    assert check_line(added.stdout).endswith('unexpected environment entry 2: "INJECTED=1"')  # damage first
 
     bad = run([envprint, "--expect", expect], env={**expected, "INJECTED": "1"})
     assert bad.returncode == 1

@@ -64,3 +64,23 @@ def download(deb: Deb, pin: Pin, cache: Cache, progress: Progress, where: Where,
                               "no network is needed") from None
         raise where.error(text) from None
     return path
+
+
+_EXACT = re.compile(r"^\s*([a-z0-9][a-z0-9+.-]+)(?::any)?\s*\(\s*=\s*([^)\s]+)\s*\)\s*$")
+
+
+def exact_depends(deb_file: Path) -> list[str]:
+    """``name=version`` of each dependency the package pins exactly (``libjq1 (= 1.6-2.1+deb12u2)``, a
+    library of its own source package): apt must be told, or it takes a newer one it cannot use."""
+    import subprocess
+
+    proc = subprocess.run(["dpkg-deb", "-f", str(deb_file), "Pre-Depends", "Depends"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ProvisionError(f"dpkg-deb -f {deb_file.name}: {(proc.stderr.strip().splitlines() or ['failed'])[-1]}")
+    fields = " ".join(line.split(":", 1)[1] for line in proc.stdout.splitlines() if ":" in line)
+    out = []
+    for relation in fields.split(","):
+        match = _EXACT.match(relation) if "|" not in relation else None
+        if match:
+            out.append(f"{match.group(1)}={match.group(2)}")
+    return out

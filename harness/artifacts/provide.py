@@ -29,14 +29,14 @@ from harness.progress import Progress
 from . import deb, local, url, wheel
 from .lock import ArtifactLock, Pin, held, lock_path, read_lock, write_lock
 from .spec import Artifact, Deb, LocalFile, Url, Wheel
-from .unpack import extract
+from .tree import TOP, install
 
 if TYPE_CHECKING:
     from harness.matrix import Matrix
     from harness.model import Cell
 
 AREA = "artifacts"
-LAYOUT = "1"  # bump when what an entry holds changes
+LAYOUT = "2.1"  # bump when what an entry holds changes (2: the artifact whole, under tree/; a package's apt line)
 ORIGIN = "origin.json"
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -99,18 +99,22 @@ def program(artifact: Artifact, pin: Pin, built_in: str | None, cache: Cache, pr
 
     def fill(out: Path, scratch: Path) -> None:
         source = fetched(artifact, pin, cache, progress, matrix)
-        progress.step(f"extracting {artifact.path or artifact.name} from {label}")
-        info = extract(artifact, source, label, out / artifact.name, scratch)
+        progress.step(f"installing {label} whole, its program {artifact.path or artifact.name}")
+        info, member = install(artifact, source, label, out, scratch)
         origin = {"binary": artifact.binary, "artifact": artifact.source.key, "file": label, "sha256": pin.sha256,
-                  "path": artifact.path, "interpreter": info.interpreter, "needed": list(info.needed),
-                  "requires": info.newest_requirements()}
+                  "path": artifact.path, "member": member, "interpreter": info.interpreter,
+                  "needed": list(info.needed), "requires": info.newest_requirements()}
+        if isinstance(artifact.source, Deb):  # how apt installs it in the container's root
+            origin["apt"] = [f"{artifact.source.package}={pin.version}", *deb.exact_depends(source)]
         (out / ORIGIN).write_text(json.dumps(origin, indent=1, sort_keys=True) + "\n")
 
     cache_entry.ensure(entry, made_from(artifact, pin), fill, progress, f"program {artifact.name} from {label}")
-    binary = entry.path / artifact.name
+    origin = json.loads((entry.path / ORIGIN).read_text())
+    binary = entry.path / TOP / origin["member"]
     return BuiltBinary(reproducer=artifact.name, suite=built_in or "", path=binary,
                        sha256=cache_entry.file_sha256(binary), build_log=entry.path / ORIGIN,
-                       interpreter=elf.read_interpreter(binary) or "")
+                       interpreter=elf.read_interpreter(binary) or "", tree=entry.path / TOP,
+                       named=artifact.path or artifact.name, member=origin["member"], apt=tuple(origin.get("apt", ())))
 
 
 def _pins(matrix: Path, display: str, artifacts: Iterable[Artifact], wanted: set[str], cache: Cache,

@@ -35,7 +35,9 @@ class Kind(enum.StrEnum):
     FILE = "file"
 
 
-COMMON_KEYS = ("path", "run", "expect", "built_in", "note")
+COMMON_KEYS = ("path", "run", "expect", "built_in", "child", "script", "note")
+# What a real program runs to start a child and judge it (harness/data/), by the program it is for.
+SCRIPTS = {"spawn_child.js": "node"}
 KIND_KEYS: dict[Kind, tuple[str, ...]] = {
     Kind.WHEEL: ("wheel", *COMMON_KEYS),
     Kind.DEB: ("deb", *COMMON_KEYS),
@@ -172,6 +174,8 @@ class Parsed:
     run: tuple[str, ...]
     check: OutputCheck
     built_in: str | None
+    child: str | None = None  # the binary it starts (a prebuilt parent: VS Code's server's node)
+    script: str | None = None  # how it starts it: a file of harness/data/ it runs (SCRIPTS)
 
 
 def kind_of(entry: Mapping[str, Any]) -> list[Kind]:
@@ -202,7 +206,8 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
                                             sorted(suites))
     lines = (*tuple((str(k), entry.line_of(k)) for k in entry), ("", entry.line))
     artifact = Artifact(name, kind, source, path, file, lines)
-    return Parsed(artifact, _run(here), _expect(here), built_in)
+    child, script = _child(here)
+    return Parsed(artifact, _run(here), _expect(here), built_in, child, script)
 
 
 class _Here:
@@ -304,6 +309,24 @@ def _path(here: _Here, kind: Kind) -> str | None:
     return str(PurePosixPath(*parts))
 
 
+def _child(here: _Here) -> tuple[str | None, str | None]:
+    """``child: NAME`` with ``script: FILE``: the program starts that binary by running one of ours."""
+    if "child" not in here.entry and "script" not in here.entry:
+        return None, None
+    if "child" not in here.entry or "script" not in here.entry:
+        missing = "script" if "child" in here.entry else "child"
+        raise here.at("child" if missing == "script" else "script").invalid(
+            f"a real program starts its child by running a script of ours: give child: and {missing}:",
+            sorted(SCRIPTS))
+    script = here.text("script")
+    if script not in SCRIPTS:
+        raise here.at("script").invalid(f"unknown script {script!r}{did_you_mean(script, SCRIPTS)}", sorted(SCRIPTS))
+    if "expect" in here.entry:
+        raise here.at("expect").invalid("a program that starts a child is judged by its script's check of the "
+                                        "child: leave out expect:")
+    return here.text("child"), script
+
+
 def _run(here: _Here) -> tuple[str, ...]:
     if "run" not in here.entry:
         return ()
@@ -317,25 +340,30 @@ def _run(here: _Here) -> tuple[str, ...]:
 
 
 def _expect(here: _Here) -> OutputCheck:
-    if "expect" not in here.entry:
+    return parse_expect(here.entry, here.name, here.file)
+
+
+def parse_expect(entry: Any, name: str, file: str) -> OutputCheck:
+    """``expect: {exit: N, output: REGEX}`` (or a list of regular expressions, each to be found)."""
+    if "expect" not in entry:
         return OutputCheck()
-    section = here.entry["expect"]
+    section = entry["expect"]
     if not isinstance(section, LocatedMap):
-        raise here.at("expect").invalid("what success looks like: {exit: 0, output: REGEX}")
-    here.check_keys(section, EXPECT_KEYS, f"binaries.{here.name}.expect")
+        raise Where(file, entry.line_of("expect"), f"binaries.{name}.expect").invalid(
+            "what success looks like: {exit: 0, output: REGEX}")
+    _Here(entry, name, file).check_keys(section, EXPECT_KEYS, f"binaries.{name}.expect")
     status = section.get("exit", 0)
     if status == ANY_EXIT:
         status = None  # whatever the program exits with, once it ran (``ldmatrix inspect``'s own cells)
     elif isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
-        raise Where(here.file, section.line_of("exit"), f"binaries.{here.name}.expect.exit").invalid(
+        raise Where(file, section.line_of("exit"), f"binaries.{name}.expect.exit").invalid(
             f"{status!r} is not an exit status (0 to 255, or {ANY_EXIT})")
-    output = section.get("output")
-    if output is not None:
-        output = str(output)
+    raw = section.get("output")
+    patterns = [str(p) for p in raw] if isinstance(raw, list) else [] if raw is None else [str(raw)]
+    for pattern in patterns:
         try:
-            output_regex.compile_pattern(output)
+            output_regex.compile_pattern(pattern)
         except output_regex.RegexError as err:
-            raise Where(here.file, section.line_of("output"), f"binaries.{here.name}.expect.output").invalid(
-                f"{output!r} is not a regular expression: {err}") from None
-    return OutputCheck(status, output)
-
+            raise Where(file, section.line_of("output"), f"binaries.{name}.expect.output").invalid(
+                f"{pattern!r} is not a regular expression: {err}") from None
+    return OutputCheck(status, patterns[0] if patterns else None, tuple(patterns[1:]))

@@ -1,14 +1,14 @@
 """The program inside an artifact: a member of a wheel or zip, a tarball or a Debian package, or the
 downloaded file itself; symbolic links inside the artifact are followed (``usr/bin/x -> ../lib/x/x``).
 
-Only that one file is written out, and only once it is known to be a dynamically linked x86_64 ELF
-program: a path that is not there names the artifact's nearest paths, a file that is not such a
-program says what it is instead.
+The artifact is installed whole (harness/artifacts/tree.py); its program must be a dynamically
+linked x86_64 ELF program: a path that is not there names the artifact's nearest paths, a file that
+is not such a program says what it is instead.
 
-An archive member is extracted only up to a bound: at most ``MAX_PROGRAM_BYTES``, and beyond
+What an archive unpacks to is bounded: at most ``MAX_PROGRAM_BYTES`` in all, and beyond
 ``RATIO_FLOOR`` at most ``MAX_RATIO`` times the archive's own size (a zip bomb: 3 MB of zip that
-unpacks to 3 GiB of zeros). Its declared size is checked before a byte is written, and the copy
-counts what it writes all the same.
+unpacks to 3 GiB of zeros). Each member's declared size is checked before a byte of it is written,
+and the copy counts what it writes all the same.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import difflib
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import zipfile
@@ -44,6 +43,7 @@ class Member:
     kind: str  # "f" file, "l" symbolic link, "h" hard link (target relative to the archive's top)
     target: str = ""
     size: int = 0  # a file's size as the archive declares it
+    mode: int = 0o644  # permission bits as the archive gives them (a tree installed whole keeps x)
 
 
 @dataclass
@@ -63,19 +63,17 @@ def _norm(name: str) -> str:
 def zip_tree(path: Path, label: str) -> Tree:
     archive = zipfile.ZipFile(path)
     members: dict[str, Member] = {}
+    by_name: dict[str, zipfile.ZipInfo] = {}
     for info in archive.infolist():
         name = _norm(info.filename)
         if not name or info.is_dir():
             continue
+        by_name[name] = info
         if stat.S_ISLNK(info.external_attr >> 16):
             members[name] = Member("l", archive.read(info).decode("utf-8", "replace"))
         else:
-            members[name] = Member("f", size=info.file_size)
-    return Tree(label, members, lambda name: archive.open(_zip_name(archive, name)))
-
-
-def _zip_name(archive: zipfile.ZipFile, name: str) -> str:
-    return next(i.filename for i in archive.infolist() if _norm(i.filename) == name)
+            members[name] = Member("f", size=info.file_size, mode=(info.external_attr >> 16) & 0o777 or 0o644)
+    return Tree(label, members, lambda name: archive.open(by_name[name]))
 
 
 def tar_tree(path: Path, label: str) -> Tree:
@@ -91,7 +89,7 @@ def tar_tree(path: Path, label: str) -> Tree:
         elif info.islnk():
             members[name] = Member("h", _norm(info.linkname))
         elif info.isfile():
-            members[name] = Member("f", size=info.size)
+            members[name] = Member("f", size=info.size, mode=info.mode & 0o777)
         else:
             continue
         by_name[name] = info
@@ -115,7 +113,7 @@ def dir_tree(top: Path, label: str) -> Tree:
             if full.is_symlink():
                 members[rel] = Member("l", os.readlink(full))
             elif full.is_file():
-                members[rel] = Member("f", size=full.stat().st_size)
+                members[rel] = Member("f", size=full.stat().st_size, mode=full.stat().st_mode & 0o777)
     return Tree(label, members, lambda name: (top / name).open("rb"))
 
 
@@ -181,35 +179,6 @@ def open_tree(artifact: Artifact, file: Path, label: str, scratch: Path, where: 
         raise where.error(f"{label} is not a wheel (not a zip file)")
     what = "a script" if head[:2] == b"#!" else "neither an ELF file nor a zip or tar archive"
     raise where.error(f"{label} is {what}: name an ELF program, or an archive and the path: of the program in it")
-
-
-def extract(artifact: Artifact, file: Path, label: str, dest: Path, scratch: Path) -> elf.ElfInfo:
-    """Write the program to ``dest`` (mode 755) and read what it asks of the loader."""
-    path_where = artifact.at("path") if artifact.path else artifact.at(artifact.kind.value)
-    try:
-        tree = open_tree(artifact, file, label, scratch, path_where)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
-        raise path_where.error(f"{label} cannot be read as an archive: {err}") from None
-    if tree is None:
-        if artifact.path:
-            raise artifact.at("path").error(f"{label} is an ELF program itself, not an archive: leave out path:")
-        shutil.copyfile(file, dest)
-    else:
-        if not artifact.path:
-            raise artifact.at(artifact.kind.value).error(
-                f"{label} is an archive: say which file in it is the program with path:{_near(tree, '')}")
-        member = _follow(tree, artifact.path, path_where)
-        limit = extract_limit(file.stat().st_size)
-        too_big = _too_big(f"{artifact.path} in {label}", file.stat().st_size, limit, path_where)
-        if tree.members[member].size > limit:
-            raise too_big(tree.members[member].size)
-        try:
-            with tree.open(member) as src, dest.open("wb") as out:
-                _copy_bounded(src, out, limit, too_big)
-        except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
-            raise path_where.error(f"{artifact.path} in {label} cannot be read: {err}") from None
-    dest.chmod(0o755)
-    return check_program(dest, f"{artifact.path} in {label}" if artifact.path else label, path_where)
 
 
 def extract_limit(archive_size: int) -> int:

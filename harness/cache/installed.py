@@ -234,7 +234,7 @@ def overlay_mounts(links: Iterable[Link], cache: Cache, files: Mapping[str, str]
         known = _overlays.get(memo)
     # most cells of a run share their overlay: once checked, it is used again while nothing in it has
     # changed since (every path's inode, size, mtime and ctime: a planted file changes its directory's)
-    if known is not None and _stamp(known[1]) == known[2]:
+    if known is not None and _unchanged(known[2]):
         return list(known[0])
 
     def make(tmp: Path) -> dict:
@@ -265,10 +265,24 @@ def overlay_mounts(links: Iterable[Link], cache: Cache, files: Mapping[str, str]
 
 
 def _stamp(top: Path) -> tuple:
-    """What changes when anything under ``top`` is added, removed, replaced or written."""
+    """Every path under ``top`` with what changes when it is added to (a directory's mtime), removed,
+    replaced or written: its inode, size, mtime and ctime."""
     out = []
     for parent, dirs, files in os.walk(top):
         for name in (".", *dirs, *files):
-            st = os.lstat(os.path.join(parent, name))
-            out.append((parent, name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            out.append((path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return tuple(out)
+
+
+def _unchanged(stamp: tuple) -> bool:
+    """Each path of ``stamp`` as it was (one lstat each, no directory read again)."""
+    try:
+        for path, ino, size, mtime, ctime in stamp:
+            st = os.lstat(path)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (ino, size, mtime, ctime):
+                return False
+    except OSError:
+        return False
+    return True

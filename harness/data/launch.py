@@ -6,14 +6,17 @@ env = {**os.environ, KEY: VALUE, ...}; subprocess.run([PROGRAM, ARGS..., --expec
 after writing FILE: what is passed (argv, env in order, AT_EXECFN, /proc/self/exe).
 """
 import os
+import shutil
 import subprocess
 import sys
 
 
 def record(path, argv, env):
+    # execve gets PROGRAM as given, or for a bare name the first match on the environment's PATH
+    execfn = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH", "")) or argv[0]
     items = [b"A" + os.fsencode(a) for a in argv]
     items += [b"E" + os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
-    items += [b"X" + os.fsencode(argv[0]), b"P" + os.fsencode(os.path.realpath(argv[0]))]
+    items += [b"X" + os.fsencode(execfn), b"P" + os.fsencode(os.path.realpath(execfn))]
     with open(path, "wb") as out:
         out.write(b"\0".join(items) + b"\0")
 

@@ -68,17 +68,27 @@ class RootView:
 
     mounts: dict[str, Path] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
+    _index: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     def _host(self, path: str) -> tuple[Path | None, str]:
-        """The host path behind ``path`` by its longest mounted prefix, and that prefix."""
-        best = ""
-        for target in self.mounts:
-            if (path == target or path.startswith(target.rstrip("/") + "/")) and len(target) > len(best):
-                best = target
-        if not best:
-            return None, ""
-        rest = path[len(best):].lstrip("/")
-        return (self.mounts[best] / rest if rest else self.mounts[best]), best
+        """The host path behind ``path`` by its longest mounted prefix, and that prefix: each of the
+        path's ancestors looked up, longest first (a cell has dozens of mounts, a path a few parts)."""
+        by_target = self._by_target()
+        prefix = path.rstrip("/") or "/"
+        while True:
+            best = by_target.get(prefix)
+            if best is not None:
+                rest = path[len(best):].lstrip("/")
+                return (self.mounts[best] / rest if rest else self.mounts[best]), best
+            if prefix == "/":
+                return None, ""
+            prefix = prefix.rsplit("/", 1)[0] or "/"
+
+    def _by_target(self) -> dict[str, str]:
+        """Each mount's target without a trailing slash -> the target as given (made once per view)."""
+        if self._index is None or len(self._index) != len(self.mounts):
+            self._index = {(target.rstrip("/") or "/"): target for target in self.mounts}
+        return self._index
 
     def resolve(self, path: str) -> Path | None:
         """The host file behind the root path ``path``, following links; None if there is none."""

@@ -171,6 +171,19 @@ def _pinned_tree(pin: PinnedSource, archives: tuple[Path, ...], cache: Cache, pr
         raise
 
 
+def source_tree(label: str, given: Supply, pins: Mapping[str, PinnedSource], cache: Cache,
+                progress: Progress) -> SourceTree | str:
+    """nix-ld ``label``'s verified source (supplied with --nix-ld src:..., or the matrix's pin), or why
+    there is none (its own tests are built from it: harness/nixld/suite.py)."""
+    supplied = given.items.get(label)
+    if supplied is not None and supplied.tree is not None:
+        return supplied.tree
+    pin = pins.get(label)
+    if pin is None:
+        return f"no source of nix-ld {label}: the matrix pins none and none was supplied; " + how_to_supply(label)
+    return _pinned_tree(pin, given.archives, cache, progress)
+
+
 def _from_source(tree: SourceTree, label: str, tc: Toolchain, cache: Cache,
                  progress: Progress) -> tuple[StorePath, str]:
     built = build(tree, cache, progress, tc)

@@ -24,12 +24,13 @@ FORMAT = "1"
 
 
 def root_digest(suite: str, config: SuitesConfig = CONFIG, mirror: str | None = None,
-                include: tuple[str, ...] | None = None) -> str:
-    """Content id of a build root: what it is built from (suite, variant, packages, mirror)."""
-    spec = json.dumps({"format": FORMAT, "suite": suite, "variant": config.buildroot_variant,
-                       "include": sorted(config.buildroot_include if include is None else include),
-                       "mirror": mirror or ""},
-                      sort_keys=True)
+                include: tuple[str, ...] | None = None, aptopts: tuple[str, ...] = ()) -> str:
+    """Content id of a build root: what it is built from (suite, variant, packages, mirror, apt's options)."""
+    fields = {"format": FORMAT, "suite": suite, "variant": config.buildroot_variant,
+              "include": sorted(config.buildroot_include if include is None else include), "mirror": mirror or ""}
+    if aptopts:
+        fields["aptopts"] = list(aptopts)
+    spec = json.dumps(fields, sort_keys=True)
     return nixbase32.digest("buildroot", spec)
 
 
@@ -85,20 +86,22 @@ def dpkg_md5sums_problem(root: Path) -> str | None:
     return None
 
 
-def made_from(suite: str, digest: str, config: SuitesConfig, mirror: str | None, include: tuple[str, ...]) -> dict:
-    return {"kind": "buildroot", "format": FORMAT, "suite": suite, "digest": digest,
+def made_from(suite: str, digest: str, config: SuitesConfig, mirror: str | None, include: tuple[str, ...],
+              aptopts: tuple[str, ...] = ()) -> dict:
+    made = {"kind": "buildroot", "format": FORMAT, "suite": suite, "digest": digest,
             "variant": config.buildroot_variant, "include": sorted(include), "mirror": mirror or ""}
+    return {**made, "aptopts": list(aptopts)} if aptopts else made
 
 
 def _mmdebstrap(suite: str, target: Path, log: Path, config: SuitesConfig, mirror: str | None,
-                include: tuple[str, ...], progress: Progress) -> None:
+                include: tuple[str, ...], progress: Progress, aptopts: tuple[str, ...] = ()) -> None:
     exe = shutil.which("mmdebstrap")
     if exe is None:
         raise ProvisionError("mmdebstrap not found; install it: apt-get install -y mmdebstrap")
     argv = [exe, f"--variant={config.buildroot_variant}", f"--include={','.join(include)}",
             "--format=directory",
             # an archive snapshot past its Valid-Until (sid's is a week) must not stop the build
-            '--aptopt=Acquire::Check-Valid-Until "false"',
+            '--aptopt=Acquire::Check-Valid-Until "false"', *(f"--aptopt={o}" for o in aptopts),
             suite, str(target)]
     if mirror:
         argv.append(mirror)
@@ -126,18 +129,18 @@ def _mmdebstrap(suite: str, target: Path, log: Path, config: SuitesConfig, mirro
 
 
 def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesConfig = CONFIG,
-               include: tuple[str, ...] | None = None) -> BuildRoot:
+               include: tuple[str, ...] | None = None, aptopts: tuple[str, ...] = ()) -> BuildRoot:
     """The build root of ``suite``: reused when it matches its manifest, otherwise mmdebstrap'ed into place.
 
     ``include``: the packages to install instead of the suites map's build-root list (the nix-ld
-    build root has its own); the root's digest covers them. A damaged root is named in one line
-    and not used (rebuilding one takes a minute and the network).
+    build root has its own); the root's digest covers them, and ``aptopts`` (more of apt's options).
+    A damaged root is named in one line and not used (rebuilding one takes a minute and the network).
     """
     if suite not in config.suites:
         raise ProvisionError(f"build root: unknown suite {suite!r} (allowed: {', '.join(config.suites)})")
     include = config.buildroot_include if include is None else include
     mirror = os.environ.get(ENV_VAR, "").strip() or None
-    digest = root_digest(suite, config, mirror, include)
+    digest = root_digest(suite, config, mirror, include, aptopts)
     name = f"{suite}-{digest}"
     entry = cache_entry.Entry(cache, "buildroots", name)
     log = cache.buildroots / f"{name}.log"
@@ -146,14 +149,14 @@ def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesCo
 
     def fill(out: Path, scratch: Path) -> None:
         os.rmdir(out)  # mmdebstrap makes the directory itself
-        _mmdebstrap(suite, out, log, config, mirror, include, progress)
+        _mmdebstrap(suite, out, log, config, mirror, include, progress, aptopts)
         built.append(dpkg_version(out, "libc6"))
 
     def adopt(entry: cache_entry.Entry) -> str | None:
         dpkg_version(entry.path, "libc6")
         return dpkg_md5sums_problem(entry.path)
 
-    final = cache_entry.ensure(entry, made_from(suite, digest, config, mirror, include), fill, progress,
+    final = cache_entry.ensure(entry, made_from(suite, digest, config, mirror, include, aptopts), fill, progress,
                                f"build root {suite}", adopt=adopt, rebuild=False)
     glibc_full = dpkg_version(final, "libc6")
     if built:

@@ -2,8 +2,9 @@
 
 The environment is part of the command (``env -i K=V ... bwrap ...``, in the cell's order, which
 nix-ld 1.x cares about). A cell's writable directories (its HOME) are fresh per run and removed
-afterwards, so the script makes a fresh one of each, with the same files in it, and removes it
-at the end; every other path it names (store paths, shared binaries, build roots) is in the cache.
+afterwards, so the script makes a fresh one of each, with the same files in it, owned as in the
+run (by the cell user, uid 1000, when the script runs as root: the cell runs as uid 1000 then),
+and removes it at the end; every other path it names (store paths, shared binaries, build roots) is in the cache.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from harness.model import PreparedCell
+from harness.root.limits import CELL_GID, CELL_UID
 
 NAME = "command.sh"
 
@@ -66,6 +68,10 @@ def script(argv: Sequence[str], *, env: Iterable[tuple[str, str]] | None = None,
                 lines.append(f'printf %s {encoded} | base64 -d > "${var}"/{shlex.quote(f)}')
             else:
                 lines.append(f'touch "${var}"/{shlex.quote(f)}')
+    if variables:  # as the run gave them (harness.root.limits.give_to_cell_user): run as root, the cell is uid 1000
+        owner = f"{CELL_UID}:{CELL_GID}"
+        lines.append('if [ "$(id -u)" = 0 ]; then chown -R ' + owner + " "
+                     + " ".join(f'"${var}"' for var in variables.values()) + "; fi")
     rows = [["env", "-i"], *([shlex.quote(f"{k}={v}")] for k, v in env)] if env is not None else []
     rows.append([])
     options = True  # a new row for each option of the command, up to "--"

@@ -47,11 +47,21 @@ def row_and_column(result: CellResult) -> tuple[str, str]:
         row += f"  [{axes['env']}]"
     if axes.get("launch", "direct") != "direct":
         row += f"  via {axes['launch']}"
+    if axes.get("name"):  # how the program was named, when not as its launch style names it
+        row += f"  as {naming_label(axes['name'])}"
     if axes.get("libs_label"):  # what a NixOS user of the cell's release writes (harness/root/release.py)
         row += f"  libs {axes['libs_label']}"
     elif axes.get("libs", "none") != "none":
         row += f"  libs {axes['libs']}"
     return row, column(axes)
+
+
+def naming_label(name: str) -> str:
+    """A ``name`` axis value in a few words: ``./NAME``, ``NAME on PATH``, ``/…/N (short)``."""
+    length = next((n for n in ("short", "long") if name.endswith(f"-{n}")), "")
+    form = name.removesuffix(f"-{length}") if length else name
+    shown = {"absolute": "/…/NAME", "path": "NAME on PATH", "dot-slash": "./NAME"}.get(form, form)
+    return f"{shown} ({length})" if length else shown
 
 
 def table(results: list[CellResult]) -> tuple[dict[str, dict[str, CellResult]], list[str]]:
@@ -157,12 +167,23 @@ _DAMAGE = (
     (re.compile(r'(AT_EXECFN|/proc/self/exe|argv\[\d+\]) damaged: "(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
      lambda m: f"{m.group(1)} (`{_short(m.group(2))}`)"),
     (re.compile(r"(unexpected|missing) environment entry"), lambda m: f"{m.group(1)} entry"),
+    # a loader's edit of LD_LIBRARY_PATH or NIX_LD* left for the program (envprint.c: checked last)
+    (re.compile(r'loader-managed entry \d+ changed: "([^"=]*)=(?:[^"\\]|\\.)*" became "((?:[^"\\]|\\.)*)"'),
+     lambda m: f"{m.group(1)} (`{_edit(m.group(1), m.group(2))}`)"),
+    (re.compile(r'(unexpected|missing) loader-managed entry \d+: "([^"=]*)'), lambda m: f"{m.group(1)} {m.group(2)}"),
     (re.compile(r'duplicate key "([^"]*)"'), lambda m: f"duplicate {m.group(1)}"),
 )
 
 
 def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _edit(key: str, became: str, width: int = 28) -> str:
+    """A loader's edit of ``key``: a rename shows the new head, an edit of the value its new end."""
+    if not became.startswith(f"{key}=") or len(became) <= width:
+        return _short(became, width)
+    return "…" + became[-(width - 1):]
 
 
 def damaged_field(result: CellResult) -> str:
@@ -189,6 +210,8 @@ def damage_table(results: Iterable[CellResult], glibc: str) -> str:
         if not (axes.get("binary", "").startswith(("c-envprint", "rust-spawn"))):
             continue
         how = f"{axes['binary']}, {axes.get('launch', 'direct')}"
+        if axes.get("name"):
+            how += f" as {naming_label(axes['name'])}"
         if axes.get("env", "nixos-login") != "nixos-login":
             how += f" ({axes['env']})"
         rows.setdefault(how, {})[axes["nix_ld"]] = damaged_field(r)

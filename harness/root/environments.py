@@ -52,6 +52,10 @@ class Profile:
     nix_ld_position: str  # "end": NIX_LD* last; "before-nix-path": NIX_LD_LIBRARY_PATH right before NIX_PATH
     sort: bool = False  # every entry sorted by key, as Rust's Command::env builds envp
     cargo_run: bool = False  # LD_LIBRARY_PATH set, as under `cargo run`
+    # What happens to programs.nix-ld's NIX_LD_LIBRARY_PATH: "kept", "unset", or "poisoned" (":POISON"
+    # after it), and LD_LIBRARY_PATH set to a value: the environments of nix-ld's own tests (tests/tests.rs).
+    nix_ld_library_path: str = "kept"
+    ld_library_path: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -63,8 +67,17 @@ PROFILES: dict[str, Profile] = {
         Profile("sorted", "every entry sorted by key, the order Rust's Command::env passes", "end", sort=True),
         Profile("cargo-run", "a NixOS login shell under `cargo run`: LD_LIBRARY_PATH is set", "end",
                 cargo_run=True),
+        # nix-ld's own tests (tests/tests.rs in its 2.x source): env_remove("LD_LIBRARY_PATH") and
+        # env_remove("NIX_LD_LIBRARY_PATH"); NIX_LD_LIBRARY_PATH "{libtest}:POISON"; with LD_LIBRARY_PATH "NEEDLE"
+        Profile("no-library-path", "nix-ld's tests: NIX_LD set, NIX_LD_LIBRARY_PATH and LD_LIBRARY_PATH unset", "end",
+                nix_ld_library_path="unset"),
+        Profile("poisoned", "nix-ld's tests: NIX_LD_LIBRARY_PATH ends in :POISON, LD_LIBRARY_PATH unset", "end",
+                nix_ld_library_path="poisoned"),
+        Profile("poisoned-needle", "nix-ld's tests: NIX_LD_LIBRARY_PATH ends in :POISON, LD_LIBRARY_PATH=NEEDLE",
+                "end", nix_ld_library_path="poisoned", ld_library_path="NEEDLE"),
     )
 }
+POISON = ":POISON"  # what nix-ld's tests append to NIX_LD_LIBRARY_PATH (tests/tests.rs)
 
 
 def login_environment(profile: str, *, fhs: bool = False, nix_ld: tuple[tuple[str, str], ...] = (),
@@ -75,6 +88,10 @@ def login_environment(profile: str, *, fhs: bool = False, nix_ld: tuple[tuple[st
     profile says. ``extra``: what a strategy adds (e.g. LD_LIBRARY_PATH), replacing earlier values.
     """
     spec = PROFILES[profile]
+    if spec.nix_ld_library_path == "unset":
+        nix_ld = tuple(kv for kv in nix_ld if kv[0] != "NIX_LD_LIBRARY_PATH")
+    elif spec.nix_ld_library_path == "poisoned":
+        nix_ld = tuple((k, v + POISON if k == "NIX_LD_LIBRARY_PATH" else v) for k, v in nix_ld)
     entries = list(FHS_BASE if fhs else NIXOS_BASE)
     if spec.nix_ld_position == "before-nix-path" and nix_ld:
         at = next(i for i, (k, _) in enumerate(entries) if k == "NIX_PATH")
@@ -84,6 +101,8 @@ def login_environment(profile: str, *, fhs: bool = False, nix_ld: tuple[tuple[st
     additions = list(extra)
     if spec.cargo_run:
         additions.insert(0, ("LD_LIBRARY_PATH", CARGO_LD_LIBRARY_PATH))
+    if spec.ld_library_path is not None:
+        additions.insert(0, ("LD_LIBRARY_PATH", spec.ld_library_path))
     for key, value in additions:
         existing = [i for i, (k, _) in enumerate(entries) if k == key]
         if existing and key == "LD_LIBRARY_PATH":
