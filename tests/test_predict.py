@@ -77,3 +77,9 @@ def test_links_in_the_root_and_in_mounted_trees_are_followed(tmp_path: Path) -> 
 ])
 def test_agreement_is_about_the_loader(predicted: Outcome, ran: Outcome, same: bool) -> None:
     assert agrees(predicted, ran) is same
+
+
+def test_a_relative_path_is_in_no_mount(tmp_path: Path) -> None:
+    """A RUNPATH entry like ``lib`` (no $ORIGIN, not absolute) names nothing in the root; looking it up ends."""
+    root = view_of([("/nix/store/x", tmp_path), ("/", tmp_path)])
+    assert root.resolve("lib/libz.so.1") is None and root.resolve("") is None

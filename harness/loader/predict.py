@@ -80,7 +80,7 @@ class RootView:
             if best is not None:
                 rest = path[len(best):].lstrip("/")
                 return (self.mounts[best] / rest if rest else self.mounts[best]), best
-            if prefix == "/":
+            if prefix == "/" or not prefix.startswith("/"):  # a relative path (a RUNPATH of "lib") is nowhere
                 return None, ""
             prefix = prefix.rsplit("/", 1)[0] or "/"
 
