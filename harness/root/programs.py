@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import DATA as HARNESS_DATA
 from harness.cache import Cache, installed
 from harness.cache.entry import file_sha256
 from harness.errors import LdmatrixError
@@ -41,7 +42,7 @@ from harness.strategies import Plan
 
 BIN_DIR = f"{HOME}/bin"
 OPT_DIR = f"{HOME}/opt"  # where real programs' trees are
-DATA = Path(__file__).resolve().parent / "data"  # scripts a real program runs (spawn_child.js)
+DATA = HARNESS_DATA  # scripts a real program runs (harness/data/spawn_child.js)
 LONG_NAME = 200  # characters in a long file name (a path component may have 255)
 
 
