@@ -49,7 +49,7 @@ def _kill_all() -> None:
     for kill in kills:
         try:
             kill()
-        except Exception:  # noqa: BLE001 - one cell that cannot be killed must not keep the others alive
+        except Exception:  # noqa: BLE001, S110 - one cell that cannot be killed must not keep the others alive
             pass
 
 
@@ -104,7 +104,7 @@ def _handler(signum: int, frame: object) -> None:
     for action in actions:
         try:
             action()
-        except Exception:  # noqa: BLE001 - leaving now whatever happens
+        except Exception:  # noqa: BLE001, S110 - leaving now whatever happens
             pass
     print("ldmatrix: interrupted again: stopped", file=sys.stderr, flush=True)
     os._exit(EXIT_STATUS)

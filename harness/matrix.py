@@ -9,38 +9,49 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from dataclasses import field as dataclass_field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from harness import yamlsource
 from harness.artifacts import spec as artifact_spec
-from harness.environments import PROFILES
 from harness.errors import MatrixError, did_you_mean
-from harness.model import ALL_NAMINGS, Cell, Expectation, Launch, NameForm, NameLength, Naming, Outcome, OutputCheck, Strategy
+from harness.model import (
+    ALL_NAMINGS,
+    Cell,
+    Expectation,
+    Launch,
+    NameForm,
+    NameLength,
+    Naming,
+    Outcome,
+    OutputCheck,
+    Strategy,
+)
 from harness.nixld.labels import EXAMPLE as LABEL_EXAMPLE
 from harness.nixld.labels import is_label, label_version
 from harness.nixld.nar import is_sri
 from harness.nixld.pins import PinnedSource
-from harness.outdir import MAX_ID_BYTES
-from harness.release import CURRENT, RELEASES
+from harness.results.outdir import MAX_ID_BYTES
+from harness.root.environments import PROFILES
+from harness.root.release import CURRENT, RELEASES
 from harness.rule_index import RuleIndex, matches_all
-from harness.yamlsource import describe_value
+from harness.runners import RUNNERS
+from harness.yamlsource import LocatedList, LocatedMap, describe_value
 
 TOP_KEYS = ("name", "description", "runner", "timeout", "binaries", "libraries", "axes", "nix_ld_sources", "exclude",
             "expect", "differs")
 SOURCE_KEYS = ("url", "hash")
-BINARY_KEYS = ("reproducer", "built_in", "child", "nix_built", "note")  # a reproducer; artifacts: harness/artifacts/spec.py
+BINARY_KEYS = ("reproducer", "built_in", "child", "nix_built", "note")  # artifacts: harness/artifacts/spec.py
 NIX_BUILT_KEYS = ("glibc", "libs")
 NIX_LD_TEST_KEYS = ("nix_ld_test", "source", "built_in", "child", "expect", "note")  # nix-ld's own tests' fixtures
 LIBRARY_KEYS = {"nix_ld_test": ("nix_ld_test", "source", "built_in", "note"), "dir": ("dir", "note")}
 SOURCE_KINDS = ("reproducer", *(k.value for k in artifact_spec.Kind), "nix_ld_test")
 AXIS_KEYS = ("binary", "strategy", "glibc", "nix_ld", "env", "launch", "libs", "nixos", "name")
-MATCH_KEYS = AXIS_KEYS + ("uses", "reproducer", "built_in")
+MATCH_KEYS = (*AXIS_KEYS, "uses", "reproducer", "built_in")
 RULE_KEYS = ("when", "outcome", "bug", "fixed_outcome", "note")
 DIFFERS_KEYS = ("when", "between", "reason", "note")
-RUNNERS = ("sandbox", "docker", "nixos-vm")
 BUILD_KINDS = ("debian", "nixpkgs")  # Debian's glibc builds, a nixpkgs pin's own
 SIDES = (*BUILD_KINDS, *RUNNERS)  # what a difference is between (``differs``' ``between``)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a matrix's name is a directory of --out
@@ -188,7 +199,7 @@ class Matrix:
     nix_ld_sources: Mapping[str, PinnedSource] = dataclass_field(default_factory=dict)
     library_sets: Mapping[str, tuple[str, ...]] = dataclass_field(default_factory=dict)  # libs name -> attributes
     own_libraries: Mapping[str, OwnLibrary] = dataclass_field(default_factory=dict)  # ``libraries:``
-    nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/release.py) Debian's columns run as
+    nixos: tuple[str, ...] = (CURRENT,)  # the NixOS releases (harness/root/release.py) Debian's columns run as
     differs: tuple[Difference, ...] = ()  # the known differences between runners or builds (ldmatrix parity)
 
     def release(self, cell: Cell) -> str | None:
@@ -207,7 +218,7 @@ class Matrix:
             rest = tuple(a for a in attrs if a not in ours)
             label = release.libs_label("+".join(rest) or NO_LIBRARIES, rest, True)
             return f"{label} NIX_LD_LIBRARY_PATH=[{' '.join(ours)}]"
-        return release.libs_label(cell.libs, tuple(self.library_sets.get(cell.libs, ())), Strategy.NIX_LD in cell.strategy)
+        return release.libs_label(cell.libs, attrs, Strategy.NIX_LD in cell.strategy)
 
     @cached_property
     def rule_index(self) -> RuleIndex:
@@ -292,7 +303,8 @@ def cell_facts(cell: Cell, binaries: Mapping[str, BinarySpec], nixos: str = CURR
     }
 
 
-BASH_STYLE = {NameForm.ABSOLUTE: Launch.BASH_LOGIN, NameForm.PATH: Launch.BASH_PATH, NameForm.DOT_SLASH: Launch.DOT_SLASH}
+BASH_STYLE = {NameForm.ABSOLUTE: Launch.BASH_LOGIN, NameForm.PATH: Launch.BASH_PATH,
+              NameForm.DOT_SLASH: Launch.DOT_SLASH}
 
 
 def _naming(launch: Launch, naming: Naming, real: bool) -> tuple[Launch, str | None]:
@@ -361,7 +373,7 @@ class _Loader:
         if "binaries" not in doc:
             raise MatrixError(self.file, doc.line, "binaries", "is required")
         section = doc["binaries"]
-        if not isinstance(section, dict):
+        if not isinstance(section, LocatedMap):
             raise MatrixError(self.file, getattr(section, "line", doc.line_of("binaries")), "binaries",
                               f"must be a mapping, not {describe_value(section)}")
         specs: dict[str, BinarySpec] = {}
@@ -381,7 +393,7 @@ class _Loader:
             if isinstance(entry, dict) and "nix_ld_test" in entry:
                 specs[str(name)] = self.nix_ld_test_binary(entry, str(name))
                 continue
-            if isinstance(entry, dict) and "reproducer" not in entry:
+            if isinstance(entry, LocatedMap) and "reproducer" not in entry:
                 raise MatrixError(self.file, entry.line, f"binaries.{name}",
                                   "say where it comes from: one of reproducer (with built_in), wheel, deb, url "
                                   "(with sha256) or file", list(SOURCE_KINDS))
@@ -452,8 +464,10 @@ class _Loader:
         from harness.nixld.suite import LIBRARY
         from harness.provision.libraries import CONFIG as LIBRARIES
 
-        section = doc.get("libraries", {})
-        if not isinstance(section, dict):
+        if "libraries" not in doc:
+            return {}
+        section = doc["libraries"]
+        if not isinstance(section, LocatedMap):
             raise self.error(doc, "libraries", "must map names to {nix_ld_test: libtest, ...} or {dir: PATH}")
         out = {}
         for name, entry in section.items():
@@ -461,10 +475,11 @@ class _Loader:
             if str(name) in (NO_LIBRARIES, DEFAULT_LIBRARIES, *LIBRARIES.attributes):
                 raise self.error(section, str(name), f"{name!r} is a library set already (none, default, a nixpkgs "
                                  "attribute): give yours another name")
-            kinds = [k for k in LIBRARY_KEYS if isinstance(entry, dict) and k in entry]
+            kinds = [k for k in LIBRARY_KEYS if isinstance(entry, LocatedMap) and k in entry]
             if len(kinds) != 1:
                 raise MatrixError(self.file, getattr(entry, "line", section.line_of(name)), key,
-                                  "say what it is, once: nix_ld_test (with source, built_in) or dir", list(LIBRARY_KEYS))
+                                  "say what it is, once: nix_ld_test (with source, built_in) or dir",
+                                  list(LIBRARY_KEYS))
             self.check_keys(entry, LIBRARY_KEYS[kinds[0]], key)
             if kinds[0] == "dir":
                 directory = (self.path.resolve().parent / str(entry["dir"])).resolve()
@@ -485,11 +500,11 @@ class _Loader:
         self.check_keys(section, NIX_BUILT_KEYS, key, line=entry.line_of("nix_built"))
         if "glibc" not in section:
             raise MatrixError(self.file, section.line, f"{key}.glibc", "is required: the glibc build Nix built it "
-                              "against", sorted(self.glibc_suites, key=parse_version))
+                              "against", sorted(self.glibc_suites, key=_version_of))
         glibc = str(section["glibc"])
         if glibc not in self.glibc_suites:
             raise self.unknown(section, f"{key}.glibc", "unknown glibc", glibc,
-                               sorted(self.glibc_suites, key=parse_version), line=section.line_of("glibc"))
+                               sorted(self.glibc_suites, key=_version_of), line=section.line_of("glibc"))
         libs = [str(a) for a in self.as_list(section, "libs")] if "libs" in section else []
         for attr in libs:
             if attr not in LIBRARIES.attributes:
@@ -505,7 +520,7 @@ class _Loader:
         axes: dict[str, list[Any]] = {}
         checks = {
             "binary": (sorted(binaries), "unknown binary"),
-            "glibc": (sorted(self.glibc_suites, key=parse_version), "unknown glibc"),
+            "glibc": (sorted(self.glibc_suites, key=_version_of), "unknown glibc"),
             "env": (sorted(PROFILES), "unknown environment profile"),
             "launch": ([style.value for style in Launch], "unknown launch style"),
             "nixos": (list(RELEASES), "unknown NixOS release"),
@@ -634,7 +649,7 @@ class _Loader:
             "binary": sorted(binaries),
             # matched by its written name, so a rule names a strategy as the axis writes it
             "strategy": ["+".join(s.value for s in strategy) for strategy in axes["strategy"]],
-            "glibc": sorted(self.glibc_suites, key=parse_version),
+            "glibc": sorted(self.glibc_suites, key=_version_of),
             "env": sorted(PROFILES),
             "launch": [style.value for style in Launch],
             "libs": axes["libs"],
@@ -719,15 +734,15 @@ class _Loader:
 
     def excludes(self, doc: Any, binaries: Mapping[str, BinarySpec],
                  axes: Mapping[str, list[Any]]) -> list[tuple[tuple[Matcher, ...], int]]:
-        section = doc.get("exclude", [])
-        if not isinstance(section, list):
+        section = doc.get("exclude", LocatedList(self.file, doc.line))
+        if not isinstance(section, LocatedList):
             raise self.error(doc, "exclude", "must be a list of conditions")
         return [(self.matchers(e, f"exclude[{i}]", binaries, axes, line=section.line_of(i)), section.line_of(i))
                 for i, e in enumerate(section)]
 
     def rules(self, doc: Any, binaries: Mapping[str, BinarySpec], axes: Mapping[str, list[Any]]) -> list[Rule]:
         section = doc.get("expect")
-        if not isinstance(section, list) or not section:
+        if not isinstance(section, LocatedList) or not section:
             raise MatrixError(self.file, getattr(section, "line", doc.line), "expect",
                               "is required: a list of rules {when: ..., outcome: ...}, first match wins")
         rules = []
@@ -761,8 +776,8 @@ class _Loader:
                 axes: Mapping[str, list[Any]]) -> tuple[Difference, ...]:
         """``differs: [{when: ..., between: [debian, nixpkgs], reason: "..."}]``: the differences
         ``ldmatrix parity`` may find and accepts, each with its reason."""
-        section = doc.get("differs", [])
-        if not isinstance(section, list):
+        section = doc.get("differs", LocatedList(self.file, doc.line))
+        if not isinstance(section, LocatedList):
             raise self.error(doc, "differs", "must be a list of {when: ..., between: [A, B], reason: ...}")
         out = []
         for i, entry in enumerate(section):
@@ -795,8 +810,8 @@ class _Loader:
         return tuple(out)
 
     def nix_ld_sources(self, doc: Any) -> dict[str, PinnedSource]:
-        section = doc.get("nix_ld_sources", {})
-        if not isinstance(section, dict):
+        section = doc.get("nix_ld_sources", LocatedMap(self.file, doc.line))
+        if not isinstance(section, LocatedMap):
             raise self.error(doc, "nix_ld_sources", "must map nix-ld versions to {url: ..., hash: sha256-...}")
         out = {}
         for version, entry in section.items():
@@ -831,7 +846,8 @@ def load(path: Path | str, *, glibc_suites: Mapping[str, str] | None = None,
         from harness.provision.suites import SUITE_GLIBC, SUITES
         glibc_suites, suite_glibc = SUITES, suite_glibc or SUITE_GLIBC
     if reproducers is None:
-        from harness.reproducers import REPRODUCERS as reproducers  # noqa: N811
+        from harness.reproducers import REPRODUCERS
+        reproducers = REPRODUCERS
     loader = _Loader(path, display, glibc_suites, reproducers, nixpkgs, suite_glibc)
     doc = yamlsource.load(path, display)
     loader.check_keys(doc, TOP_KEYS, "the matrix")

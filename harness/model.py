@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.release import NixosRelease
+from harness.root.release import NixosRelease
 
 
 class Strategy(enum.StrEnum):
@@ -254,7 +254,7 @@ class OutputCheck:
 class InstalledBinary:
     """A binary as a cell runs it: at ``path`` inside the cell, bound read-only from ``host_path``.
 
-    ``host_path`` is shared by every cell that runs the same bytes (see harness/installed.py);
+    ``host_path`` is shared by every cell that runs the same bytes (see harness/cache/installed.py);
     results name it by path and digest instead of copying it.
     """
 
@@ -280,7 +280,7 @@ class Mount:
     """A host path made visible at ``target`` inside the root.
 
     ``tmpfs``: a cell's HOME. ``target`` is then a fresh tmpfs of the cell's own, bounded in size
-    (harness.limits: ``home``) and owned by the cell user, holding ``host``'s directories and, bound
+    (harness.root.limits: ``home``) and owned by the cell user, holding ``host``'s directories and, bound
     read-only, its files (what the harness put there: a launcher's scripts); what the cell writes
     stays in the tmpfs and goes with it, never to the host.
     """
@@ -316,7 +316,7 @@ class Cell:
     # The nixpkgs pin whose own glibc build this is ("nixos-24.11"); None: Debian's build of ``glibc``.
     # ``glibc`` is then that pin's glibc version, what rules like ``glibc: "<2.38"`` compare.
     nixpkgs: str | None = None
-    # The NixOS release whose behaviour the root has (harness/release.py), when the matrix's ``nixos``
+    # The NixOS release whose behaviour the root has (harness/root/release.py), when the matrix's ``nixos``
     # axis names more than one; None: the matrix's one release (or a pin's own), not part of the id.
     nixos: str | None = None
     # How the started program is named (a Naming's value: ``dot-slash``, ``path-short``); None: as its
@@ -406,11 +406,6 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class Skip:
-    reason: str  # says what to supply
-
-
-@dataclass(frozen=True)
 class PreparedCell:
     """Everything a runner needs to run one cell; runners add nothing of their own."""
 
@@ -423,7 +418,7 @@ class PreparedCell:
     timeout: float
     workdir: Path  # host dir of this cell's files while it runs: the command, its output
     binaries: tuple[InstalledBinary, ...] = ()  # what the cell runs, by path and digest
-    predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/predict.py)
+    predicted: Outcome | None = None  # what the loader will do, from the ELF files (harness/loader/predict.py)
     prediction: str = ""  # why, in one line
     nix_ld: StorePath | None = None  # the nix-ld under test (a NixOS VM's programs.nix-ld.package)
     nixpkgs: NixpkgsSource | None = None  # the pin whose store paths the cell runs on (a VM boots it)
@@ -451,14 +446,20 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class NotRun:
-    """A runner's answer for a cell it did not run: why, and whether that is a harness error.
+    """A cell that was not run: why, and whether that is a harness error. The one shape of it, from
+    preparing (no store paths for its glibc, no nix-ld of its version: skips) and from runners.
 
     ``error``: the cell should have run and could not (recorded as ``error`` with the reason);
-    otherwise this runner cannot run such a cell at all (recorded as skipped with the reason).
+    otherwise the cell cannot be run here at all (recorded as skipped with the reason, which
+    says what to supply).
     """
 
     reason: str
     error: bool = True
+
+    @classmethod
+    def skip(cls, reason: str) -> NotRun:
+        return cls(reason, error=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from harness import output_regex
 from harness.model import CommandResult, Outcome, OutputCheck, Verdict
-from harness.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE, STUB_LD_STATUS
+from harness.root.release import STUB_LD_FIRST_LINE, STUB_LD_MESSAGE, STUB_LD_STATUS
 
 CHECK_OK = "LDMATRIX-CHECK: ok"
 CHECK_PREFIX = "LDMATRIX-CHECK:"
@@ -135,7 +135,7 @@ _BASH_51_NOT_EXECUTED = re.compile(r"^(?:\S*/)?bash: (?:line \d+: )?[^\s:]+: No 
 
 
 def _stub_ld(result: CommandResult) -> Verdict | None:
-    """NixOS 24.05+'s stub-ld at /lib64/ld-linux-x86-64.so.2 (harness/release.py) ran instead of a
+    """NixOS 24.05+'s stub-ld at /lib64/ld-linux-x86-64.so.2 (harness/root/release.py) ran instead of a
     loader: its first line opens stderr and its status is 127, as nixpkgs' stub-ld.nix writes it."""
     first = next(iter(result.stderr.splitlines()), "")
     if result.rc == STUB_LD_STATUS and first.startswith(STUB_LD_FIRST_LINE) and STUB_LD_MESSAGE in result.stderr:

@@ -1,4 +1,4 @@
-"""Turn a Cell plus provisioned artefacts into a PreparedCell (or a Skip): the runner-independent part.
+"""Turn a Cell plus what was provisioned into a PreparedCell (or a NotRun): the runner-independent part.
 
 The binary under test is the cell's binary, or for a launcher its child. A launcher stands for a
 Nix-built program (the seed's Rust program built by Nix's cargo): it is patched into the store
@@ -12,30 +12,42 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness import elf, installed
-from harness.cache import Cache
-from harness.environments import HOME, login_environment
+from harness.cache import Cache, installed
 from harness.errors import LdmatrixError
-from harness.launch import Target, Tools, launch
+from harness.loader import elf
+from harness.loader.predict import Prediction, RootView, simulate, view_of
 from harness.matrix import BinarySpec
 from harness.model import (
-    BuildRoot, BuiltBinary, Cell, GlibcSet, Launch, LibrarySet, Link, Mount, Outcome, PreparedCell, RootKind, RootSpec,
-    Skip, StorePath,
+    BuildRoot,
+    BuiltBinary,
+    Cell,
+    GlibcSet,
+    Launch,
+    LibrarySet,
+    Link,
+    Mount,
+    NotRun,
+    Outcome,
+    PreparedCell,
+    RootKind,
+    RootSpec,
+    StorePath,
 )
-from harness.provision.libraries import CONFIG as LIBRARIES, DEFAULT
-from harness.release import NixosRelease
 from harness.nixld.provide import how_to_supply
-from harness.predict import Prediction, RootView, simulate, view_of
-from harness.programs import Sources, binary_mounts, install_programs, subject_of
+from harness.provision.libraries import CONFIG as LIBRARIES
+from harness.provision.libraries import DEFAULT
+from harness.root.environments import HOME, login_environment
+from harness.root.launch import Target, Tools, launch
+from harness.root.programs import Sources, binary_mounts, install_programs, subject_of
+from harness.root.release import NixosRelease
+from harness.root.system import SystemPaths, layout
 from harness.strategies import APPLY, Plan, StrategyContext
-from harness.system import SystemPaths, layout
-from harness.strategies.nix_ld import LOADER_LINK, NixLdMissing
+from harness.strategies.nix_ld import LOADER_LINK
 
 
-
-@dataclass(frozen=True)
-class Artefacts:
-    """Everything provisioned for a run, looked up by the cells."""
+@dataclass(frozen=True, kw_only=True)
+class Provisioned:
+    """Everything provisioned for a run, looked up by the cells (``session.provision_all``; built by keyword)."""
 
     glibc: Mapping[str, GlibcSet]  # Cell.glibc_key ("2.36", "nixos-24.11") -> store paths
     roots: Mapping[str, BuildRoot]  # suite -> build root
@@ -50,7 +62,7 @@ class Artefacts:
     cache: Cache = field(default_factory=Cache.default)  # where patched binaries and overlays are shared
     glibc_missing: Mapping[str, str] = field(default_factory=dict)  # glibc key -> why it is not here (a pin)
     library_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # libs name -> nixpkgs attributes
-    stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/stub_ld.py)
+    stub_ld: StorePath | None = None  # NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2 (harness/provision/stub_ld.py)
     # binary name -> the root the container strategy runs that Debian package in (apt installed it there)
     package_roots: Mapping[str, BuildRoot] = field(default_factory=dict)
     own_libraries: Mapping[str, StorePath] = field(default_factory=dict)  # ``libraries:`` -> its store path
@@ -77,7 +89,7 @@ def fhs_root(root: BuildRoot) -> RootSpec:
 def library_attributes(libs: str, library_sets: Mapping[str, tuple[str, ...]], release: NixosRelease,
                        own: Collection[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(a cell's library set as listed, for a RUNPATH or LD_LIBRARY_PATH; programs.nix-ld.libraries as
-    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/release.py).
+    the cell's release ends up with it: the base list and the listed ones on 24.05+, harness/root/release.py).
     ``own``: library directories of ours, which are on NIX_LD_LIBRARY_PATH instead (``own_library_path``)."""
     listed = tuple(library_sets.get(libs, LIBRARIES.default if libs == DEFAULT else ()))
     packages = tuple(a for a in listed if a not in own)
@@ -96,28 +108,28 @@ def own_library_path(plan: Plan, listed: tuple[str, ...], own: Mapping[str, Stor
     plan.nix_ld_env[:] = [(k, value if k == "NIX_LD_LIBRARY_PATH" else v) for k, v in plan.nix_ld_env]
 
 
-def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefacts, workdir: Path,
-            timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | Skip:
+def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Provisioned, workdir: Path,
+            timeout: float, home: Path | None = None, *, release: NixosRelease) -> PreparedCell | NotRun:
     """The cell, ready to run: ``workdir`` gets its files, ``home`` (default ``workdir/home``) is its HOME.
-    ``release``: the NixOS release whose root it runs in (harness/release.py; ``session.release_of``).
+    ``release``: the NixOS release whose root it runs in (harness/root/release.py; ``session.release_of``).
 
     The binaries are not copied: they are installed once, patched, in the cache and bound
-    read-only at ``~/bin/<name>``, a real program's tree at ``~/opt/<binary>`` (harness/programs.py).
+    read-only at ``~/bin/<name>``, a real program's tree at ``~/opt/<binary>`` (harness/root/programs.py).
     """
     if cell.glibc_key not in art.glibc:
-        return Skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
+        return NotRun.skip(art.glibc_missing.get(cell.glibc_key) or f"no store paths for {cell.glibc_label}")
     glibc = art.glibc[cell.glibc_key]
     subject = subject_of(spec, child)  # the binary the strategy is about
     if glibc.nixpkgs and cell.launch is Launch.PYTHON:
-        return Skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
+        return NotRun.skip(f"the python launch style on {cell.glibc_label}: the sandbox lays out no python3 for a pin "
                     "(the nixos-vm runner uses the VM's)")
     if glibc.nixpkgs and cell.libs not in ("none", "default"):
-        return Skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
+        return NotRun.skip(f"library set {cell.libs} on {cell.glibc_label}: a pin offers its own programs.nix-ld "
                     "default (libs: default) or none")
     needs = (spec.name, *((child.name,) if child is not None else ()), *art.library_sets.get(cell.libs, ()))
     missing = next((art.missing[n] for n in needs if n in art.missing), None)
     if missing is not None:
-        return Skip(missing)
+        return NotRun.skip(missing)
     listed, nix_ld_attrs = library_attributes(cell.libs, art.library_sets, release, art.own_libraries)
     if glibc.nixpkgs:  # a pin's own programs.nix-ld default list, realised: each a lib output of its own
         own = tuple(glibc.nix_ld_libraries or ()) if cell.libs == "default" else ()
@@ -132,16 +144,15 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                                                            else None),
         nix_ld=(glibc.own_nix_ld_for(cell.nix_ld) or art.nix_ld.get(cell.nix_ld)) if cell.nix_ld else None,
         nix_ld_label=cell.nix_ld,
+        nix_ld_missing=_nix_ld_missing(cell.nix_ld, art) if cell.nix_ld else "",
         libraries=listed_set,
         nix_ld_libraries=nix_ld_set,
     )
     plan = Plan()
-    try:
-        for strategy in cell.strategy:
-            APPLY[strategy](plan, ctx)
-    except NixLdMissing:
-        label = cell.nix_ld or "?"
-        return Skip(art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label))
+    for strategy in cell.strategy:
+        stopped = APPLY[strategy](plan, ctx)
+        if stopped is not None:
+            return stopped
     own_library_path(plan, listed, art.own_libraries)
     if not plan.fhs and release.stub_ld and not any(link.path == LOADER_LINK for link in plan.links):
         if art.stub_ld is None:
@@ -151,7 +162,7 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
 
     sources = Sources(art.binaries, art.cache, art.nix_built, art.package_roots)
     programs = install_programs(cell, spec, child, sources, plan, glibc)
-    if isinstance(programs, Skip):
+    if isinstance(programs, NotRun):
         return programs
     binaries = programs.binaries
     plan.add_store_paths(programs.store_paths)
@@ -195,8 +206,13 @@ def prepare(cell: Cell, spec: BinarySpec, child: BinarySpec | None, art: Artefac
                         nix_ld_libraries=None if cell.libs == "default" else art.library_sets.get(cell.libs, ()))
 
 
+def _nix_ld_missing(label: str, art: Provisioned) -> str:
+    """Why a cell of nix-ld ``label`` would find none, and how to supply one."""
+    return art.nix_ld_missing.get(label) or f"no nix-ld {label}: " + how_to_supply(label)
+
+
 def root_view(root: RootSpec, mounts: list[Mount]) -> RootView:
-    """The cell's root as paths, for harness/predict.py: the root's own trees and links, then the mounts."""
+    """The cell's root as paths, for harness/loader/predict.py: the root's own trees and links, then the mounts."""
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
         base = [("/", root.fhs_root)]

@@ -8,7 +8,7 @@ the bug shows (xfailed), and an XPASS — the bug is gone — fails the run so t
 With pytest-xdist (``-n auto``) each worker provisions from the shared cache (every cache entry is
 made under its own lock, so workers wait for one another instead of building twice) and writes its
 cells to ``<out>/<matrix>/.workers/<worker>/``; the controller holds ``<out>/<matrix>/`` for the
-whole session and at its end merges the workers' results into it (harness/merge.py) and prints
+whole session and at its end merges the workers' results into it (harness/results/merge.py) and prints
 the grid.
 """
 
@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from harness import matrix as matrix_mod
-from harness import report
 from harness.errors import LdmatrixError
 from harness.model import Cell, CellResult, Outcome
 from harness.progress import StderrProgress
-
+from harness.results import report
 
 MATRIX_ENV = "LDMATRIX_MATRIX"  # tox -e matrix sets it to matrices/seed.yaml
 
@@ -138,55 +137,62 @@ class _TerminalProgress:
 
 
 class _Session:
-    """Provisioned once per pytest session; runs cells on demand and logs each result.
+    """Provisioned once per pytest session; runs cells as their tests ask and logs each result.
 
-    It holds ``<out>/<matrix>/`` as ``ldmatrix run`` does (harness/outdir.py): a second session
-    or run with the same output directory stops at once, saying which one holds it.
+    It is a ``Run`` (harness/session.py) as ``ldmatrix run``'s: it holds ``<out>/<matrix>/`` (a
+    second session or run with the same output directory stops at once, saying which one holds
+    it). A runner that batches (the nixos-vm runner: one VM per pin) is handed, with the first cell
+    of a pin that a test asks for, every selected cell of that pin not run yet; each result is
+    recorded when its own test asks for it.
     """
 
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
-        from harness.outdir import RunDirectory
-        from harness.runners import get_runner
-        from harness.session import RunOptions, header_record, provision_all
+        from harness.session import Run, RunOptions
 
         self.matrix = matrix
         out = Path(config.getoption("--ldmatrix-out"))
         worker = _worker(config)
         if worker is not None:  # the controller holds <out>/<matrix>/ and merges the workers' runs into it
             out = out / matrix.name / WORKERS / worker
-        self.options = RunOptions(runner=config.getoption("--ldmatrix-runner"), out=out,
-                                  nix_ld=_nix_ld_supply(config), nixpkgs=_nixpkgs_supply(config))
-        self.rundir = RunDirectory(self.options.out, matrix.name, option="--ldmatrix-out").acquire()
-        try:
-            self.runner = get_runner(self.options.runner or matrix.runner)
-            self.unavailable = self.runner.unavailable()
-            self.results: list[CellResult] = []
-            self.artefacts = None
-            if self.unavailable is None:
-                self.artefacts = provision_all(matrix, matrix.cells, self.options, _TerminalProgress(config))
-            self.log = self.rundir.begin(header_record(matrix, self.runner.name, self.options.nixpkgs))
-        except BaseException:
-            self.rundir.release()
-            raise
+        options = RunOptions(runner=config.getoption("--ldmatrix-runner"), out=out,
+                             nix_ld=_nix_ld_supply(config), nixpkgs=_nixpkgs_supply(config))
+        self.run = Run(matrix, options, _TerminalProgress(config), cells=matrix.cells, whole=False,
+                       option="--ldmatrix-out").__enter__()
+        self.selected: list[Cell] = getattr(config, "_ldmatrix_selected", None) or list(matrix.cells)
+        self.answers: dict[str, CellResult] = {}  # run in a batch, not yet asked for
+        self.asked: set[str] = set()
 
-    def run(self, cell: Cell) -> CellResult:
-        from harness.session import result_record, run_one
+    @property
+    def results(self) -> list[CellResult]:
+        return self.run.results
 
-        if self.unavailable is not None:
-            pytest.skip(f"runner {self.runner.name} unavailable: {self.unavailable}")
-        result = run_one(self.matrix, cell, self.artefacts, self.runner, self.rundir)
-        if result is None:  # an interrupted run (harness/interrupt.py)
-            raise KeyboardInterrupt
-        self.log.write(result_record(result))
-        self.results.append(result)
+    def result(self, cell: Cell) -> CellResult:
+        if self.run.unavailable is not None:
+            pytest.skip(f"runner {self.run.runner.name} unavailable: {self.run.unavailable}")
+        if cell.id not in self.answers:
+            batch = [cell]
+            if self.run.runner.batches:  # the rest of its pin's cells with it: one VM per pin
+                batch += [c for c in self.selected
+                          if c.glibc_key == cell.glibc_key and c.id != cell.id and c.id not in self.answers
+                          and c.id not in self.asked]
+            for result in self.run.results_of(batch):
+                self.answers[result.cell_id] = result
+        result = self.answers.pop(cell.id)
+        self.asked.add(cell.id)
+        self.run.record(result)
         return result
 
     def close(self) -> None:
-        try:
-            self.log.close()
-            self.runner.close()
-        finally:
-            self.rundir.release()
+        self.run.__exit__(None, None, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    """The cells whose tests are selected (after -k and marks): a batching runner's batches."""
+    yield
+    params = [getattr(item, "callspec", None) for item in items]
+    cells = [p.params["ldmatrix_cell"] for p in params if p is not None and "ldmatrix_cell" in p.params]
+    config._ldmatrix_selected = [c for c in cells if c is not None]  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +200,7 @@ def ldmatrix_session(request: pytest.FixtureRequest):
     matrix = _matrix(request.config)
     if matrix is None:
         pytest.skip("no matrix: pass --ldmatrix MATRIX")
-    from harness.outdir import DirectoryInUse
+    from harness.results.outdir import DirectoryInUse
 
     try:
         session = _Session(request.config, matrix)
@@ -209,7 +215,7 @@ def ldmatrix_session(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def ldmatrix_result(ldmatrix_cell: Cell, ldmatrix_session: _Session) -> CellResult:
-    result = ldmatrix_session.run(ldmatrix_cell)
+    result = ldmatrix_session.result(ldmatrix_cell)
     if result.skip_reason:
         pytest.skip(result.skip_reason)
     return result
@@ -254,7 +260,7 @@ class _Controller:
     def __init__(self, config: pytest.Config, matrix: matrix_mod.Matrix):
         import shutil
 
-        from harness.outdir import RunDirectory
+        from harness.results.outdir import RunDirectory
 
         self.matrix = matrix
         self.rundir = RunDirectory(Path(config.getoption("--ldmatrix-out")), matrix.name,
@@ -265,7 +271,7 @@ class _Controller:
     def finish(self) -> None:
         import shutil
 
-        from harness import merge
+        from harness.results import merge
 
         try:
             files = sorted((self.rundir.path / WORKERS).glob(f"*/{self.matrix.name}/results.jsonl"))
@@ -289,7 +295,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     matrix = _matrix(config)
     if matrix is None:
         return
-    from harness.outdir import DirectoryInUse
+    from harness.results.outdir import DirectoryInUse
 
     try:
         config._ldmatrix_session = _Controller(config, matrix)  # type: ignore[attr-defined]

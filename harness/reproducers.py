@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from harness import cache_entry
 from harness.cache import REPO_ROOT, Cache
-from harness.elf import read_interpreter
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader.elf import read_interpreter
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import Progress
-from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
+from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 RECIPE_VERSION = "1"  # bump to invalidate every cached build
 PROJECT_DIRS = {Language.C: "c-repro", Language.RUST: "rust-repro"}
@@ -160,7 +160,7 @@ def bwrap_argv(root: Path, src: Path, out: Path, command: tuple[str, ...], *,
                network: bool = False, chdir: str = "/tmp") -> list[str]:
     """bubblewrap argv that runs ``command`` in ``root`` (read-only) with /src and /out bound.
 
-    The same sandbox as a cell's (harness.bwrap): uid 1000, no capabilities, no network unless
+    The same sandbox as a cell's (harness.root.bwrap): uid 1000, no capabilities, no network unless
     ``network`` (only to fetch sources). / stays bwrap's own tmpfs, so /src and /out can be created
     without writing into the root. ``binds``: more (host path, target, writable); ``env``: more
     variables, after the build's own.
@@ -251,7 +251,8 @@ def build(name: str, root: BuildRoot, cache: Cache, progress: Progress, *,
     return _built(s, root, final)
 
 
-def build_all(root: BuildRoot, cache: Cache, progress: Progress, names: list[str] | None = None) -> dict[str, BuiltBinary]:
+def build_all(root: BuildRoot, cache: Cache, progress: Progress,
+              names: list[str] | None = None) -> dict[str, BuiltBinary]:
     """Build every reproducer the root can build (``names`` or all whose min_glibc the root meets)."""
     if names is None:
         names = [

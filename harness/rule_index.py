@@ -19,10 +19,14 @@ INDEXED = ("binary", "strategy", "libs", "nix_ld", "glibc", "env", "launch", "re
 
 
 class _Matcher(Protocol):
-    key: str
-    values: tuple[str, ...]
-    negate: bool
-    comparisons: tuple
+    @property
+    def key(self) -> str: ...
+    @property
+    def values(self) -> tuple[str, ...]: ...
+    @property
+    def negate(self) -> bool: ...
+    @property
+    def comparisons(self) -> tuple[tuple[str, tuple[int, ...]], ...]: ...
 
     def matches(self, value: str | None, facts: Mapping[str, Any]) -> bool: ...
 

@@ -3,7 +3,7 @@ prepare, run, record.
 
 Results are appended to ``results.jsonl`` as each cell finishes, so a killed run loses nothing
 it had finished; the cell's command (``command.sh``), output and verdict go to ``cells/<id>/``
-(see harness/outdir.py for the lock and how both are written). Ctrl-C stops the running cells at
+(see harness/results/outdir.py for the lock and how both are written). Ctrl-C stops the running cells at
 once (harness/interrupt.py): each is recorded as an ``error`` saying it was interrupted, with no
 folder, the cells not started are not run, and ``execute`` raises ``Interrupted`` with the results.
 """
@@ -16,31 +16,42 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
-from harness import (
-    cache_entry, command_script, installed, interrupt, nixld, nixpkgs, own_libraries, provision, reproducers, stub_ld,
-)
+from harness import interrupt, nixld, nixpkgs, provision
 from harness import shard as shard_mod
-from harness.cache import Cache
-from harness.errors import LdmatrixError
-from harness.launch import Tools
 from harness.artifacts import provide as artifacts_provide
 from harness.artifacts.spec import Kind
-from harness.provision.package_root import package_root
+from harness.cache import Cache, installed
+from harness.cache import entry as cache_entry
+from harness.errors import LdmatrixError
 from harness.matrix import BinarySpec, Matrix, subject
 from harness.model import (
-    Cell, CellResult, CommandResult, GlibcSet, LibrarySet, NotRun, Outcome, OutputCheck, PreparedCell, Skip, StorePath,
-    Strategy, Verdict,
+    Cell,
+    CellResult,
+    CommandResult,
+    GlibcSet,
+    LibrarySet,
+    NotRun,
+    Outcome,
+    OutputCheck,
+    PreparedCell,
+    StorePath,
+    Strategy,
+    Verdict,
 )
 from harness.nixpkgs.release import pin_release
-from harness.release import CURRENT, RELEASES, NixosRelease
-from harness.system import SystemPaths
 from harness.outcome import classify
-from harness.outdir import CELL_FILE, RunDirectory
-from harness.prepare import Artefacts, library_attributes, prepare
+from harness.prepare import Provisioned, library_attributes, prepare
 from harness.progress import NullProgress, Progress
-from harness.provision import Lock
+from harness.provision import Lock, own_libraries, stub_ld
+from harness.provision.package_root import package_root
 from harness.provision.packages import PackageStore
+from harness.results import command_script
+from harness.results.outdir import CELL_FILE, RunDirectory
+from harness.root.launch import Tools
+from harness.root.release import CURRENT, RELEASES, NixosRelease
+from harness.root.system import SystemPaths
 from harness.runners import get_runner
 from harness.runners.base import Runner
 from harness.shard import Shard
@@ -77,7 +88,10 @@ def needed(matrix: Matrix, cells: Iterable[Cell]) -> tuple[set[str], set[tuple[s
     return glibcs, builds
 
 
-def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress) -> Artefacts:
+def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, progress: Progress,
+                  runner: Runner | None = None) -> Provisioned:
+    """What ``cells`` need, each made once in the cache or found there; the reproducers compiled by
+    ``runner`` (default: the one the options or the matrix name)."""
     glibcs, builds = needed(matrix, cells)
     cache_entry.sweep_cache(options.cache, progress)  # half-built entries of killed runs
     programs = artifacts_provide.for_cells(matrix, cells, options.cache, progress)  # first: a wrong pin stops early
@@ -95,15 +109,14 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
         roots[suite] = provision.build_root(suite, options.cache, progress)
     package_roots = {s.name: package_root(str(s.built_in), programs[s.key], options.cache, progress)
                      for s in sorted(packages, key=lambda s: s.name)}
-    build = reproducers.build
-    if (options.runner or matrix.runner) == "docker":  # compiled inside the gcc image of the suite
-        from harness.docker_build import build_in_container as build
+    compiler = runner or get_runner(options.runner or matrix.runner)  # docker: inside the gcc image of the suite
     binaries = dict(programs)
     for name, suite in sorted(builds):
         progress.step(f"build {name} in {suite}")
-        binaries[(name, suite)] = build(name, roots[suite], options.cache, progress)
+        binaries[(name, suite)] = compiler.build_reproducer(name, roots[suite], options.cache, progress)
     own = own_libraries.provide(matrix, cells, options.nix_ld, roots,
-                                lambda suite: provision.build_root(suite, options.cache, progress), options.cache, progress)
+                                lambda suite: provision.build_root(suite, options.cache, progress), options.cache,
+                                progress)
     binaries.update(own.binaries)
     here = [c for c in cells if c.glibc_key in glibc_sets]
     systems, libraries, tools = nixos_systems(matrix, here, glibc_sets, options, progress, own.libraries)
@@ -116,7 +129,7 @@ def provision_all(matrix: Matrix, cells: tuple[Cell, ...], options: RunOptions, 
     if any(_has_stub_ld(matrix, c, glibc_sets) for c in here if Strategy.CONTAINER not in c.strategy):
         progress.step("stub-ld (NixOS 24.05+'s /lib64/ld-linux-x86-64.so.2)")
         stub = stub_ld.store_path(options.cache, progress)
-    return Artefacts(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
+    return Provisioned(glibc=glibc_sets, roots=roots, binaries=binaries, nix_ld=nix_ld.store_paths,
                      nix_ld_missing=nix_ld.missing, nix_ld_origins=nix_ld.origins, tools=tools, systems=systems,
                      libraries=libraries, cache=options.cache, glibc_missing=glibc_missing,
                      library_sets=dict(matrix.library_sets), stub_ld=stub, nix_built=nix_built,
@@ -211,7 +224,7 @@ def with_own(store: PackageStore, attrs: tuple[str, ...], names: Collection[str]
     return LibrarySet(attrs, built.own + ours, built.closure + ours)
 
 
-def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> CellResult | None:
+def run_one(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir: RunDirectory) -> CellResult | None:
     """Prepare and run one cell; its folder is published whole (``cells/<id>/``) once it has run.
 
     Whatever goes wrong for this cell becomes its result, not the run's end: a runner's NotRun is
@@ -232,7 +245,7 @@ def run_one(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: 
     return staged.finish(result, runner, rundir, art)
 
 
-def run_batch(matrix: Matrix, cells: Iterable[Cell], art: Artefacts, runner: Runner,
+def run_batch(matrix: Matrix, cells: Iterable[Cell], art: Provisioned, runner: Runner,
               rundir: RunDirectory) -> list[CellResult]:
     """Prepare every cell, then hand the prepared ones to the runner at once (``runner.run_batch``:
     the nixos-vm runner boots one VM per pin for all of its cells), then record each as run_one does."""
@@ -240,7 +253,7 @@ def run_batch(matrix: Matrix, cells: Iterable[Cell], art: Artefacts, runner: Run
     ready = [s for s in staged if s.prepared is not None]
     results: list[CommandResult | NotRun | Exception]
     try:
-        results = list(runner.run_batch([s.prepared for s in ready]))  # type: ignore[attr-defined,misc]
+        results = list(runner.run_batch([s.prepared for s in ready if s.prepared is not None]))
         if len(results) != len(ready):
             raise RuntimeError(f"{runner.name} answered {len(results)} of {len(ready)} cells")
     except Exception as err:  # noqa: BLE001 - the batch failed as a whole: each of its cells says so
@@ -272,7 +285,7 @@ class _Staged:
         self.rundir.discard(self.staging)
 
     def finish(self, result: CommandResult | NotRun | Exception, runner: Runner, rundir: RunDirectory,
-               art: Artefacts) -> CellResult:
+               art: Provisioned) -> CellResult:
         base, prepared = self.base, self.prepared
         assert prepared is not None
         try:
@@ -305,7 +318,7 @@ class _Staged:
                           predicted=prepared.predicted, prediction=prepared.prediction)
 
 
-def _stage(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: RunDirectory) -> _Staged:
+def _stage(matrix: Matrix, cell: Cell, art: Provisioned, runner: Runner, rundir: RunDirectory) -> _Staged:
     spec = matrix.binaries[cell.binary]
     child = matrix.binaries[spec.child] if spec.child else None
     staged = _Staged(cell, _result_base(matrix, cell, runner.name), rundir.staging(cell.id), rundir.scratch(cell.id),
@@ -314,11 +327,13 @@ def _stage(matrix: Matrix, cell: Cell, art: Artefacts, runner: Runner, rundir: R
         release = release_of(matrix, cell, art.glibc if art is not None else {})
         prepared = prepare(cell, spec, child, art, staged.staging, matrix.timeout, home=staged.home, release=release)
     except Exception as err:  # noqa: BLE001 - one cell's failure, told in one line
-        staged.early = _harness_error(staged.base, f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
+        staged.early = _harness_error(staged.base,
+                                      f"ldmatrix could not run this cell: preparing failed: {_one_line(err)}")
         return staged
-    if isinstance(prepared, Skip):
+    if isinstance(prepared, NotRun):
         staged.early = CellResult(outcome=None, evidence="", skip_reason=prepared.reason, rc=None, duration=0.0,
-                                  **staged.base)
+                                  **staged.base) if not prepared.error else \
+            _harness_error(staged.base, f"ldmatrix could not run this cell: {prepared.reason}")
     else:
         staged.prepared = prepared
     return staged
@@ -380,45 +395,120 @@ def header_record(matrix: Matrix, runner: str, pins: nixpkgs.NixpkgsSupply | Non
     return header
 
 
-def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
-            on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
-    progress = progress or NullProgress()
-    cells = options.cells(matrix)
-    with RunDirectory(options.out, matrix.name) as rundir:  # first: a second run here fails at once
-        runner = get_runner(options.runner or matrix.runner)
-        reason = runner.unavailable()
-        art = provision_all(matrix, cells, options, progress) if reason is None else None
-        log = rundir.begin(header_record(matrix, runner.name, options.nixpkgs, options, len(cells)))
-        results: list[CellResult] = []
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, options.jobs))
-        batch = reason is None and hasattr(runner, "run_batch")  # runs in this thread: Ctrl-C raises there
-        with interrupt.handling(enabled=not batch), interrupt.last_words(rundir.discard_staging):
+class Run:
+    """One run of a matrix's cells, as a context manager: it holds ``<out>/<matrix>/`` (a second run
+    there stops at once, harness/results/outdir.py), makes the runner, provisions what the cells need
+    (unless the runner is unavailable here: every cell is then skipped saying why), writes the
+    results header; at the end it closes the results log and the runner and lets the directory go.
+
+        with Run(matrix, options, progress) as run:       # ldmatrix run and guard: the whole run
+            results = run.execute(on_result)
+        with Run(matrix, options, cells=..., whole=False) as run:   # bisect, the pytest plugin
+            result = run.cell(cell)                       # prepared, run and recorded
+
+    ``whole``: the run is every cell of ``options`` (its header says how many, -k and --shard, and
+    ``ldmatrix merge`` checks them); otherwise cells are run as they are asked for. ``runner``: one
+    already made (and found available), else the one the options or the matrix name.
+    """
+
+    def __init__(self, matrix: Matrix, options: RunOptions, progress: Progress | None = None, *,
+                 cells: tuple[Cell, ...] | None = None, whole: bool = True, option: str = "--out",
+                 runner: Runner | None = None) -> None:
+        self.matrix, self.options, self.whole, self.option, self.given = matrix, options, whole, option, runner
+        self.progress = progress or NullProgress()
+        self.cells = options.cells(matrix) if cells is None else cells
+        self.results: list[CellResult] = []
+
+    def __enter__(self) -> Self:
+        self.rundir = RunDirectory(self.options.out, self.matrix.name, option=self.option).acquire()
+        try:
+            self.runner = self.given or get_runner(self.options.runner or self.matrix.runner)
+            self.unavailable = self.runner.unavailable()
+            self.provisioned = provision_all(self.matrix, self.cells, self.options, self.progress, self.runner) \
+                if self.unavailable is None else None
+            header = header_record(self.matrix, self.runner.name, self.options.nixpkgs,
+                                   *((self.options, len(self.cells)) if self.whole else ()))
+            self.log = self.rundir.begin(header)
+        except BaseException:
+            self.rundir.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.log.close()
+            self.runner.close()
+        finally:
+            self.rundir.release()
+
+    def record(self, result: CellResult) -> None:
+        self.log.write(result_record(result))
+        self.results.append(result)
+
+    def results_of(self, cells: Iterable[Cell], provisioned: Provisioned | None = None) -> list[CellResult]:
+        """``cells`` prepared and run (all at once for a runner that batches), not yet recorded.
+        KeyboardInterrupt: the run was interrupted (harness/interrupt.py)."""
+        cells = list(cells)
+        art = provisioned or self.provisioned
+        if self.unavailable is not None or art is None:
+            return [self.skipped(c) for c in cells]
+        if self.runner.batches:
+            return run_batch(self.matrix, cells, art, self.runner, self.rundir)
+        out = []
+        for cell in cells:
+            result = run_one(self.matrix, cell, art, self.runner, self.rundir)
+            if result is None:
+                raise KeyboardInterrupt
+            out.append(result)
+        return out
+
+    def cell(self, cell: Cell, provisioned: Provisioned | None = None) -> CellResult:
+        """One cell prepared, run and recorded."""
+        result = self.results_of([cell], provisioned)[0]
+        self.record(result)
+        return result
+
+    def skipped(self, cell: Cell) -> CellResult:
+        reason = f"runner {self.runner.name} unavailable: {self.unavailable}"
+        return _skipped(self.matrix, cell, self.runner.name, reason)
+
+    def execute(self, on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
+        """Every cell of the run, ``-j`` at a time (or as one batch), each recorded as it finishes;
+        in the order of the matrix. Ctrl-C: ``interrupt.Interrupted`` with what was recorded."""
+        art, runner, cells = self.provisioned, self.runner, self.cells
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, self.options.jobs))
+        batch = self.unavailable is None and runner.batches  # runs in this thread: Ctrl-C raises there
+        with interrupt.handling(enabled=not batch), interrupt.last_words(self.rundir.discard_staging):
             try:
-                if reason is not None:
-                    done: Iterable = [_skipped(matrix, c, runner.name, f"runner {runner.name} unavailable: {reason}")
-                                      for c in cells]
+                done: Iterable[CellResult | None]
+                if self.unavailable is not None or art is None:
+                    done = [self.skipped(c) for c in cells]
                 elif batch:  # one batch: the nixos-vm runner boots one VM per pin
-                    done = run_batch(matrix, cells, art, runner, rundir)
+                    done = run_batch(self.matrix, cells, art, runner, self.rundir)
                 else:
-                    futures = [pool.submit(run_one, matrix, c, art, runner, rundir) for c in cells]
+                    futures = [pool.submit(run_one, self.matrix, c, art, runner, self.rundir) for c in cells]
                     done = (f.result() for f in concurrent.futures.as_completed(futures) if not f.cancelled())
                 for result in done:
                     if result is None:  # not started: the run was interrupted
                         continue
-                    log.write(result_record(result))
-                    results.append(result)
+                    self.record(result)
                     if on_result:
                         on_result(result)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: queued cells are dropped, running ones end
-                log.close()
-                runner.close()
             stopped = interrupt.requested()
-    order = {c.id: i for i, c in enumerate(cells)}
-    results.sort(key=lambda r: order[r.cell_id])
-    if stopped:
-        raise interrupt.Interrupted(results)
-    return results
+        order = {c.id: i for i, c in enumerate(cells)}
+        results = sorted(self.results, key=lambda r: order[r.cell_id])
+        if stopped:
+            raise interrupt.Interrupted(results)
+        return results
+
+
+def execute(matrix: Matrix, options: RunOptions, progress: Progress | None = None,
+            on_result: Callable[[CellResult], None] | None = None) -> list[CellResult]:
+    """The whole run of ``options``' cells (``ldmatrix run``, ``guard``, ``inspect``'s confirmations)."""
+    with Run(matrix, options, progress) as run:  # first: a second run here fails at once
+        return run.execute(on_result)
 
 
 def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
@@ -428,11 +518,11 @@ def _result_base(matrix: Matrix, cell: Cell, runner: str) -> dict:
     label = matrix.libs_label(cell)
     if label is not None:
         axes["libs_label"] = label  # what a NixOS user of the release writes: the grid's row says it
-    return dict(cell_id=cell.id, expected=expectation.outcome, bug=expectation.bug, runner=runner,
-                axes=axes, fixed_outcome=expectation.fixed_outcome if expectation.bug else None)
+    return {"cell_id": cell.id, "expected": expectation.outcome, "bug": expectation.bug, "runner": runner,
+                "axes": axes, "fixed_outcome": expectation.fixed_outcome if expectation.bug else None}
 
 
-def _extra(root: str, workdir: Path, cell: Cell, art: Artefacts | None) -> dict[str, str]:
+def _extra(root: str, workdir: Path, cell: Cell, art: Provisioned | None) -> dict[str, str]:
     extra = {"root": root, "workdir": str(workdir)}
     glibc = art.glibc.get(cell.glibc_key) if art is not None else None
     own = glibc.own_nix_ld_for(cell.nix_ld) if glibc is not None else None

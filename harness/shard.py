@@ -2,7 +2,7 @@
 
 Every machine of a fan-out computes the same slices from the same matrix (nothing here reads the
 machine, the clock or earlier runs), so N jobs each running ``--shard K/N`` run every selected cell
-exactly once; ``ldmatrix merge`` (harness/merge.py) puts their results back together.
+exactly once; ``ldmatrix merge`` (harness/results/merge.py) puts their results back together.
 
 A cell's expected cost is counted in plain sandboxed starts (about 40 ms on a 2-core machine):
 one for the sandbox, more for what the cell starts on the way (a login shell, a Python, a parent

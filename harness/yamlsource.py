@@ -73,7 +73,7 @@ def _convert(node: yaml.Node, file: str) -> Any:
 _RESOLVER = yaml.SafeLoader("")
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+def _scalar(node: yaml.Node) -> Any:
     # Floats keep their text: a glibc or nix-ld version written as 2.40 must not become 2.4.
     if node.tag == "tag:yaml.org,2002:float":
         return node.value
@@ -81,7 +81,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 
 def _line(event: yaml.Event) -> int:
-    return event.start_mark.line + 1
+    return event.start_mark.line + 1 if event.start_mark is not None else 0
 
 
 def _refuse_what_is_not_plain(text: str, file: str) -> None:

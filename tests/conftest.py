@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness.cache import Cache
-from harness.elf import read_interpreter
+from harness.loader.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot
 from harness.progress import NullProgress
 
 # The plugin that turns matrix cells into tests (tests/test_matrix.py); elsewhere: -p harness.pytest_plugin
-pytest_plugins = ["harness.pytest_plugin"]
+pytest_plugins = ["harness.pytest_plugin", "pytester"]  # pytester: the plugin run in a pytest of its own
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 STANDIN_FLAGS = ("-static", "-nostdlib", "-ffreestanding", "-fno-builtin", "-fno-tree-loop-distribute-patterns",
@@ -30,7 +30,7 @@ def busybox_cell(glibc, workdir: Path):
     import dataclasses
 
     from harness.prepare import nixos_root
-    from harness.testinfra_backend import bare_root
+    from testinfra_backend import bare_root
 
     base = bare_root(nixos_root(glibc), workdir)
     busybox = f"{glibc.shell.store_path}/bin/busybox"
@@ -67,8 +67,8 @@ def build_freestanding(root: BuildRoot, src: Path, source: str, out: Path, name:
 
 @pytest.fixture(scope="session")
 def stub_ld() -> Path:
-    """NixOS 24.05+'s stub-ld as ldmatrix builds it for its roots (harness/stub_ld.py)."""
-    from harness import stub_ld as stub
+    """NixOS 24.05+'s stub-ld as ldmatrix builds it for its roots (harness/provision/stub_ld.py)."""
+    from harness.provision import stub_ld as stub
 
     try:
         return stub.store_path(Cache.default(), NullProgress()).host_path
@@ -140,7 +140,7 @@ def standin(tmp_path_factory: pytest.TempPathFactory, nix_ld_archives: Path):
 def standin_pins_file(standin, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pins file as `ldmatrix pins update` writes it, the network replaced by the stand-in's archive."""
     import nixpkgs_standin
-    from harness.nixpkgs import cli as pins_cli
+    from harness.commands import pins as pins_cli
     from harness.cli import main
 
     path = tmp_path_factory.mktemp("pins") / "pins.json"

@@ -25,7 +25,7 @@ from harness.cache import Cache
 from harness.errors import LdmatrixError, MatrixError, ProvisionError
 from harness.model import CommandResult, Outcome, OutputCheck
 from harness.outcome import classify
-from harness.programs import program_argv
+from harness.root.programs import program_argv
 from harness.progress import NullProgress
 from harness.provision import fetch
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import elf, matrix
+from harness import matrix
+from harness.loader import elf
 from harness.artifacts import index, provide, wheel
 from harness.artifacts.lock import lock_path
 from harness.artifacts.spec import Where, Wheel

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cache_entry, reproducers
+from harness import reproducers
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.cli import main
 from harness.model import BuildRoot

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
+from harness.results import report
 from harness.cli import main, parser
 from harness.model import Cell, CellResult, Outcome, Strategy
 from harness.session import result_record

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.command_script import script
+from harness.results.command_script import script
 
 
 def test_mount_points_the_command_makes_are_not_made_twice(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import docker_engine
+from harness.docker import engine as docker_engine
 from harness import matrix as matrix_mod
 from harness.cache import REPO_ROOT
 from harness.model import CommandResult, Launch

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import docker_engine, images
-from harness.environments import with_pwd
-from harness.model import GlibcSet, Link, PreparedCell, RootKind, RootSpec, StorePath
+from harness.docker import containers, images
+from harness.docker import engine as docker_engine
+from harness.root.environments import with_pwd
+from harness.model import GlibcSet, Link, Mount, PreparedCell, RootKind, RootSpec, StorePath
 from harness.outcome import classify
 from harness.runners import docker as docker_runner
 from harness.runners.sandbox import SandboxRunner
-from harness.testinfra_backend import bare_root
+from testinfra_backend import bare_root
 
 # --------------------------------------------------------------------------- fast
 
@@ -69,6 +70,82 @@ def test_fhs_image_tar_leaves_out_what_the_container_provides(tmp_path: Path) ->
     assert members["lib64"].issym() and members["lib64"].linkname == "usr/lib64"
     assert "usr/bin" in members and "etc" in members and members["home"].isdir()
     assert not [n for n in members if n.startswith(("proc", "dev", "home/", "tmp/"))]
+
+
+def _parsed_cli(argv: list[str]) -> dict:
+    """``docker run``'s flags read back into ``containers.arguments``' plain values."""
+    assert argv[:3] == ["docker", "run", "--rm"]
+    got: dict = {"init": False, "read_only": False, "cap_drop": [], "security_opt": [], "ulimits": [], "tmpfs": {},
+                 "mounts": [], "labels": {}, "environment": []}
+    rest = iter(argv[3:])
+    scalar = {"--network": "network_mode", "--hostname": "hostname", "--user": "user", "--memory": "mem_limit",
+              "--memory-swap": "memswap_limit", "--pids-limit": "pids_limit", "--log-driver": "log_driver",
+              "--workdir": "working_dir"}
+    for flag in rest:
+        if not flag.startswith("-"):
+            got["image"], got["command"] = flag, list(rest)
+            break
+        if flag in ("--init", "--read-only"):
+            got[flag.strip("-").replace("-", "_")] = True
+        elif flag in scalar:
+            value = next(rest)
+            got[scalar[flag]] = int(value) if value.isdigit() else value
+        elif flag in ("--cap-drop", "--security-opt", "--env"):
+            got[{"--cap-drop": "cap_drop", "--security-opt": "security_opt", "--env": "environment"}[flag]].append(
+                next(rest))
+        elif flag == "--ulimit":
+            name, _, value = next(rest).partition("=")
+            got["ulimits"].append((name, int(value)))
+        elif flag == "--tmpfs":
+            target, _, options = next(rest).partition(":")
+            got["tmpfs"][target] = options
+        elif flag == "--label":
+            key, _, value = next(rest).partition("=")
+            got["labels"][key] = value
+        elif flag == "--mount":
+            fields = dict(f.partition("=")[::2] for f in next(rest).split(","))
+            got["mounts"].append((fields["source"], fields["target"], "readonly" in fields))
+        else:
+            raise AssertionError(f"{flag}: a flag the SDK side has no keyword for")
+    return got
+
+
+def test_the_command_line_and_the_sdk_make_the_same_container(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """command.sh's ``docker run`` and create_container come from one spec: read back, they agree."""
+    from docker.types import LogConfig
+
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "launch.sh").write_text("#!/bin/sh\n")
+    spec = containers.ContainerSpec(
+        image="ldmatrix/nixos-root:abc", argv=("/bin/sh", "-c", "echo 'a b'"), env=(("B", "1"), ("A", "x=y")),
+        cwd="/home/user", timeout=5.0, labels={"ldmatrix.cell": "c-hello.none"},
+        mounts=(Mount(home, "/home/user", writable=True, tmpfs=True), Mount(tmp_path / "ro", "/opt/ro"),
+                Mount(tmp_path / "rw", "/opt/rw", writable=True)))
+    created: list[tuple[tuple, dict]] = []
+
+    class Client:
+        class containers:  # noqa: N801 - docker's own attribute name
+            @staticmethod
+            def create(*args, **kwargs):
+                created.append((args, kwargs))
+
+    monkeypatch.setattr(docker_engine, "client", lambda: Client)
+    monkeypatch.setattr(containers, "give_to_cell_user", lambda path: None)
+    containers.create_container(spec)
+    (image,), sdk = created[0]
+    assert sdk.pop("detach") is True
+    assert isinstance(sdk["log_config"], LogConfig)
+    sdk["log_driver"] = sdk.pop("log_config")["Type"]
+    sdk["mounts"] = [(m["Source"], m["Target"], m["ReadOnly"]) for m in sdk["mounts"]]
+    sdk["ulimits"] = [(u["Name"], u["Soft"]) for u in sdk["ulimits"] if u["Soft"] == u["Hard"]]
+    owner = containers.owner_labels()
+    assert {k: sdk["labels"].pop(k) for k in owner} == owner  # the run's own labels: the SDK's only
+    cli = _parsed_cli(containers.docker_cli_argv(spec))
+    assert cli == {"image": image, **sdk}
+    assert ("/home/user/bin/launch.sh" in {target for _, target, _ in cli["mounts"]}
+            and cli["tmpfs"]["/home/user"].startswith("rw,nosuid,nodev,size="))
+    assert (str(tmp_path / "rw"), "/opt/rw", False) in cli["mounts"] and cli["environment"] == ["B=1", "A=x=y"]
 
 
 def test_image_names_are_content_tags(tmp_path: Path) -> None:
@@ -124,7 +201,7 @@ needs_docker = [pytest.mark.docker, pytest.mark.slow,
 
 def leftover_containers() -> list[str]:
     """This test run's containers still there (other runs may share the engine)."""
-    from harness.containers import PID
+    from harness.docker.containers import PID
 
     found = docker_engine.client().containers.list(all=True, filters={"label": f"{PID}={os.getpid()}"})
     return [c.name for c in found]
@@ -219,7 +296,7 @@ def test_timeout_kills_and_removes(cell) -> None:
 @docker_test
 def test_start_failure_is_rc_127_with_the_engines_line(cell) -> None:
     spec = dataclasses.replace(docker_runner.DockerRunner().container_spec(cell("x")), argv=("/no/such/program",))
-    result = docker_runner.run_container(spec)
+    result = containers.run_container(spec)
     assert result.rc == 127 and "no such file or directory" in result.stderr.lower()
     assert classify(result).outcome.value == "missing-interpreter", result.stderr
 
@@ -229,7 +306,7 @@ def test_ctrl_c_while_waiting_still_removes(cell, monkeypatch: pytest.MonkeyPatc
     def interrupted(container, timeout):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(docker_runner, "_wait", interrupted)
+    monkeypatch.setattr(containers, "_wait", interrupted)
     with pytest.raises(KeyboardInterrupt):
         docker_runner.DockerRunner().run(cell("busybox", "sleep", "60"))
 
@@ -261,7 +338,7 @@ def test_cell_in_docker_is_an_unprivileged_user(cell) -> None:
 
 @docker_test
 def test_endless_output_is_bounded_and_both_runners_agree(cell) -> None:
-    from harness.limits import CELL
+    from harness.root.limits import CELL
 
     prepared = cell("busybox", "yes", "ldmatrix", timeout=3.0)
     results = {"docker": docker_runner.DockerRunner().run(prepared), "sandbox": SandboxRunner().run(prepared)}
@@ -290,7 +367,7 @@ from harness.cache import Cache
 from harness.prepare import nixos_root
 from harness.progress import NullProgress
 from harness.runners.docker import DockerRunner
-from harness.testinfra_backend import bare_root
+from testinfra_backend import bare_root
 glibc = provision.provision_glibc("2.36", Cache.default(), NullProgress())
 base = bare_root(nixos_root(glibc), Path(sys.argv[1]))
 busybox = f"{glibc.shell.store_path}/bin/busybox"
@@ -305,9 +382,12 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
     import subprocess
     import sys
 
-    from harness.containers import PID, leftovers, prune_containers
+    from harness.docker.containers import PID, leftovers, prune_containers
 
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")])
+    tests = str(Path(__file__).resolve().parent)  # testinfra_backend, a fixture of the tests
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path / "cell")],
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (tests, os.environ.get(
+                                 "PYTHONPATH"))))})
     client = docker_engine.client()
     deadline = time.monotonic() + 120
     mine: list = []
@@ -330,10 +410,10 @@ def test_killed_docker_run_leaves_no_containers(tmp_path: Path, cleanup: str) ->
 
 @docker_test
 def test_testinfra_container_has_the_cells_limits_and_user(glibc: GlibcSet, tmp_path: Path) -> None:
-    from harness.containers import PID
-    from harness.limits import CELL
+    from harness.docker.containers import PID
+    from harness.root.limits import CELL
     from harness.prepare import nixos_root
-    from harness.testinfra_backend import docker_host
+    from testinfra_backend import docker_host
 
     with docker_host(bare_root(nixos_root(glibc), tmp_path)):
         (container,) = docker_engine.client().containers.list(filters={"label": f"{PID}={os.getpid()}"})

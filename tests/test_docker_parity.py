@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import containers, docker_engine
+from harness.docker import containers
+from harness.docker import engine as docker_engine
 from harness import matrix as matrix_mod
 from harness.cache import REPO_ROOT
 from harness.session import RunOptions, execute

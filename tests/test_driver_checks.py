@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.nixgen import generate_test, plan_vm
-from harness.vm_script import driver_script
+from harness.runners.nixgen import generate_test, plan_vm
+from harness.runners.vm_script import driver_script
 
 from test_nixos_vm import prepared
 

@@ -183,10 +183,10 @@ def test_glibc_bump_facts(tmp_path: Path) -> None:
 
 
 def test_every_run_agrees_with_what_the_elf_files_predict_but_nix_ld_2_0_5s_crash(seed_run) -> None:
-    """The loader simulation (harness/predict.py) and the real runs tell the same story; the one
+    """The loader simulation (harness/loader/predict.py) and the real runs tell the same story; the one
     exception is the finding nix-ld 2.0.5 is known for: it crashes before ld.so can report anything."""
     from harness.model import Outcome
-    from harness.predict import agrees
+    from harness.loader.predict import agrees
 
     _, results, _ = seed_run
     checked = 0
@@ -202,7 +202,7 @@ def test_every_run_agrees_with_what_the_elf_files_predict_but_nix_ld_2_0_5s_cras
 
 def test_a_release_decides_what_lib64_holds_and_how_a_list_meets_the_base(tmp_path: Path) -> None:
     """matrices/releases.yaml: 23.11 has no /lib64 and replaces the base libraries with a user's list;
-    26.05 has stub-ld and adds the list to them (harness/release.py, read from nixpkgs' modules)."""
+    26.05 has stub-ld and adds the list to them (harness/root/release.py, read from nixpkgs' modules)."""
     proc = ldmatrix("run", str(REPO / "matrices" / "releases.yaml"), "--out", "results", "-k", "glibc-2.42",
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.environments import CARGO_LD_LIBRARY_PATH, login_environment
+from harness.root.environments import CARGO_LD_LIBRARY_PATH, login_environment
 
 NIX_LD = (("NIX_LD", "/run/current-system/sw/share/nix-ld/lib/ld.so"),
           ("NIX_LD_LIBRARY_PATH", "/run/current-system/sw/share/nix-ld/lib"))

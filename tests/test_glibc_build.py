@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import elf
-from harness.bwrap import Bind, sandbox_argv
+from harness.loader import elf
+from harness.root.bwrap import Bind, sandbox_argv
 from harness.cache import Cache
 from harness.errors import LdmatrixError, ProvisionError
 from harness.model import GlibcSet
-from harness.patchelf import patchelf_command
+from harness.loader.patchelf import patchelf_command
 from harness.progress import NullProgress
 from harness.provision import glibc_build
 from harness.provision.suites import SUITES
@@ -89,7 +89,7 @@ def test_the_loader_searches_what_nixpkgs_loader_searches(version: str, tmp_path
     """nixpkgs: its own lib/, then libgcc's lib/ (user-defined-trusted-dirs), and no ld.so.cache of /etc."""
     glibc = _glibc(version)
     nixpkgs = (glibc.glibc.lib_dir, glibc.gcc_lib.lib_dir)
-    # what the build compiled in, as harness/predict.py reads it
+    # what the build compiled in, as harness/loader/predict.py reads it
     assert elf.loader_search_path(glibc.glibc.host_path / "lib" / "ld-linux-x86-64.so.2", glibc.glibc.lib_dir) \
         == nixpkgs
     # what the loader says while it searches (every version): a program needing a library nowhere

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import baseline
+from harness.results import baseline
 from harness.cli import main
 from harness.model import Cell, CellResult, Outcome, Strategy
 
@@ -53,7 +53,7 @@ def test_a_changed_cell_a_missing_baseline_and_a_moved_pin_are_changes(tmp_path:
     assert not checks["debian"].clean and checks["debian"].comparison.changes[0].cell_id == "c-hello.none.glibc-2.36"
     assert checks["nixos-24.11"].moved() == f"rev {'a' * 12} -> {'b' * 12}, glibc 2.40 -> 2.42"
     assert checks["nixos-unstable"].baseline is None and not checks["nixos-unstable"].clean
-    from harness.guard_command import markdown
+    from harness.commands.guard import markdown
 
     text = markdown(list(checks.values()), {"seed": 0})
     assert "| `c-hello.none.glibc-2.36` | missing-interpreter | ok |" in text

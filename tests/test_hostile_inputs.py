@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.prepare import Provisioned
+from harness.runners import base
 from test_matrix_validation import GOOD  # the same valid matrix, broken here in other ways
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,6 +28,8 @@ SEED = REPO / "matrices" / "seed.yaml"
 # 342 bytes that expand to 9**9 strings when aliases are followed.
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi"))
+
+NOTHING_PROVISIONED = Provisioned(glibc={}, roots={}, binaries={}, nix_ld={})  # prepare() is faked
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -546,7 +550,7 @@ def test_a_results_file_that_is_no_regular_file_is_one_line(tmp_path: Path, make
 
 
 def test_a_results_file_too_big_is_refused_unread(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness import results_file
+    from harness.results import file as results_file
 
     big = _results(tmp_path)
     with big.open("r+b") as fh:
@@ -557,7 +561,7 @@ def test_a_results_file_too_big_is_refused_unread(tmp_path: Path, capsys: pytest
 
 def test_a_results_line_too_long_is_a_damaged_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import results_file
+    from harness.results import file as results_file
 
     monkeypatch.setattr(results_file, "MAX_LINE", 1000)
     path = _results(tmp_path)
@@ -595,7 +599,7 @@ def test_baselines_that_are_a_file_are_exit_2(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_a_baseline_read_after_the_run_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
-    from harness import baseline
+    from harness.results import baseline
     from harness.errors import LdmatrixError
     from test_guard_command import RUN
 
@@ -754,7 +758,7 @@ def _deep_tree(top: Path, depth: int = 5000) -> None:
 
 def test_a_5000_deep_tree_is_removed(deep_dir: Path) -> None:
     """Before: shutil.rmtree raised RecursionError (even with ignore_errors) and the run ended with it."""
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
 
     _deep_tree(deep_dir / "home")
     RunDirectory.discard(deep_dir / "home")
@@ -764,7 +768,7 @@ def test_a_5000_deep_tree_is_removed(deep_dir: Path) -> None:
 def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(deep_dir: Path) -> None:
     """Before: the next run in that --out removed the old results, then crashed in rmtree too, and its
     ``.old-.scratch-<pid>`` stayed forever; one of a run that is gone is removed now."""
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
 
     out = deep_dir / "out"
     _deep_tree(out / "m" / ".scratch" / "cell-x", depth=1500)  # deeper than rmtree's recursion goes
@@ -780,7 +784,7 @@ def test_a_run_after_one_that_left_a_deep_scratch_starts_afresh(deep_dir: Path) 
 
 MAKES_A_CGROUP = """
 import sys, time
-from harness.limits import CELL, make_cgroup
+from harness.root.limits import CELL, make_cgroup
 group = make_cgroup(CELL)
 print(" ".join(str(d) for d in group.dirs), flush=True)
 time.sleep(120)
@@ -792,7 +796,7 @@ def test_cgroups_of_runs_that_are_gone_are_removed_by_the_next(sig: str) -> None
     """Before: every run ended by a signal left its empty ldmatrix-<pid>-N cgroups behind, forever."""
     import signal
 
-    from harness.limits import cgroups_work
+    from harness.root.limits import cgroups_work
 
     if not cgroups_work():
         pytest.skip("cells get no cgroup here (needs cgroup v2, or v1 as root)")
@@ -803,13 +807,13 @@ def test_cgroups_of_runs_that_are_gone_are_removed_by_the_next(sig: str) -> None
     child.send_signal(getattr(signal, sig))
     child.wait(timeout=30)
     assert all(d.is_dir() for d in dirs), "the run removed its cgroup itself"
-    nxt = subprocess.run([sys.executable, "-c", "from harness.limits import CELL, make_cgroup; "
+    nxt = subprocess.run([sys.executable, "-c", "from harness.root.limits import CELL, make_cgroup; "
                           "g = make_cgroup(CELL); g.close()"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert nxt.returncode == 0, nxt.stderr
     assert not any(d.exists() for d in dirs), f"left: {[d for d in dirs if d.exists()]}"
 
 
-# The shared cache entries cells run: patched binaries and root overlays (harness/installed.py)
+# The shared cache entries cells run: patched binaries and root overlays (harness/cache/installed.py)
 
 def _built(tmp_path: Path):
     import hashlib
@@ -840,7 +844,7 @@ def test_a_damaged_patched_binary_is_seen_on_use_and_made_again(tmp_path: Path,
     `ok`, and cell.json named the digest of what had been built, not of what ran."""
     import hashlib
 
-    from harness import installed
+    from harness.cache import installed
     from harness.cache import Cache
 
     cache, built = Cache(tmp_path / "cache"), _built(tmp_path)
@@ -857,7 +861,7 @@ def test_a_damaged_patched_binary_is_seen_on_use_and_made_again(tmp_path: Path,
 def test_cache_verify_names_damaged_patched_binaries_and_overlays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     """Before: `ldmatrix cache verify` did not look at patched/ and overlays/: "0 damaged"."""
-    from harness import installed
+    from harness.cache import installed
     from harness.cache import Cache
     from harness.model import Link
 
@@ -879,7 +883,7 @@ def test_cache_verify_names_damaged_patched_binaries_and_overlays(tmp_path: Path
 
 
 def test_a_planted_file_in_an_overlay_is_seen_on_use(tmp_path: Path) -> None:
-    from harness import installed
+    from harness.cache import installed
     from harness.cache import Cache
     from harness.model import Link
 
@@ -894,7 +898,8 @@ def test_a_planted_file_in_an_overlay_is_seen_on_use(tmp_path: Path) -> None:
 def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """cell.json records the sha256 of the file that ran; one changed under the cell makes it `error`."""
 
-    from harness import installed, session
+    from harness import session
+    from harness.cache import installed
     from harness import matrix as matrix_mod
     from harness.cache import Cache
     from harness.model import CommandResult, Mount, PreparedCell, RootKind, RootSpec
@@ -907,7 +912,7 @@ def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeyp
         return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
                             ("/home/user/bin/c-hello",), (), "/home/user", timeout, workdir, binaries=(binary,))
 
-    class Runner:
+    class Runner(base.Runner):
         name = "fake"
 
         def unavailable(self) -> None:
@@ -922,7 +927,7 @@ def test_a_binary_changed_while_its_cell_ran_is_an_error(tmp_path: Path, monkeyp
             pass
 
     monkeypatch.setattr(session, "prepare", prepare)
-    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "provision_all", lambda *args: NOTHING_PROVISIONED)
     monkeypatch.setattr(session, "get_runner", lambda name: Runner())
     seed = matrix_mod.load(SEED)
     results = {r.cell_id: r for r in session.execute(seed, session.RunOptions(select="c-hello. glibc-2.36 none",
@@ -949,7 +954,7 @@ def test_an_interrupted_run_records_its_running_cells_as_interrupted(tmp_path: P
         return PreparedCell(cell, RootSpec(RootKind.NIXOS, "d"), (Mount(workdir, "/home/user", True),),
                             ("/home/user/bin/x",), (), "/home/user", timeout, workdir)
 
-    class Runner:
+    class Runner(base.Runner):
         name = "fake"
 
         def unavailable(self) -> None:
@@ -971,7 +976,7 @@ def test_an_interrupted_run_records_its_running_cells_as_interrupted(tmp_path: P
         interrupt.request()  # what the SIGINT handler does
 
     monkeypatch.setattr(session, "prepare", prepare)
-    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "provision_all", lambda *args: NOTHING_PROVISIONED)
     monkeypatch.setattr(session, "get_runner", lambda name: Runner())
     seed = matrix_mod.load(SEED)
     threading.Thread(target=press_ctrl_c, daemon=True).start()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.limits import CELL, cgroups_work
+from harness.root.limits import CELL, cgroups_work
 from harness.model import GlibcSet
 from harness.runners.sandbox import SandboxRunner
 
@@ -56,7 +56,7 @@ def _size(path: Path) -> int:
 def test_home_is_the_cells_own_bounded_tmpfs(cell, tmp_path: Path, runner: str) -> None:
     """Before: HOME was a directory of --out on the host, unbounded: a cell wrote 3 GiB there, and got
     a false "reached its memory limit" line (cgroup v1's failcnt counts the page cache)."""
-    from harness import docker_engine
+    from harness.docker import engine as docker_engine
     from harness.runners.docker import DockerRunner
 
     if runner == "docker" and docker_engine.unavailable():
@@ -184,12 +184,12 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
 
 @pytest.mark.docker
 def test_ctrl_c_stops_the_running_containers_at_once(tmp_path: Path) -> None:
-    from harness import docker_engine
+    from harness.docker import engine as docker_engine
 
     reason = docker_engine.unavailable()
     if reason is not None:
         pytest.skip(f"no Docker engine: {reason}")
-    from harness.containers import PID
+    from harness.docker.containers import PID
 
     _, lines, _, pid = _stopped_at_once(tmp_path, "--runner", "docker")
     assert len(lines) == 2 and all(r["evidence"].startswith("interrupted (Ctrl-C) after") for r in lines), lines

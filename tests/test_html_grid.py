@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grid_dom
 
-from harness import report
+from harness.results import html_grid, report
 from harness.model import Cell, CellResult, Launch, Outcome, Strategy
 
 
@@ -42,7 +42,7 @@ RESULTS_FILE = Path("/abs/out/seed/results.jsonl")
 
 
 def page() -> str:
-    return report.html(RESULTS, "ldmatrix: seed", RESULTS_FILE)
+    return html_grid.page(RESULTS, "ldmatrix: seed", RESULTS_FILE)
 
 
 def test_each_cell_carries_its_outcome_its_mark_and_a_link_to_its_details() -> None:
@@ -62,7 +62,7 @@ def test_each_cell_carries_its_outcome_its_mark_and_a_link_to_its_details() -> N
 def test_colour_is_the_outcome_not_the_expectation() -> None:
     """A missing library is the missing-library colour whether it was expected or not."""
     text = page()
-    css = (Path(report.__file__).parent / "data" / "grid.css").read_text()
+    css = (Path(report.__file__).parent.parent / "data" / "grid.css").read_text()
     assert ".o-missing-library { background: var(--missing-library)" in css
     assert ".o-ok { background: var(--ok)" in css
     assert f'class="cell o-missing-library m-expected" data-cell="{RG.id}"' in text

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import inspect
+from harness.loader import inspect
 from harness import matrix as matrix_mod
 from harness.cache import REPO_ROOT
 from harness.model import Outcome
-from harness.predict import Prediction
-from harness.release import RELEASES
+from harness.loader.predict import Prediction
+from harness.root.release import RELEASES
 
 LOADS = Prediction(Outcome.OK, "every library and symbol version resolves")
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import launch, matrix
-from harness.environments import HOME, login_environment, set_environment
+from harness import matrix
+from harness.root import launch
+from harness.root.environments import HOME, login_environment, set_environment
 from harness.errors import MatrixError
-from harness.launch import RECORD, Target, Tools
 from harness.model import Cell, CellResult, Launch, NameForm, Naming, Outcome, StorePath, Strategy
-from harness.report import damage_table
+from harness.results.report import damage_table
+from harness.root.launch import RECORD, Target, Tools
 
 NIX_LD = (("NIX_LD", "/run/current-system/sw/share/nix-ld/lib/ld.so"),
           ("NIX_LD_LIBRARY_PATH", "/run/current-system/sw/share/nix-ld/lib"))
@@ -271,7 +272,7 @@ def test_an_unknown_name_names_the_allowed(tmp_path: Path) -> None:
 
 def test_the_file_name_of_a_short_and_a_long_name() -> None:
     from harness.model import NameLength
-    from harness.programs import LONG_NAME, file_name
+    from harness.root.programs import LONG_NAME, file_name
 
     assert file_name("c-envprint", NameLength.SHORT) == "c"
     assert len(file_name("c-envprint", NameLength.LONG)) == LONG_NAME

@@ -91,7 +91,8 @@ def test_identical_patched_binaries_are_made_once(run: tuple[Path, dict[str, dic
 
 
 def test_a_damaged_shared_binary_is_made_again(bullseye_root, tmp_path: Path) -> None:
-    from harness import installed, reproducers
+    from harness import reproducers
+    from harness.cache import installed
     from harness.cache import Cache
     from harness.progress import NullProgress
 

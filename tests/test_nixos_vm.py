@@ -21,14 +21,14 @@ from harness.model import (
     Cell, CommandResult, InstalledBinary, Link, Mount, NixpkgsSource, NotRun, Outcome, PreparedCell, RootKind,
     RootSpec, StorePath, Strategy,
 )
-from harness.nixgen import (
+from harness.runners.nixgen import (
     HostPath, InStore, NixBuilt, generate_test, host_spec, nix_string, parse_results, plan_vm, spec, spec_timeout,
 )
-from harness.release import RELEASES
+from harness.root.release import RELEASES
 from harness.runners import get_runner
 from harness.runners import nixos_vm
 from harness.runners.nixos_vm import NixosVmRunner
-from harness.vm_script import BUILD_ALLOWANCE, FINISHED, RESULT_TAG, driver_script
+from harness.runners.vm_script import BUILD_ALLOWANCE, FINISHED, RESULT_TAG, driver_script
 
 NASTY = 'a "quoted" ${HOME} $${x} $ \\ back\\slash\nnew line\ttab \'single\' ``x'
 PIN_NIX_LD = "/nix/store/" + "p" * 32 + "-nix-ld-2.0.3"
@@ -250,7 +250,7 @@ def test_the_spec_nix_builds_is_the_spec_the_stand_in_runs(tmp_path: Path) -> No
                 bindings[var] = var
     value = spec(plan, store)
     lets = []
-    from harness.nixgen import _Refs, nix_value
+    from harness.runners.nixgen import _Refs, nix_value
 
     refs = _Refs()
     nix_value(value, refs)  # the same let-names generate_test gave, in the same order
@@ -399,7 +399,7 @@ def test_results_the_test_wrote_are_the_cells_results(tmp_path: Path) -> None:
 
 def test_the_session_batches_cells_for_a_runner_that_can(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness import session
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
 
     class Spec:
         child = None

@@ -14,7 +14,7 @@ import pytest
 from harness.cli import main
 from harness.errors import LdmatrixError
 from harness.model import Cell, Strategy
-from harness.nixpkgs import cli as pins_cli
+from harness.commands import pins as pins_cli
 from harness.nixpkgs import pins as pins_mod
 from harness.nixpkgs import realise
 
@@ -84,7 +84,7 @@ def test_a_hashed_pin_without_a_glibc_version_is_refused(tmp_path: Path) -> None
 
 
 def test_a_pins_release_is_what_its_tree_said_and_unknown_until_read(tmp_path: Path) -> None:
-    from harness.release import LibraryList
+    from harness.root.release import LibraryList
 
     pins = pins_mod.load(write_pins(tmp_path / "p.json", **{
         "nixos-24.11": hashed(stub_ld=True, nix_ld_libraries="add"),
@@ -103,7 +103,7 @@ def test_a_pins_release_is_what_its_tree_said_and_unknown_until_read(tmp_path: P
 
 # --------------------------------------------------------------------------- pins update
 
-# What `pins update` reads of NixOS's modules, in the two forms nixpkgs has had (harness/release.py
+# What `pins update` reads of NixOS's modules, in the two forms nixpkgs has had (harness/root/release.py
 # cites the revisions read): the base list as the option's default, or set in config.
 NIX_LD_REPLACES = """{ pkgs, lib, config, ... }:
 let
@@ -328,7 +328,7 @@ def test_a_pins_glibc_build_is_a_column_of_its_own() -> None:
 
 
 def test_the_grid_labels_a_pins_column_with_its_glibc() -> None:
-    from harness import report
+    from harness.results import report
     from harness.model import CellResult, Outcome
 
     cell = Cell("c-hello", (Strategy.PATCHELF,), "2.40", nixpkgs="nixos-24.11")

@@ -68,7 +68,7 @@ expect:
 def test_cells_run_on_the_pins_own_store_paths(standin_pins_file: Path, local_nix_store: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
-    from harness.results_file import read
+    from harness.results.file import read
 
     matrix = tmp_path / "standin.yaml"
     matrix.write_text(MATRIX)
@@ -118,7 +118,7 @@ def test_a_pin_without_nix_is_skipped_with_the_reason(standin_pins_file: Path, t
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from harness.cli import main
     from harness.nixpkgs import realise
-    from harness.results_file import read
+    from harness.results.file import read
 
     import types
 

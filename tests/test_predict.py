@@ -1,4 +1,4 @@
-"""The loader worked out from ELF files (harness/predict.py), on the host's own glibc and /bin/true:
+"""The loader worked out from ELF files (harness/loader/predict.py), on the host's own glibc and /bin/true:
 fast, and every answer comes from reading real files."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import elf
+from harness.loader import elf
 from harness.model import Outcome
-from harness.predict import RootView, agrees, simulate, view_of
+from harness.loader.predict import RootView, agrees, simulate, view_of
 
 HOST_LIBS = Path("/lib/x86_64-linux-gnu")
 STORE_GLIBC = "/nix/store/0000-glibc/lib"
@@ -77,3 +77,9 @@ def test_links_in_the_root_and_in_mounted_trees_are_followed(tmp_path: Path) -> 
 ])
 def test_agreement_is_about_the_loader(predicted: Outcome, ran: Outcome, same: bool) -> None:
     assert agrees(predicted, ran) is same
+
+
+def test_a_relative_path_is_in_no_mount(tmp_path: Path) -> None:
+    """A RUNPATH entry like ``lib`` (no $ORIGIN, not absolute) names nothing in the root; looking it up ends."""
+    root = view_of([("/nix/store/x", tmp_path), ("/", tmp_path)])
+    assert root.resolve("lib/libz.so.1") is None and root.resolve("") is None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cache_entry
+from harness.cache import entry as cache_entry
 from harness.cache import Cache
 from harness.errors import ProvisionError
 from harness.progress import NullProgress

@@ -1,11 +1,11 @@
-"""NixOS releases as root behaviours (harness/release.py), against what nixpkgs' modules say."""
+"""NixOS releases as root behaviours (harness/root/release.py), against what nixpkgs' modules say."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.provision.libraries import CONFIG as LIBRARIES
-from harness.release import CURRENT, RELEASES, SEED, LibraryList
+from harness.root.release import CURRENT, RELEASES, SEED, LibraryList
 
 BASE = LIBRARIES.default
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness import guard, report, results_file
+from harness.results import html_grid, report
+from harness.results import guard
+from harness.results import file as results_file
 from harness.model import Cell, CellResult, Outcome, Strategy
 from harness.pytest_plugin import KnownBugReproduced, assert_expected
 from harness.session import result_record
@@ -103,7 +105,7 @@ def test_mismatch_names_the_cell_and_evidence() -> None:
 
 def test_html_page_escapes_the_proving_line_and_names_show() -> None:
     """The page itself is tests/test_html_grid.py's; what reaches it from a cell is escaped."""
-    page = report.html([result(HELLO_PATCHED, Outcome.MISSING_LIBRARY, Outcome.OK, evidence="libcrypt.so.1 <x>")],
+    page = html_grid.page([result(HELLO_PATCHED, Outcome.MISSING_LIBRARY, Outcome.OK, evidence="libcrypt.so.1 <x>")],
                        "t")
     assert "o-missing-library m-unexpected" in page
     assert "libcrypt.so.1 &lt;x&gt;" in page and "ldmatrix show c-hello.patchelf.glibc-2.36" in page

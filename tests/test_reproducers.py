@@ -1,4 +1,4 @@
-"""Tests for harness/reproducers.py, harness/elf.py and the reproducers themselves.
+"""Tests for harness/reproducers.py, harness/loader/elf.py and the reproducers themselves.
 
 The fast tests need nothing but Python. The slow ones build every reproducer in the Debian
 the real build roots (provisioned and cached as a run would) and run the binaries on this host.
@@ -16,7 +16,7 @@ import pytest
 
 from harness import reproducers
 from harness.cache import REPO_ROOT, Cache
-from harness.elf import read_interpreter
+from harness.loader.elf import read_interpreter
 from harness.errors import LdmatrixError
 from harness.model import BuildRoot, BuiltBinary, Language
 from harness.progress import NullProgress
@@ -147,7 +147,7 @@ def test_min_glibc_is_enforced(tmp_path: Path) -> None:
 
 
 def test_missing_bubblewrap_is_one_actionable_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("harness.bwrap.shutil.which", lambda name: None)
+    monkeypatch.setattr("harness.root.bwrap.shutil.which", lambda name: None)
     with pytest.raises(LdmatrixError) as err:
         build("hello", fake_root(), Cache(tmp_path), NullProgress())
     assert str(err.value) == "bubblewrap not found: apt-get install -y bubblewrap"

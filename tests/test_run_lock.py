@@ -77,9 +77,9 @@ def test_pytest_plugin_holds_the_out_dir_too(held_out_dir: tuple[Path, int]) -> 
 
 
 def test_result_log_writes_whole_lines_from_many_threads(tmp_path: Path) -> None:
-    from harness import results_file
+    from harness.results import file as results_file
     from harness.model import Outcome
-    from harness.outdir import ResultLog
+    from harness.results.outdir import ResultLog
 
     log = ResultLog(tmp_path / "results.jsonl", {"name": "t", "matrix": "m.yaml", "runner": "sandbox"})
     stdout = "x" * 70_000  # more than a pipe buffer (64 KiB) and than PIPE_BUF: one write still keeps it whole
@@ -101,7 +101,7 @@ def test_result_log_writes_whole_lines_from_many_threads(tmp_path: Path) -> None
 
 def test_a_second_result_for_a_cell_is_refused(tmp_path: Path) -> None:
     from harness.errors import LdmatrixError
-    from harness.outdir import ResultLog
+    from harness.results.outdir import ResultLog
 
     log = ResultLog(tmp_path / "results.jsonl", {"name": "t"})
     record = {"cell_id": "c", "outcome": "ok", "evidence": "", "runner": "sandbox", "duration": 0.0}
@@ -114,7 +114,7 @@ def test_a_second_result_for_a_cell_is_refused(tmp_path: Path) -> None:
 
 def test_cell_folder_is_published_whole_and_once(tmp_path: Path) -> None:
     from harness.errors import LdmatrixError
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
 
     with RunDirectory(tmp_path, "seed") as rundir:
         rundir.begin({"name": "seed"}).close()
@@ -132,7 +132,7 @@ def test_cell_folder_is_published_whole_and_once(tmp_path: Path) -> None:
 
 
 def test_taking_the_directory_starts_a_fresh_run(tmp_path: Path) -> None:
-    from harness.outdir import RunDirectory
+    from harness.results.outdir import RunDirectory
 
     with RunDirectory(tmp_path, "seed") as rundir:
         rundir.begin({"name": "seed"}).close()
@@ -151,7 +151,7 @@ def test_taking_the_directory_starts_a_fresh_run(tmp_path: Path) -> None:
 def test_two_runs_same_out_dir_do_not_interleave(tmp_path: Path) -> None:
     """Before: both ran, one's prepare() deleted the other's cell folders (false `error` outcomes), and
     results.jsonl got interleaved and junk lines. Now the second stops at once; the first is whole."""
-    from harness import results_file
+    from harness.results import file as results_file
 
     def start(*extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "harness", "run", str(SEED), "-q", "--out", "out",

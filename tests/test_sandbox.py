@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.limits import CELL, cgroups_work
+from harness.root.limits import CELL, cgroups_work
 from harness.model import GlibcSet, StorePath
 from harness.outcome import classify
 from harness.runners.sandbox import SandboxRunner

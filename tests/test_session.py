@@ -9,12 +9,16 @@ import pytest
 
 from harness import matrix as matrix_mod
 from harness import session
+from harness.prepare import Provisioned
+from harness.runners import base
 from harness.cache import REPO_ROOT
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, Mount, NotRun, Outcome, PreparedCell, RootKind, RootSpec
 
+NOTHING_PROVISIONED = Provisioned(glibc={}, roots={}, binaries={}, nix_ld={})  # prepare() is faked
 
-class FakeRunner:
+
+class FakeRunner(base.Runner):
     name = "fake"
 
     def __init__(self, answers: dict[str, object]) -> None:
@@ -44,7 +48,7 @@ def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answers: dict[str, obj
                             ("/home/user/bin/x",), (), "/home/user", timeout, workdir)
 
     monkeypatch.setattr(session, "prepare", prepare)
-    monkeypatch.setattr(session, "provision_all", lambda *args: None)
+    monkeypatch.setattr(session, "provision_all", lambda *args: NOTHING_PROVISIONED)
     monkeypatch.setattr(session, "get_runner", lambda name: FakeRunner(answers))
     results = session.execute(seed, session.RunOptions(select="c-hello glibc-2.36", out=tmp_path))
     return {r.cell_id: r for r in results}

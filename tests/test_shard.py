@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness import matrix as matrix_mod
-from harness import merge, shard
+from harness import shard
+from harness.results import merge
 from harness.cli import main
 from harness.errors import LdmatrixError
 from harness.model import CellResult, Outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness import store_farm
+from harness.root import store_farm
 from harness.cache import Cache
 
 

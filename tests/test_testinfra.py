@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import testinfra.backend
 
-from harness import docker_engine
+from harness.docker import engine as docker_engine
 from harness.cache import Cache
 from harness.model import Cell, GlibcSet, PreparedCell, StorePath, Strategy
 from harness.progress import NullProgress
-from harness.testinfra_backend import SCHEME, bare_root, docker_host, register_backend, sandbox_host
+from testinfra_backend import SCHEME, bare_root, docker_host, register_backend, sandbox_host
 
 LOADER = "/lib64/ld-linux-x86-64.so.2"
 DOCKER_REASON = docker_engine.unavailable()
@@ -43,7 +43,7 @@ def nix_ld_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
     """A nix-ld cell prepared with a wiring fixture standing where nix-ld goes (not a nix-ld; never run)."""
     from harness import matrix as matrix_mod
     from harness.cache import REPO_ROOT
-    from harness.prepare import Artefacts, prepare
+    from harness.prepare import Provisioned, prepare
     from harness.session import RunOptions, provision_all, release_of
 
     fixture = tmp_path / "store" / f"{'f' * 32}-nix-ld-wiring-fixture"
@@ -53,7 +53,7 @@ def nix_ld_cell(glibc: GlibcSet, tmp_path: Path) -> PreparedCell:
     cell = Cell(binary="c-hello", strategy=(Strategy.NIX_LD,), glibc=glibc.glibc_version, nix_ld="wiring-fixture")
     art = provision_all(matrix, (cell,), RunOptions(), NullProgress())
     store_path = StorePath("nix-ld", "wiring-fixture", "f" * 32, fixture)
-    art = Artefacts(art.glibc, art.roots, art.binaries, {"wiring-fixture": store_path})
+    art = Provisioned(glibc=art.glibc, roots=art.roots, binaries=art.binaries, nix_ld={"wiring-fixture": store_path})
     prepared = prepare(cell, matrix.binaries["c-hello"], None, art, tmp_path / "cell", 10.0,
                        release=release_of(matrix, cell, art.glibc))
     assert isinstance(prepared, PreparedCell)

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from harness.cache import Cache
-from harness.model import CommandResult, NotRun, PreparedCell, Skip, StorePath
-from harness.nixgen import host_spec, parse_results, plan_vm, spec
+from harness.model import CommandResult, NotRun, PreparedCell, StorePath
+from harness.runners.nixgen import host_spec, parse_results, plan_vm, spec
 from harness.outcome import classify
 from harness.progress import NullProgress
 from harness.provision.nixbase32 import digest
-from harness.release import STUB_LD_FIRST_LINE
-from harness.vm_script import FINISHED, RESULTS_FILE, driver_script
+from harness.root.release import STUB_LD_FIRST_LINE
+from harness.runners.vm_script import FINISHED, RESULTS_FILE, driver_script
 
 import nixpkgs_standin
 import vm_standin
@@ -65,6 +65,7 @@ expect:
 class Prepared:
     cells: list[PreparedCell]
     column: object  # the pin's PinColumn
+    matrix: object  # the Matrix the cells are of
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +94,9 @@ def vm_cells(standin_pins_file: Path, local_nix_store: Path, nix_ld_archives: Pa
         spec_ = matrix.binaries[cell.binary]
         got = prepare(cell, spec_, None, art, work / cell.id, matrix.timeout, home=work / cell.id / "home",
                       release=release_of(matrix, cell, art.glibc))
-        assert not isinstance(got, Skip), got
+        assert not isinstance(got, NotRun), got
         prepared.append(got)
-    return Prepared(prepared, column)
+    return Prepared(prepared, column, matrix)
 
 
 def _variant(base: PreparedCell, binary: str, **changes) -> PreparedCell:
@@ -255,3 +256,51 @@ def test_the_stand_ins_store_is_read_only(vm_cells: Prepared, tmp_path: Path, lo
         assert machine.succeed("cat /home/ok") == "yes\n"
     finally:
         vm_standin.discard([machine])
+
+
+def test_the_pytest_plugin_hands_the_vm_runner_a_pins_cells_at_once(vm_cells: Prepared, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   pytester: pytest.Pytester,
+                                                                   local_nix_store: Path, stub_ld: Path) -> None:
+    """Under pytest (tox -e matrix) as under ``ldmatrix run``: one VM test per pin, each machine booted
+    once for all of the pin's cells, not once per cell; each cell still its own test and result."""
+    from harness import pytest_plugin, session
+    from harness.prepare import Provisioned
+    from harness.runners.nixos_vm import NixosVmRunner
+
+    by_cell = {c.cell: c for c in vm_cells.cells}
+    vm_tests: list[list[str]] = []  # the cells of each VM test the runner ran
+    boots: list[str] = []  # a machine's name each time it was started
+
+    class StandinVm(NixosVmRunner):
+        def unavailable(self) -> str | None:
+            return None
+
+        def _run_vm(self, cells):
+            work = tmp_path / f"vm-test-{len(vm_tests)}"
+            work.mkdir()
+            _, machines, results = _run(vm_cells, list(cells), work, monkeypatch, local_nix_store, stub_ld)
+            vm_tests.append([c.cell.id for c in cells])
+            boots.extend(m.name for m in machines for name, _ in m.log if name == "start")
+            return [results[c.cell.id] for c in cells]
+
+    monkeypatch.setattr(pytest_plugin, "_matrix", lambda config: vm_cells.matrix)
+    monkeypatch.setattr(session, "provision_all", lambda *args: Provisioned(glibc={}, roots={}, binaries={},
+                                                                            nix_ld={}))
+    monkeypatch.setattr(session, "prepare", lambda cell, *args, **kwargs: by_cell[cell])
+    monkeypatch.setattr(session, "get_runner", lambda name: StandinVm())
+    pytester.makepyfile(test_cells="""
+        from harness.pytest_plugin import assert_expected
+
+        def test_cell(ldmatrix_result):
+            assert_expected(ldmatrix_result)
+    """)
+    out = tmp_path / "results"
+    got = pytester.runpytest_inprocess("-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "--ldmatrix",
+                                       "vm-script.yaml", "--ldmatrix-runner", "nixos-vm", "--ldmatrix-out", str(out),
+                                       "-k", nixpkgs_standin.NAME)  # the pin's cells (Debian's are not a VM's)
+    got.assert_outcomes(passed=len(vm_cells.cells))
+    assert [sorted(ids) for ids in vm_tests] == [sorted(by_cell[c].cell.id for c in by_cell)]  # one VM test
+    assert sorted(boots) == sorted(m.name for m in plan_vm(vm_cells.cells).machines)  # each machine once
+    lines = (out / "vm-script" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + len(vm_cells.cells)  # the header, then each cell once

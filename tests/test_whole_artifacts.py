@@ -16,7 +16,7 @@ from harness.artifacts.deb import _EXACT
 from harness.errors import LdmatrixError
 from harness.matrix import BinarySpec
 from harness.model import BuiltBinary, InstalledBinary, Mount
-from harness.programs import OPT_DIR, Programs, binary_mounts, place
+from harness.root.programs import OPT_DIR, Programs, binary_mounts, place
 
 WHERE = spec.Where("m.yaml", 3, "binaries.java.path")
 

@@ -1,5 +1,5 @@
 """TEST FIXTURE: a stand-in of the NixOS test driver's ``Machine``, so the driver script ldmatrix
-generates (harness/vm_script.py) runs here, line for line, where no VM boots (no KVM, no binary cache).
+generates (harness/runners/vm_script.py) runs here, line for line, where no VM boots (no KVM, no binary cache).
 
 It is not a VM and not NixOS. It gives the script the driver's API with the driver's signatures
 (tests/fixtures/driver_api.py types them, as nixpkgs does for mypy; a test holds this class to
@@ -17,7 +17,7 @@ the cells need it:
   the homes and files the spec names at their host paths, as the VM sees the test's inputs; /home
   and /tmp writable and kept from command to command;
 - root's shell: uid 0 holding only the capabilities to change user and own files
-  (harness/bwrap.py ``as_root``), so the script's own ``su`` makes the cell user;
+  (harness/root/bwrap.py ``as_root``), so the script's own ``su`` makes the cell user;
 - ``/run/current-system/sw/bin``, ``/run/wrappers/bin/su`` and ``/bin/sh`` from Debian's static
   busybox and bash, ``/etc/passwd`` and ``/etc/group`` with ``user`` (1000, users), and
   ``/etc/profile`` with ``/etc/set-environment`` as ldmatrix's sandbox writes them;
@@ -26,7 +26,7 @@ the cells need it:
   (its realised ``pkgs.nix-ld``) or the build given as ``programs.nix-ld.package``, linking the
   pin's default ``programs.nix-ld.libraries`` or none, as the machine's spec says;
 - on a machine without nix-ld, what the pin's release has at ``/lib64/ld-linux-x86-64.so.2``
-  (the spec's ``pin.release``, read from the pin's tree): stub-ld (harness/stub_ld.py, as the
+  (the spec's ``pin.release``, read from the pin's tree): stub-ld (harness/provision/stub_ld.py, as the
   sandbox root has it) from 24.05 on, nothing before.
 
 What runs in the cells is real (the binaries, glibc and nix-ld); what stands in is the VM around them.
@@ -41,12 +41,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from harness import installed
-from harness.bwrap import Bind, parent_dirs, sandbox_argv
+from harness.cache import installed
+from harness.root.bwrap import Bind, parent_dirs, sandbox_argv
 from harness.cache import Cache
-from harness.environments import NIXOS_BASE, set_environment
-from harness.system import PROFILE
-from harness.limits import CELL_GID, CELL_GROUP, CELL_UID, CELL_USER
+from harness.root.environments import NIXOS_BASE, set_environment
+from harness.root.system import PROFILE
+from harness.root.limits import CELL_GID, CELL_GROUP, CELL_UID, CELL_USER
 from harness.model import GlibcSet, LibrarySet, Link, StorePath
 from harness.runners.sandbox import run_bounded
 from harness.strategies.base import Plan, StrategyContext
@@ -196,7 +196,7 @@ def machines_for(spec: dict, workdir: Path, *, busybox: StorePath, bash: StorePa
                  pin_nix_ld: StorePath, cache: Cache, stub_ld: StorePath | None = None,
                  fail_start: frozenset[str] = frozenset(),
                  hang_boot: frozenset[str] = frozenset()) -> list[StandinMachine]:
-    """A stand-in machine for each machine of a host-rendered spec (harness.nixgen.host_spec).
+    """A stand-in machine for each machine of a host-rendered spec (harness.runners.nixgen.host_spec).
 
     ``stub_ld``: the stand-in of NixOS's stub-ld, for a pin whose release has it (``pin.release``)."""
     release = spec["pin"]["release"]

@@ -92,7 +92,7 @@ def project_page(project: str, index: str | None = None) -> ProjectPage:
         return data, kind or "", final or url
 
     try:
-        data, kind, final = fetch.retrying(url, what, read, headers={"Accept": ACCEPT})  # type: ignore[misc]
+        data, kind, final = fetch.retrying(url, what, read, headers={"Accept": ACCEPT})
     except fetch.NotFound:
         raise NoSuchProject(f"the package index has no project {project!r}") from None
     return parse_page(project, data, kind, final)

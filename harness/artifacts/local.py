@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cache_entry import file_sha256
+from harness.cache.entry import file_sha256
 
 from .lock import Pin, relock_command
 from .spec import LocalFile, Where

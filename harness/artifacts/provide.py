@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import cache_entry, elf
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader import elf
 from harness.model import BuiltBinary
 from harness.progress import Progress
 
@@ -184,6 +185,6 @@ def for_cells(matrix: Matrix, cells: Iterable[Cell], cache: Cache,
     cells = list(cells)
     used = {c.binary for c in cells} | {matrix.binaries[c.binary].child for c in cells}
     wanted = {s.artifact.id for s in specs if s.name in used and s.artifact is not None}
-    built = provide(matrix.path, str(matrix.path), [(s.artifact, s.built_in) for s in specs], wanted, cache,
-                    progress)
+    given = [(s.artifact, s.built_in) for s in specs if s.artifact is not None]
+    built = provide(matrix.path, str(matrix.path), given, wanted, cache, progress)
     return {s.key: built[s.artifact.id] for s in specs if s.artifact is not None and s.artifact.id in built}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 from harness import output_regex
 from harness.errors import LdmatrixError, MatrixError, did_you_mean
 from harness.model import OutputCheck
-from harness.yamlsource import describe_value
+from harness.yamlsource import LocatedMap, describe_value
 
 
 class Kind(enum.StrEnum):
@@ -165,7 +165,7 @@ class Artifact:
     def at(self, key: str) -> Where:
         """``binaries.<name>.<key>`` with its line."""
         lines = dict(self.lines)
-        return Where(self.file, lines.get(key, lines.get("", None)), f"binaries.{self.binary}.{key}")
+        return Where(self.file, lines.get(key, lines.get("")), f"binaries.{self.binary}.{key}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,9 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
     if "reproducer" in entry:
         raise here.at("reproducer").invalid(f"a binary is a reproducer or comes from a {kind.value}, not both")
     here.check_keys(entry, KIND_KEYS[kind], f"binaries.{name}")
-    source = {Kind.WHEEL: _wheel, Kind.DEB: _deb, Kind.URL: _url, Kind.FILE: _file}[kind](here, base_dir, suites)
+    parsers: dict[Kind, Callable[[_Here, Path, Mapping[str, str]], Source]] = {
+        Kind.WHEEL: _wheel, Kind.DEB: _deb, Kind.URL: _url, Kind.FILE: _file}
+    source = parsers[kind](here, base_dir, suites)
     path = _path(here, kind)
     built_in = entry.get("built_in", source.suite if isinstance(source, Deb) else None)
     if built_in is not None:
@@ -202,7 +204,7 @@ def parse(entry: Any, name: str, file: str, base_dir: Path, suites: Mapping[str,
             raise here.at("built_in").invalid(f"unknown Debian suite {built_in!r}{did_you_mean(built_in, suites)}: "
                                             "the suite whose root the container strategy runs it in",
                                             sorted(suites))
-    lines = tuple((str(k), entry.line_of(k)) for k in entry) + (("", entry.line),)
+    lines = (*tuple((str(k), entry.line_of(k)) for k in entry), ("", entry.line))
     artifact = Artifact(name, kind, source, path, file, lines)
     child, script = _child(here)
     return Parsed(artifact, _run(here), _expect(here), built_in, child, script)
@@ -255,7 +257,7 @@ def _wheel(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Wheel:
 
 def _deb(here: _Here, base_dir: Path, suites: Mapping[str, str]) -> Deb:
     section = here.entry["deb"]
-    if not isinstance(section, dict):
+    if not isinstance(section, LocatedMap):
         raise here.at("deb").invalid("must be a mapping {package: NAME, suite: SUITE}, "
                                      f"not {describe_value(section)}")
     here.check_keys(section, DEB_KEYS, f"binaries.{here.name}.deb")
@@ -346,7 +348,7 @@ def parse_expect(entry: Any, name: str, file: str) -> OutputCheck:
     if "expect" not in entry:
         return OutputCheck()
     section = entry["expect"]
-    if not isinstance(section, dict):
+    if not isinstance(section, LocatedMap):
         raise Where(file, entry.line_of("expect"), f"binaries.{name}.expect").invalid(
             "what success looks like: {exit: 0, output: REGEX}")
     _Here(entry, name, file).check_keys(section, EXPECT_KEYS, f"binaries.{name}.expect")

@@ -17,9 +17,10 @@ import posixpath
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from harness.elf import ElfInfo
+from harness.loader.elf import ElfInfo
 
 from .spec import Artifact, Where
 from .unpack import Tree, _copy_bounded, _too_big, check_program, extract_limit, open_tree
@@ -59,10 +60,15 @@ def write(tree: Tree, dest: Path, where: Where, archive_size: int) -> int:
         if written + tree.members[source].size > limit:
             raise too_big(written + tree.members[source].size)
         with tree.open(source) as src, path.open("wb") as out:
-            _copy_bounded(src, out, limit - written, lambda size: too_big(written + size))
+            _copy_bounded(src, out, limit - written, _offset(too_big, written))
         written += path.stat().st_size
         os.chmod(path, (tree.members[source].mode & 0o755) | 0o444)
     return written
+
+
+def _offset(too_big: Callable[[int], Exception], base: int) -> Callable[[int], Exception]:
+    """``too_big`` of the bytes written before this file and ``size`` of it."""
+    return lambda size: too_big(base + size)
 
 
 TOP = "tree"  # the directory of an artifact's cache entry that holds it

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from harness import elf
 from harness.errors import LdmatrixError
+from harness.loader import elf
 
 from .spec import Artifact, Kind, Where
 
@@ -119,7 +119,7 @@ def dir_tree(top: Path, label: str) -> Tree:
 
 def _follow(tree: Tree, name: str, where: Where) -> str:
     """The file ``name`` is, after the artifact's own links; an error names the nearest paths."""
-    seen = []
+    seen: list[str] = []
     current = name
     for _ in range(MAX_LINKS):
         member = tree.members.get(current)

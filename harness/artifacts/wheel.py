@@ -18,7 +18,11 @@ from pathlib import Path
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import (
-    InvalidSdistFilename, InvalidWheelFilename, canonicalize_name, parse_sdist_filename, parse_wheel_filename,
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -29,7 +33,7 @@ from harness.provision import fetch
 
 from . import index
 from .lock import Pin, relock_command
-from .spec import Where, Wheel
+from .spec import Wheel, Where
 
 ARCH = "x86_64"
 LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}

@@ -2,7 +2,7 @@
  * sets its resource limits and execs the command, in one small static program (what
  * `sh -c 'echo $$ > cgroup.procs && exec prlimit ... -- COMMAND'` did in two dynamically linked
  * ones). Joining before the exec means everything the command starts is in the cgroup from its
- * first fork. Built and cached by harness/cell_user.py; used by harness/limits.py.
+ * first fork. Built and cached by harness/root/cell_user.py; used by harness/root/limits.py.
  *
  * Usage: cell-start [-g CGROUP_PROCS_FILE]... [-f FILE_SIZE_BYTES] [-v ADDRESS_SPACE_BYTES] -- PROGRAM [ARGS...]
  * Core dumps are always off (RLIMIT_CORE 0).

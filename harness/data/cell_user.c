@@ -7,7 +7,7 @@
  * outside, and uid 0 may still write /proc/sys and the like without any capability). bubblewrap
  * sets up the tree and runs this program first; it drops everything and execs the cell's argv
  * with the environment untouched (same entries, same order). Statically linked, so it runs in
- * every root, the NixOS-like one included. Built and cached by harness/cell_user.py.
+ * every root, the NixOS-like one included. Built and cached by harness/root/cell_user.py.
  *
  * Each --own DIR (a directory bubblewrap made for the cell: its HOME, a tmpfs, and the directories
  * in it) is given to UID:GID first, with the one capability kept for that (CAP_CHOWN), as a NixOS

@@ -10,10 +10,10 @@ import os
 import shutil
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
-from harness.elf import read_interpreter
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader.elf import read_interpreter
 from harness.model import StorePath
 from harness.progress import NullProgress
 from harness.provision import nixbase32

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cache import Cache
 from harness.errors import LdmatrixError
 from harness.matrix import Matrix
 from harness.model import Cell, CellResult
@@ -85,7 +86,8 @@ class _Clone:
 RunCell = Callable[[Cell, dict], CellResult]  # (cell with a label, {label: store path}) -> result
 
 
-def bisect(matrix: Matrix, cell: Cell, repo_path: Path, old: str, new: str, run_cell: RunCell, cache, progress: Progress,
+def bisect(matrix: Matrix, cell: Cell, repo_path: Path, old: str, new: str, run_cell: RunCell, cache: Cache,
+           progress: Progress,
            on_step: Callable[[Step], None] = lambda step: None) -> BisectResult:
     repo = source.git_repository(repo_path, cache)
     clone = _Clone(repo, repo_path.name)

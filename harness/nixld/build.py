@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
 from harness.progress import Progress
 from harness.provision import nixbase32

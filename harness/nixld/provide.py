@@ -146,7 +146,8 @@ def _archived_tree(version: str, archives: tuple[Path, ...], cache: Cache, progr
                 return source.load(candidate, cache, label=version, expected_hash=expected_hash)
         for bundle in sorted(directory.glob("*.bundle")):
             repo = source.git_repository(bundle, cache)
-            if source.git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{version}", check=False).returncode == 0:
+            tag = source.git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{version}", check=False)
+            if tag.returncode == 0:
                 progress.step(f"nix-ld {version}: source {bundle}#{version}")
                 return source.load(bundle, cache, rev=version, label=version, expected_hash=expected_hash)
     return None
@@ -183,9 +184,11 @@ def source_tree(label: str, given: Supply, pins: Mapping[str, PinnedSource], cac
     return _pinned_tree(pin, given.archives, cache, progress)
 
 
-def _from_source(tree: SourceTree, label: str, tc: Toolchain, cache: Cache, progress: Progress) -> tuple[StorePath, str]:
+def _from_source(tree: SourceTree, label: str, tc: Toolchain, cache: Cache,
+                 progress: Progress) -> tuple[StorePath, str]:
     built = build(tree, cache, progress, tc)
-    return binary.install(label, built.executable, cache), f"built from {tree.origin} ({tree.nar_hash}) with {built.toolchain}"
+    origin = f"built from {tree.origin} ({tree.nar_hash}) with {built.toolchain}"
+    return binary.install(label, built.executable, cache), origin
 
 
 def provide(labels: Iterable[str], given: Supply, pins: Mapping[str, PinnedSource], cache: Cache,

@@ -20,8 +20,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
 from harness.progress import NullProgress
 from harness.provision import nixbase32
@@ -67,13 +67,12 @@ class _Export:
 
 def generation_of(tree: Path, origin: str) -> Generation:
     cargo = tree / "Cargo.toml"
-    if cargo.is_file():
-        if _cargo_package(cargo, origin).get("name") == "nix-ld":
-            return Generation.RUST
+    if cargo.is_file() and _cargo_package(cargo, origin).get("name") == "nix-ld":
+        return Generation.RUST
     meson = tree / "meson.build"
-    if meson.is_file() and (tree / "src" / "nix-ld.c").is_file():
-        if re.search(r"project\(\s*'nix-ld'", meson.read_text(errors="replace")):
-            return Generation.C
+    if meson.is_file() and (tree / "src" / "nix-ld.c").is_file() and \
+            re.search(r"project\(\s*'nix-ld'", meson.read_text(errors="replace")):
+        return Generation.C
     raise SourceError(f"{origin}: not nix-ld source (no Cargo.toml of the nix-ld crate, "
                       "no meson.build with src/nix-ld.c)")
 
@@ -162,7 +161,7 @@ def git_repository(path: Path, cache: Cache) -> Path:
     """A repository to read: the path itself, or a bare clone of a bundle in the cache (made once)."""
     if not path.name.endswith(".bundle"):
         return path
-    from harness.cache_entry import file_sha256
+    from harness.cache.entry import file_sha256
 
     key = file_sha256(path)[:32]
     repo = cache.dir("nix-ld") / "git" / f"{key}.git"

@@ -24,10 +24,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
-from harness.elf import read_interpreter
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
+from harness.loader.elf import read_interpreter
 from harness.model import BuildRoot, BuiltBinary, StorePath
 from harness.progress import Progress
 from harness.provision import nixbase32

@@ -12,8 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
 from harness.progress import Progress
 from harness.reproducers import bwrap_argv

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.errors import LdmatrixError, did_you_mean
 from harness.model import NixpkgsSource
-from harness.release import RELEASES, LibraryList, NixosRelease
+from harness.root.release import RELEASES, LibraryList, NixosRelease
 
 PINS_NAME = "harness/data/nixpkgs-pins.json"
 SUPPORTED = "supported"  # --nixpkgs supported: every pin NixOS users are on
@@ -81,7 +81,8 @@ class NixpkgsPin:
             return (f"{where}: pin {self.name} records no glibc version: run `ldmatrix pins update {self.name}` "
                     "(it reads the version from the tree)")
         missing = "a revision" if not self.rev else "a hash" if not self.sha256 else "a URL"
-        lead = f" (a lead to check: nar_hash_seen {self.nar_hash_seen})" if self.nar_hash_seen and not self.sha256 else ""
+        lead = (f" (a lead to check: nar_hash_seen {self.nar_hash_seen})" if self.nar_hash_seen and not self.sha256
+                else "")
         return (f"{where}: pin {self.name} has no {missing.split()[-1]}, so it is refused, not trusted{lead}: "
                 f"run `ldmatrix pins update {self.name}` on a machine that can reach GitHub and commit the result")
 
@@ -139,7 +140,8 @@ def _entry(where: str, name: str, entry: Any) -> NixpkgsPin:
         raise LdmatrixError(f"{where}: pins.{name}: must be a mapping of {', '.join(ENTRY_KEYS)}")
     for key in entry:
         if key not in ENTRY_KEYS:
-            raise _bad(where, name, key, f"unknown key{did_you_mean(key, ENTRY_KEYS)} (allowed: {', '.join(ENTRY_KEYS)})")
+            raise _bad(where, name, key,
+                       f"unknown key{did_you_mean(key, ENTRY_KEYS)} (allowed: {', '.join(ENTRY_KEYS)})")
     values: dict[str, Any] = {}
     for key in ("channel", "rev", "url", "sha256", "nar_hash_seen", "glibc", "nix_ld"):
         value = entry.get(key)

@@ -37,7 +37,8 @@ class PinColumn:
     def glibc_version(self) -> str:
         version = self.build.glibc.glibc_version if self.build else self.pin.glibc
         if version is None:  # pins.load() refuses a hashed pin without one, so this is a pin in the making
-            raise LdmatrixError(f"pin {self.pin.name} records no glibc version: run `ldmatrix pins update {self.pin.name}`")
+            raise LdmatrixError(f"pin {self.pin.name} records no glibc version: "
+                                f"run `ldmatrix pins update {self.pin.name}`")
         return version
 
     @property
@@ -105,6 +106,7 @@ def supply(items: Iterable[str], cache: Cache, progress: Progress, *, pins_file:
             progress.step(f"nixpkgs {pin.name}: the pins file records glibc {pin.glibc}, the realised glibc is "
                           f"{build.glibc.glibc_version}: the column says {build.glibc.glibc_version}")
         progress.step(f"nixpkgs {pin.name}: glibc {build.glibc.glibc_version} ({build.glibc.glibc.store_path}), "
-                      f"nix-ld {build.nix_ld_label}, {len(build.glibc.store_paths)} store paths from {store.describe()}")
+                      f"nix-ld {build.nix_ld_label}, {len(build.glibc.store_paths)} store paths "
+                      f"from {store.describe()}")
         columns[pin.name] = PinColumn(pin, build)
     return NixpkgsSupply(columns)

@@ -1,4 +1,4 @@
-"""The NixOS release behaviour of a nixpkgs pin's column (harness/release.py): what its own tree
+"""The NixOS release behaviour of a nixpkgs pin's column (harness/root/release.py): what its own tree
 says (``NixpkgsSource.release``, read by ``ldmatrix pins update`` from its nixos/modules: whether
 stub-ld.nix exists, which form programs/nix-ld.nix has), never assumed from its name."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from harness.errors import LdmatrixError
 from harness.model import NixpkgsSource
-from harness.release import NixosRelease
+from harness.root.release import NixosRelease
 
 
 def pin_release(source: NixpkgsSource) -> NixosRelease:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import tarfile
 import tempfile
 import urllib.error
@@ -27,7 +26,7 @@ from pathlib import Path
 from harness.errors import LdmatrixError
 from harness.nixld.nar import tree_hash
 from harness.progress import Progress
-from harness.release import LibraryList
+from harness.root.release import LibraryList
 
 from .pins import NixpkgsPin, Pins, with_head
 
@@ -37,7 +36,7 @@ GLIBC_FILES = ("pkgs/development/libraries/glibc/common.nix",)
 NIX_LD_FILES = ("pkgs/by-name/ni/nix-ld/package.nix", "pkgs/os-specific/linux/nix-ld/default.nix")
 _GLIBC_VERSION = re.compile(r'^\s*version\s*=\s*"(\d+\.\d+)"\s*;', re.MULTILINE)
 _PACKAGE_VERSION = re.compile(r'^\s*version\s*=\s*"([0-9][0-9A-Za-z.\-]*)"\s*;', re.MULTILINE)
-# NixOS's behaviour, read from the tree (harness/release.py says what each form means)
+# NixOS's behaviour, read from the tree (harness/root/release.py says what each form means)
 STUB_LD_MODULE = "nixos/modules/config/stub-ld.nix"
 NIX_LD_MODULE = "nixos/modules/programs/nix-ld.nix"
 _LIBRARIES_OPTION = re.compile(r"\blibraries\s*=\s*(?:lib\.)?mkOption\s*\{")
@@ -69,7 +68,7 @@ def fetch_url(url: str, dest: Path) -> None:
     if sent:
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
     except urllib.error.HTTPError as err:
@@ -78,7 +77,7 @@ def fetch_url(url: str, dest: Path) -> None:
             raise RateLimited(f"{host}: GitHub's rate limit stopped it (HTTP {err.code}); {with_token} and run it "
                               "again later") from None
         raise LdmatrixError(f"{url}: HTTP {err.code} {err.reason}") from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise Unreachable(f"{url.split('/')[2] if '://' in url else url} cannot be reached ({reason})") from None
 
@@ -90,7 +89,8 @@ def head_revision(pins: Pins, pin: NixpkgsPin, fetch: Fetch, scratch: Path) -> s
     try:
         sha = json.loads(dest.read_text(encoding="utf-8"))["sha"]
     except (ValueError, KeyError, TypeError):
-        raise LdmatrixError(f"{url}: not a commit (no sha in the answer); is {pin.channel!r} a branch of nixpkgs?") from None
+        raise LdmatrixError(f"{url}: not a commit (no sha in the answer); "
+                            f"is {pin.channel!r} a branch of nixpkgs?") from None
     if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
         raise LdmatrixError(f"{url}: {sha!r} is not a commit id")
     return sha

@@ -9,7 +9,7 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def parse_release(text: str, suite: str, now: datetime | None = None) -> Release
             until = parsedate_to_datetime(valid_until)
         except (TypeError, ValueError):
             until = None
-        if until is not None and until < (now or datetime.now(timezone.utc)):
+        if until is not None and until < (now or datetime.now(UTC)):
             # apt would refuse it; the lock still pins every file by sha256, so only warn
             warning = (f"warning: dists/{suite}/InRelease expired at {valid_until} "
                        f"(a stale mirror or a wrong clock); locking its versions anyway")
@@ -246,7 +246,7 @@ def refresh_lock(lock_path: Path = LOCK_PATH, progress: Progress | None = None,
                 progress.step(f"lock: {d.describe()}")
         progress.step(f"lock: {suite}: {len(debs)} packages ({len(have)} kept), "
                       f"{len(libraries.closures)} library closures")
-        suites.append(SuiteLock(suite, kept.date if have else release.date, debs, libraries.closures,
+        suites.append(SuiteLock(suite, kept.date if kept and have else release.date, debs, libraries.closures,
                                 libraries.depends, LIBRARIES.digest))
     kept_sources = {src.key: src for src in locked.sources} if locked else {}
     sources: list[LockedSource] = []

@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
 from harness.model import BuildRoot
 from harness.progress import Progress
@@ -133,8 +133,8 @@ def build_root(suite: str, cache: Cache, progress: Progress, *, config: SuitesCo
     """The build root of ``suite``: reused when it matches its manifest, otherwise mmdebstrap'ed into place.
 
     ``include``: the packages to install instead of the suites map's build-root list (the nix-ld
-    build root has its own); the root's digest covers them, and ``aptopts`` (more of apt's options). A damaged root is named in one line
-    and not used (rebuilding one takes a minute and the network).
+    build root has its own); the root's digest covers them, and ``aptopts`` (more of apt's options).
+    A damaged root is named in one line and not used (rebuilding one takes a minute and the network).
     """
     if suite not in config.suites:
         raise ProvisionError(f"build root: unknown suite {suite!r} (allowed: {', '.join(config.suites)})")

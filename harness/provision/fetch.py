@@ -10,11 +10,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable, Protocol
+from typing import BinaryIO, Protocol, TypeVar
 
 from harness.cache import Cache
-from harness.cache_entry import file_sha256
+from harness.cache.entry import file_sha256
 from harness.errors import ProvisionError
 from harness.progress import Progress
 
@@ -35,7 +36,7 @@ def urlopen(url: str, timeout: float, headers: dict[str, str] | None = None) -> 
     """The one place that touches the network (tests replace it). ``headers``: more request headers
     (the package index's Accept); only passed when there are some."""
     req = urllib.request.Request(url, headers={"User-Agent": "ldmatrix", **(headers or {})})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - http(s)/file from apt/pip config
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 _TRANSIENT = (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
@@ -59,8 +60,11 @@ def with_retries(rel: str, mirror: str, action: Callable[[BinaryIO], object],
     return retrying(f"{mirror}/{rel}", rel, action, sleep=sleep)
 
 
-def retrying(url: str, what: str, action: Callable[[BinaryIO], object], *, headers: dict[str, str] | None = None,
-             sleep: Callable[[float], None] = time.sleep) -> object:
+T = TypeVar("T")  # what an action makes of a response
+
+
+def retrying(url: str, what: str, action: Callable[[BinaryIO], T], *, headers: dict[str, str] | None = None,
+             sleep: Callable[[float], None] = time.sleep) -> T:
     """Open ``url`` and hand the response to ``action``; retry transient errors.
 
     404 raises NotFound; anything else that persists raises a one-line ProvisionError naming ``what``
@@ -137,9 +141,12 @@ def save_verified(resp: BinaryIO, dest: Path, sha256: str, size: int | None = No
 class Pinned(Protocol):
     """A file of the archive's pool pinned by a lock: a .deb or an upstream source."""
 
-    filename: str
-    size: int
-    sha256: str
+    @property
+    def filename(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
 
     def describe(self) -> str: ...
 

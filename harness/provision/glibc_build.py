@@ -44,16 +44,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import cache_entry
-from harness.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
+from harness import data_text
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
 from harness.model import BuildRoot, StorePath
 from harness.progress import Progress
+from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 from . import nixbase32
-from .buildrun import run_logged
 from .buildroot import build_root, dpkg_version, tool_package
+from .buildrun import run_logged
 from .fetch import download_source
 from .lockfile import Lock, LockedSource
 from .suites import CONFIG, SuitesConfig
@@ -71,25 +72,15 @@ CONFIGURE_FLAGS = (
 NO_LIBCRYPT = ("--disable-crypt",)
 TOOLCHAIN = ("gcc", "binutils", "make", "linux-libc-dev")  # whose versions the build's key covers
 HEADERS = ("linux", "asm-generic", "x86_64-linux-gnu/asm", "drm", "mtd", "rdma", "sound", "video", "xen", "misc")
-MANUAL_STUB = "# ldmatrix: Debian's orig tarball has no manual/; nothing of it is built\n" \
-              "subdir := manual\ninclude ../Makeconfig\ninclude ../Rules\n"
+MANUAL_STUB = ("# ldmatrix: Debian's orig tarball has no manual/; nothing of it is built\n"
+               "subdir := manual\ninclude ../Makeconfig\ninclude ../Rules\n")
 # The lines nixpkgs' two patches change, and what they become (PREFIX: the store path).
 CACHE_LINE = ("sysdeps/generic/dl-cache.h", '# define LD_SO_CACHE SYSCONFDIR "/ld.so.cache"',
               '# define LD_SO_CACHE "{prefix}/etc/ld.so.cache"')
 PRELOAD_LINE = ("elf/rtld.c", '"/etc/ld.so.preload"', '"/etc/ld-nix.so.preload"')
 _SUBDIR = re.compile(r"^make\[\d+\]: Entering directory '/src/([^']+)'")
 
-SCRIPT = """\
-mkdir /tmp/headers
-for d in {headers}; do [ -d /usr/include/$d ] && ln -s /usr/include/$d /tmp/headers/; done
-cd /build
-echo "# configure"
-/src/configure --prefix={prefix} --with-headers=/tmp/headers {flags}
-echo "# make"
-make -j{jobs} user-defined-trusted-dirs={trusted}
-echo "# make install"
-make install install_root=/out sysconfdir={prefix}/etc user-defined-trusted-dirs={trusted}
-"""
+SCRIPT = data_text("glibc_build.sh")  # harness/data/glibc_build.sh: part of the build's digest, byte for byte
 
 
 @dataclass(frozen=True)

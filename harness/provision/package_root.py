@@ -9,7 +9,7 @@ update would otherwise replace).
 from __future__ import annotations
 
 from harness.cache import Cache
-from harness.cache_entry import file_sha256
+from harness.cache.entry import file_sha256
 from harness.errors import ProvisionError
 from harness.model import BuildRoot, BuiltBinary
 from harness.progress import Progress

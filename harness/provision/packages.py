@@ -21,15 +21,16 @@ import shutil
 import threading
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
+from harness.loader.patchelf import patch
 from harness.model import GlibcSet, LibrarySet, StorePath
-from harness.patchelf import patch
 from harness.progress import Progress
 
 from . import nixbase32
-from .libraries import ALIASES, CONFIG as LIBRARIES
+from .libraries import ALIASES
+from .libraries import CONFIG as LIBRARIES
 from .lockfile import Lock
 from .store import BIN_DIRS, LIB_DIRS, _flatten_dir, make_package_path, store_version
 
@@ -48,7 +49,7 @@ def _is_elf(path: Path) -> bool:
 
 def _dynamic_elf(path: Path) -> tuple[bool, bool]:
     """(is a dynamically linked ELF, has an interpreter)."""
-    from harness import elf
+    from harness.loader import elf
 
     if path.is_symlink() or not path.is_file() or not _is_elf(path):
         return False, False

@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import cache_entry
 from harness.cache import Cache
+from harness.cache import entry as cache_entry
 from harness.errors import ProvisionError
 from harness.model import GlibcSet, StorePath
 from harness.progress import Progress

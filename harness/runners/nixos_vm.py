@@ -1,7 +1,7 @@
 """The nixos-vm runner: cells in real NixOS VMs of a nixpkgs pin, with the pin's own glibc and nix-ld.
 
 The matrix axis for this runner is the pin (``--nixpkgs PIN``): a cell on a pin's glibc build runs
-in that pin's NixOS (harness/nixgen.py: one ``runNixOSTest`` per pin, one VM per nix-ld the pin's
+in that pin's NixOS (harness/runners/nixgen.py: one ``runNixOSTest`` per pin, one VM per nix-ld the pin's
 cells need, booted in turn), built with ``nix-build``. The session hands the runner every cell at
 once (``run_batch``). A cell on Debian's glibc is skipped (it runs in the sandbox or docker), and
 so is the container strategy. Needs ``nix-build``, Nix's system features ``kvm`` and ``nixos-test``
@@ -10,7 +10,7 @@ and a binary cache nix can reach (the VM's closure is ~1 GB); otherwise unavaila
 supply and the session skips every cell. A cell the VM should have run and did not (nix-build
 failed or timed out, its machine did not boot in time, the script could not run it) is a NotRun
 with ``error``: ``error`` with that reason, never a made-up exit status. nix-build's own limit is
-the test's ``globalTimeout`` (harness/vm_script.py) plus the time to fetch and build it.
+the test's ``globalTimeout`` (harness/runners/vm_script.py) plus the time to fetch and build it.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
-from harness import command_script
 from harness.errors import LdmatrixError
 from harness.model import CommandResult, NotRun, PreparedCell, RootKind
-from harness.nixgen import generate_test, parse_results, plan_vm, spec, spec_timeout
 from harness.nixpkgs.realise import NixStore
-from harness.vm_script import BUILD_ALLOWANCE, RESULTS_FILE
+from harness.results import command_script
+from harness.runners.base import Runner
+from harness.runners.nixgen import generate_test, parse_results, plan_vm, spec, spec_timeout
+from harness.runners.vm_script import BUILD_ALLOWANCE, RESULTS_FILE
 
 KVM_CREATE_VM = 0xAE01
 FEATURES = ("kvm", "nixos-test")  # the requiredSystemFeatures of a NixOS test's derivation
@@ -133,8 +135,9 @@ def why_not_in_a_vm(prepared: PreparedCell) -> str | None:
     return None
 
 
-class NixosVmRunner:
+class NixosVmRunner(Runner):
     name = "nixos-vm"
+    batches = True  # one VM test per pin, every cell of the pin in it
 
     def __init__(self, substituter: str | None = None, kvm_device: str = "/dev/kvm", check_network: bool = True,
                  store: NixStore | None = None) -> None:
@@ -182,7 +185,7 @@ class NixosVmRunner:
 
     # ---------------------------------------------------------------- batches
 
-    def run_batch(self, cells: list[PreparedCell]) -> list[CommandResult | NotRun]:
+    def run_batch(self, cells: Sequence[PreparedCell]) -> list[CommandResult | NotRun]:
         """Run ``cells``: one VM test per pin, all of that pin's cells in it; results in the order of ``cells``."""
         results: dict[int, CommandResult | NotRun] = {}
         by_pin: dict[str, list[int]] = {}
@@ -216,7 +219,8 @@ class NixosVmRunner:
         out_link = workdir / f"{pin}-result"
         log_path = workdir / f"{pin}-build.log"
         argv = [self.nix_build or "nix-build", *self.store.args, str(nix_file), "-o", str(out_link)]
-        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells ({nix_file})")
+        script = command_script.script(argv, title=f"ldmatrix: the NixOS {pin} VM test of {len(cells)} cells "
+                                                   f"({nix_file})")
         for directory in (workdir, *(c.workdir for c in cells)):  # each cell's folder: the test that ran it
             directory.mkdir(parents=True, exist_ok=True)
             (directory / command_script.NAME).write_text(script)

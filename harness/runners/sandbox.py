@@ -4,7 +4,7 @@ The NixOS-like root is a tmpfs with each store path bound read-only under /nix/s
 /bin/sh linked to the store's busybox; nothing at /lib, /lib64 or /usr/lib unless a strategy
 put it there. The FHS root (``container``) binds the build root's top-level directories
 read-only over a tmpfs, so /home and /tmp stay writable and fresh. The command line comes from
-harness.bwrap; memory, processes and output are bounded as harness.limits says, and the
+harness.root.bwrap; memory, processes and output are bounded as harness.root.limits says, and the
 timeout kills the whole sandbox (its cgroup, and bwrap's pid namespace with it).
 """
 
@@ -18,13 +18,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import command_script, interrupt, store_farm
+from harness import interrupt
 from harness.cache import Cache
-from harness.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
-from harness.cell_user import ensure as cell_user_program
-from harness.cell_user import ensure_start as cell_start_program
-from harness.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
 from harness.model import CommandResult, PreparedCell, RootKind, RootSpec
+from harness.results import command_script
+from harness.root import store_farm
+from harness.root.bwrap import Bind, fhs_root_args, parent_dirs, sandbox_argv
+from harness.root.cell_user import ensure as cell_user_program
+from harness.root.cell_user import ensure_start as cell_start_program
+from harness.root.limits import CELL, Limits, give_to_cell_user, make_cgroup, wrap
+from harness.runners.base import Runner
 from harness.runners.output import Bounded
 
 __all__ = ["SandboxRunner", "bwrap_argv", "fhs_root_args", "run_bounded", "run_cell"]
@@ -40,7 +43,7 @@ def _in_store(target: str) -> bool:
 
 def _root_args(root: RootSpec, binds: tuple[Bind, ...], cache: Cache | None) -> tuple[list[str], tuple[Bind, ...]]:
     """bwrap's arguments for the root, and the binds still to make. The store paths, the root's and
-    the read-only binds at /nix/store/<basename>, become one bind of their farm (harness/store_farm.py)
+    the read-only binds at /nix/store/<basename>, become one bind of their farm (harness/root/store_farm.py)
     when ``cache`` is given and the farm can be made; otherwise each is bound."""
     if root.kind is RootKind.FHS:
         assert root.fhs_root is not None
@@ -64,7 +67,7 @@ def _root_args(root: RootSpec, binds: tuple[Bind, ...], cache: Cache | None) -> 
 def bwrap_argv(prepared: PreparedCell, bwrap: str | None = None, limits: Limits = CELL,
                cell_user: Path | None = None, cache: Cache | None = None) -> list[str]:
     """The cell's bubblewrap command: its root, its mounts, its environment exactly and in order,
-    started through the cell-user program (harness/cell_user.py; built on first use). ``cache``: where
+    started through the cell-user program (harness/root/cell_user.py; built on first use). ``cache``: where
     its store farm is made (None: every store path bound on its own)."""
     binds = tuple(Bind(m.host, m.target, m.writable, m.tmpfs) for m in prepared.mounts)
     root_args, binds = _root_args(prepared.root, binds, cache)
@@ -163,7 +166,7 @@ def run_bounded(argv: list[str], timeout: float, limits: Limits = CELL) -> Comma
                          interrupted=interrupted)
 
 
-class SandboxRunner:
+class SandboxRunner(Runner):
     name = "sandbox"
 
     def __init__(self, limits: Limits = CELL) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.model import Strategy
+from harness.model import NotRun, Strategy
 from harness.strategies import container, ld_library_path, nix_ld, none, patchelf
 from harness.strategies.base import Plan, StrategyContext
 
-APPLY: dict[Strategy, Callable[[Plan, StrategyContext], None]] = {
+# apply(plan, ctx): adds to the plan; a NotRun when the cell cannot be laid out here
+APPLY: dict[Strategy, Callable[[Plan, StrategyContext], NotRun | None]] = {
     Strategy.NONE: none.apply,
     Strategy.PATCHELF: patchelf.apply,
     Strategy.NIX_LD: nix_ld.apply,

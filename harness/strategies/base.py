@@ -1,7 +1,8 @@
 """What a strategy may change about a cell, and the context it decides from.
 
 A strategy is a function ``apply(plan, ctx)``. Strategies compose left to right
-(``patchelf+LD_LIBRARY_PATH``); each only adds to the plan.
+(``patchelf+LD_LIBRARY_PATH``); each only adds to the plan, or returns a ``NotRun`` saying why the
+cell cannot be laid out here (``nix-ld`` of a version nobody supplied).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ class StrategyContext:
     build_root: BuildRoot | None  # the build root of the binary under test (its FHS root; None: it names none)
     nix_ld: StorePath | None  # the nix-ld under test, when the cell names one and it is supplied
     nix_ld_label: str | None
+    nix_ld_missing: str = ""  # why there is no nix-ld of that label, and how to supply one
     # The cell's library set as listed (``libs``): what a RUNPATH or LD_LIBRARY_PATH names.
-    libraries: LibrarySet = LibrarySet()
+    libraries: LibrarySet = LibrarySet()  # noqa: RUF009 - frozen: one shared empty set is safe
     # programs.nix-ld.libraries as the cell's NixOS release ends up with it for that set
-    # (harness/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
-    nix_ld_libraries: LibrarySet = LibrarySet()
+    # (harness/root/release.py: added to the base libraries on 24.05+, replacing them on 23.11).
+    nix_ld_libraries: LibrarySet = LibrarySet()  # noqa: RUF009 - frozen, as above
 
 
 @dataclass

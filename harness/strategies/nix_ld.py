@@ -1,5 +1,5 @@
 """``nix-ld``: lay out what ``programs.nix-ld.enable = true`` lays out on NixOS, with a real nix-ld
-(nixos/modules/programs/nix-ld.nix; see harness/release.py for the versions read):
+(nixos/modules/programs/nix-ld.nix; see harness/root/release.py for the versions read):
 
 - ``/lib64/ld-linux-x86-64.so.2`` -> ``<nix-ld>/libexec/nix-ld`` (``environment.ldso`` on 24.05+,
   overriding stub-ld; a systemd-tmpfiles link from the package before);
@@ -17,15 +17,11 @@ packages both have in lib/ is linked to the first, where buildEnv would merge th
 
 from __future__ import annotations
 
-from harness.model import LibrarySet, Link
+from harness.model import LibrarySet, Link, NotRun
 from harness.strategies.base import Plan, StrategyContext
 
 NIX_LD_LIB = "/run/current-system/sw/share/nix-ld/lib"
 LOADER_LINK = "/lib64/ld-linux-x86-64.so.2"
-
-
-class NixLdMissing(Exception):
-    """No nix-ld was supplied for the version this cell names."""
 
 
 def linked(libraries: LibrarySet) -> list[Link]:
@@ -39,11 +35,12 @@ def linked(libraries: LibrarySet) -> list[Link]:
     return list(links.values())
 
 
-def apply(plan: Plan, ctx: StrategyContext) -> None:
-    if ctx.nix_ld is None:
-        raise NixLdMissing(ctx.nix_ld_label)
+def apply(plan: Plan, ctx: StrategyContext) -> NotRun | None:
+    if ctx.nix_ld is None:  # none was supplied for the version the cell names: a skip saying how to supply one
+        return NotRun.skip(ctx.nix_ld_missing or f"no nix-ld {ctx.nix_ld_label}")
     plan.add_store_paths([ctx.nix_ld, *ctx.nix_ld_libraries.closure])
     plan.links.append(Link(LOADER_LINK, f"{ctx.nix_ld.store_path}/libexec/nix-ld"))
     plan.links.append(Link(f"{NIX_LD_LIB}/ld.so", ctx.glibc.loader))
     plan.links += linked(ctx.nix_ld_libraries)
     plan.nix_ld_env += [("NIX_LD", f"{NIX_LD_LIB}/ld.so"), ("NIX_LD_LIBRARY_PATH", NIX_LD_LIB)]
+    return None
