@@ -134,6 +134,7 @@ class _TerminalProgress:
             return
         with self.capture.global_and_fixture_disabled():
             self.reporter.write_line(f"[ldmatrix] {message}")
+            self.reporter.flush()  # on a pipe (a CI log) the line would wait for the buffer to fill
 
 
 class _Session:

@@ -109,3 +109,36 @@ def test_html_page_escapes_the_proving_line_and_names_show() -> None:
                        "t")
     assert "o-missing-library m-unexpected" in page
     assert "libcrypt.so.1 &lt;x&gt;" in page and "ldmatrix show c-hello.patchelf.glibc-2.36" in page
+
+
+
+def test_progress_under_pytest_is_flushed_before_capture_resumes() -> None:
+    """A CI log is a pipe, where pytest's terminal is block-buffered: a provisioning step left in the
+    buffer when output capture resumes shows up minutes later, or never (seen under tox: a 25-minute
+    glibc build printed nothing). Each step must be out of the buffer while capture is suspended."""
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from harness.pytest_plugin import _TerminalProgress
+
+    written: list[str] = []
+    buffered: list[str] = []
+
+    class Reporter:
+        def write_line(self, line: str) -> None:
+            buffered.append(line)
+
+        def flush(self) -> None:
+            written.extend(buffered)
+            buffered.clear()
+
+    class Capture:
+        @contextmanager
+        def global_and_fixture_disabled(self):
+            yield
+            assert not buffered, f"still in the buffer when capture resumed: {buffered}"
+
+    plugins = {"terminalreporter": Reporter(), "capturemanager": Capture()}
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=plugins.get))
+    _TerminalProgress(config).step("building glibc 2.31")  # type: ignore[arg-type]
+    assert written == ["[ldmatrix] building glibc 2.31"]
