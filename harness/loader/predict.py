@@ -64,13 +64,18 @@ def agrees(predicted: Outcome, outcome: Outcome) -> bool:
 
 @dataclass
 class RootView:
-    """A cell's root as paths: ``mounts`` (root path -> host path) and ``links`` (root path -> target)."""
+    """A cell's root as paths: ``mounts`` (root path -> host path) and ``links`` (root path -> target).
+
+    Paths are worked on as strings (pathlib's parsing was most of a cell's prediction time), and
+    what each root path is on the host (a link, a file or nothing) is looked up once per view:
+    the host files behind a cell's root do not change while it is predicted."""
 
     mounts: dict[str, Path] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)
     _index: dict[str, str] | None = field(default=None, repr=False, compare=False)
+    _seen: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False, compare=False)
 
-    def _host(self, path: str) -> tuple[Path | None, str]:
+    def _host(self, path: str) -> tuple[str | None, str]:
         """The host path behind ``path`` by its longest mounted prefix, and that prefix: each of the
         path's ancestors looked up, longest first (a cell has dozens of mounts, a path a few parts)."""
         by_target = self._by_target()
@@ -79,7 +84,8 @@ class RootView:
             best = by_target.get(prefix)
             if best is not None:
                 rest = path[len(best):].lstrip("/")
-                return (self.mounts[best] / rest if rest else self.mounts[best]), best
+                host = str(self.mounts[best])
+                return (f"{host.rstrip('/')}/{rest}" if rest else host), best
             if prefix == "/" or not prefix.startswith("/"):  # a relative path (a RUNPATH of "lib") is nowhere
                 return None, ""
             prefix = prefix.rsplit("/", 1)[0] or "/"
@@ -88,7 +94,29 @@ class RootView:
         """Each mount's target without a trailing slash -> the target as given (made once per view)."""
         if self._index is None or len(self._index) != len(self.mounts):
             self._index = {(target.rstrip("/") or "/"): target for target in self.mounts}
+            self._seen.clear()
         return self._index
+
+    def _what(self, prefix: str) -> tuple[str, str]:
+        """What the root path ``prefix`` is: ("link", its target), ("file", the host path behind it),
+        ("missing", "") or ("unmounted", "") (no mount holds it: its ancestors decide)."""
+        known = self._seen.get(prefix)
+        if known is not None:
+            return known
+        if prefix in self.links:
+            what = ("link", self.links[prefix])
+        else:
+            host, _ = self._host(prefix)
+            if host is None:
+                what = ("unmounted", "")
+            elif os.path.islink(host):
+                what = ("link", os.readlink(host))
+            elif os.path.exists(host):
+                what = ("file", host)
+            else:
+                what = ("missing", "")
+        self._seen[prefix] = what
+        return what
 
     def resolve(self, path: str) -> Path | None:
         """The host file behind the root path ``path``, following links; None if there is none."""
@@ -99,31 +127,25 @@ class RootView:
         """``path`` with every link followed, as a path of the root, and the host file behind it."""
         path = os.path.normpath(path)
         for _ in range(_MAX_LINKS):
-            parts = PurePosixPath(path).parts
+            absolute = path.startswith("/")
+            parts = [part for part in path.split("/") if part]
+            # each ancestor, shortest first, with the parts below it: /, /a, /a/b (or a, a/b)
+            prefixes = (["/"] if absolute else []) + [("/" if absolute else "") + "/".join(parts[:i])
+                                                      for i in range(1, len(parts) + 1)]
+            below = ([parts] if absolute else []) + [parts[i:] for i in range(1, len(parts) + 1)]
             redirected = False
-            for i in range(1, len(parts) + 1):
-                prefix = str(PurePosixPath(*parts[:i]))
-                rest = parts[i:]
-                if prefix in self.links:
-                    target = self.links[prefix]
-                    base = target if target.startswith("/") else str(PurePosixPath(prefix).parent / target)
-                    path = os.path.normpath(str(PurePosixPath(base, *rest)))
+            for prefix, rest in zip(prefixes, below):
+                kind, value = self._what(prefix)
+                if kind == "link":
+                    base = value if value.startswith("/") else os.path.join(os.path.dirname(prefix), value)
+                    path = os.path.normpath(os.path.join(base, *rest))
                     redirected = True
                     break
-                host, _ = self._host(prefix)
-                if host is None:
-                    continue
-                if host.is_symlink():
-                    target = os.readlink(host)
-                    base = target if target.startswith("/") else str(PurePosixPath(prefix).parent / target)
-                    path = os.path.normpath(str(PurePosixPath(base, *rest)))
-                    redirected = True
-                    break
-                if not host.exists():
+                if kind == "missing":
                     return None
             if not redirected:
-                host, _ = self._host(path)
-                return (path, host) if host is not None and host.exists() else None
+                kind, host = self._what(path)
+                return (path, Path(host)) if kind == "file" else None
         return None
 
 
