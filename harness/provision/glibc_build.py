@@ -168,7 +168,7 @@ def _split_outputs(installed: Path, out: Path, programs: Path) -> None:
 def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, progress: Progress,
           config: SuitesConfig = CONFIG) -> GlibcBuild:
     """glibc ``version`` for a store whose libgcc is ``gcc_lib``: the cached build, or a new one made
-    offline in its build suite's root (about four minutes on two cores)."""
+    offline in its build suite's root (four and a half to seven minutes on two cores, newer versions longer)."""
     spec = config.glibc_build(version)
     root = build_root(spec.build, cache, progress, include=config.glibc_build_include)
     toolchain = _toolchain(root)
@@ -198,7 +198,7 @@ def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, 
                              Bind(scratch / "install", "/out", writable=True)),
                             ("sh", "-ec", script), cwd="/build", bwrap=bwrap_command(),
                             env=(("PATH", "/usr/bin:/bin"), ("HOME", "/tmp"), ("LC_ALL", "C")))
-        progress.step(f"{what}: building with {described} (about four minutes on two cores; log: {log})")
+        progress.step(f"{what}: building with {described} (four and a half to seven minutes on two cores; log: {log})")
         rc = run_logged(argv, log, progress, what, BUILD_TIMEOUT, _notable, every=5.0)
         installed = scratch / "install" / store_path.store_path.lstrip("/")
         if rc != 0 or not (installed / "lib" / "ld-linux-x86-64.so.2").exists():
