@@ -111,7 +111,6 @@ def test_html_page_escapes_the_proving_line_and_names_show() -> None:
     assert "libcrypt.so.1 &lt;x&gt;" in page and "ldmatrix show c-hello.patchelf.glibc-2.36" in page
 
 
-
 def test_progress_under_pytest_is_flushed_before_capture_resumes() -> None:
     """A CI log is a pipe, where pytest's terminal is block-buffered: a provisioning step left in the
     buffer when output capture resumes shows up minutes later, or never (seen under tox: a 25-minute
