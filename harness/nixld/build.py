@@ -14,7 +14,6 @@ with a build.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from harness.cache import entry as cache_entry
 from harness.errors import LdmatrixError
 from harness.progress import Progress
 from harness.provision import nixbase32
-from harness.provision.buildrun import run_logged
+from harness.provision.buildrun import failure, run_logged
 from harness.reproducers import bwrap_argv
 
 from .source import Generation, SourceTree
@@ -93,14 +92,6 @@ def cached(nar_hash: str, generation: Generation, version: str, tc: Toolchain, c
     return NixLdBuild(entry.path / "nix-ld", entry.path / "build.log", version, nar_hash, tc.describe(generation))
 
 
-def _last_lines(log: Path, n: int = 3) -> str:
-    """The build's last error lines (a build tool's epilogue after them says nothing), else its last lines."""
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
-             if line.strip() and not line.startswith(("# ", "$ "))]  # ours, not the build's
-    errors = [line for line in lines if re.search(r"\berror\b", line, re.IGNORECASE)]
-    return " | ".join(errors[-n:] if errors else lines[-n:]) or "no output"
-
-
 def _notable(line: str) -> str | None:
     return line.strip() if _PROGRESS_LINE.match(line) else None
 
@@ -129,11 +120,7 @@ def build(tree: SourceTree, cache: Cache, progress: Progress, tc: Toolchain | No
                           binds=binds, env=ENVIRONMENT[tree.generation], chdir="/src")
         rc = run_logged(argv, log, progress, what, BUILD_TIMEOUT, _notable)
         if rc != 0 or not (out / "nix-ld").is_file():
-            failed = entry.path.parent / f"{entry.name}.failed.log"
-            os.replace(log, failed)
-            why = f"timed out after {BUILD_TIMEOUT:.0f} s" if rc is None else f"exit {rc}"
-            raise BuildFailed(f"building {what} ({tree.origin}) failed ({why}); log: {failed}; "
-                              f"last lines: {_last_lines(failed)}")
+            raise BuildFailed(f"building {what} ({tree.origin}) failed {failure(log, entry.path, rc, BUILD_TIMEOUT)}")
         (out / "build.json").write_text(json.dumps({
             "version": tree.version, "origin": tree.origin, "commit": tree.commit, "nar_hash": tree.nar_hash,
             "generation": int(tree.generation), "toolchain": dict(tc.of(tree.generation)),

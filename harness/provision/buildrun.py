@@ -4,6 +4,7 @@ progress, killed with everything it started when it runs past its time limit."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -50,3 +51,17 @@ def run_logged(argv: list[str], log: Path, progress: Progress, what: str, timeou
         finally:
             timer.cancel()
     return None if timed_out.is_set() else rc
+
+
+def failure(log: Path, entry: Path, rc: int | None, timeout: float, errors: str = r"\berror\b") -> str:
+    """A failed build's log set aside beside its entry (``<entry>.failed.log``: the entry's scratch
+    goes), and what to say of it: ``(why); log: PATH; last lines: ...``, the last lines those matching
+    ``errors`` (a build tool's epilogue after them says nothing), else the last lines."""
+    failed = entry.parent / f"{entry.name}.failed.log"
+    os.replace(log, failed)
+    why = f"timed out after {timeout:.0f} s" if rc is None else f"exit {rc}"
+    lines = [line.strip() for line in failed.read_text(errors="replace").splitlines()
+             if line.strip() and not line.startswith(("# ", "$ "))]  # ours, not the build's
+    wrong = [line for line in lines if re.search(errors, line, re.IGNORECASE)]
+    last = " | ".join(wrong[-3:] if wrong else lines[-3:]) or "no output"
+    return f"({why}); log: {failed}; last lines: {last}"

@@ -54,7 +54,7 @@ from harness.root.bwrap import Bind, bwrap_command, fhs_root_args, sandbox_argv
 
 from . import nixbase32
 from .buildroot import build_root, dpkg_version, tool_package
-from .buildrun import run_logged
+from .buildrun import failure, run_logged
 from .fetch import download_source
 from .lockfile import Lock, LockedSource
 from .suites import CONFIG, SuitesConfig
@@ -79,6 +79,7 @@ CACHE_LINE = ("sysdeps/generic/dl-cache.h", '# define LD_SO_CACHE SYSCONFDIR "/l
               '# define LD_SO_CACHE "{prefix}/etc/ld.so.cache"')
 PRELOAD_LINE = ("elf/rtld.c", '"/etc/ld.so.preload"', '"/etc/ld-nix.so.preload"')
 _SUBDIR = re.compile(r"^make\[\d+\]: Entering directory '/src/([^']+)'")
+MAKE_ERRORS = r"\berror\b|\*\*\*"  # a failed build's lines worth quoting: the compiler's and make's
 
 SCRIPT = data_text("glibc_build.sh")  # harness/data/glibc_build.sh: part of the build's digest, byte for byte
 
@@ -202,10 +203,8 @@ def build(version: str, source: LockedSource, gcc_lib: StorePath, cache: Cache, 
         rc = run_logged(argv, log, progress, what, BUILD_TIMEOUT, _notable, every=5.0)
         installed = scratch / "install" / store_path.store_path.lstrip("/")
         if rc != 0 or not (installed / "lib" / "ld-linux-x86-64.so.2").exists():
-            failed = entry.path.parent / f"{entry.name}.failed.log"
-            os.replace(log, failed)
-            why = f"timed out after {BUILD_TIMEOUT:.0f} s" if rc is None else f"exit {rc}"
-            raise ProvisionError(f"building {what} failed ({why}); log: {failed}; last lines: {_tail(failed)}")
+            raise ProvisionError(f"building {what} failed "
+                                 f"{failure(log, entry.path, rc, BUILD_TIMEOUT, errors=MAKE_ERRORS)}")
         shutil.copy2(log, out / "build.log")
         (out / "out").mkdir()
         _split_outputs(installed, out / "out", out / "bin")
@@ -226,13 +225,6 @@ def _notable(line: str) -> str | None:
         return line[2:].strip()
     match = _SUBDIR.match(line)
     return f"building {match.group(1)}" if match else None
-
-
-def _tail(log: Path, n: int = 3) -> str:
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines()
-             if line.strip() and not line.startswith(("# ", "$ "))]
-    errors = [line for line in lines if re.search(r"\berror\b|\*\*\*", line, re.IGNORECASE)]
-    return " | ".join(errors[-n:] if errors else lines[-n:]) or "no output"
 
 
 def provide(version: str, lock: Lock, gcc_lib: StorePath, cache: Cache, progress: Progress) -> GlibcBuild:
