@@ -3,7 +3,8 @@
 Each is compiled statically in the bullseye build root (any root does: the result is static) with
 the same bubblewrap build sandbox as the reproducers, into a checked cache entry
 ``store/<digest>-<name>-<recipe>/bin/<program>``: harness/data/cell_user.c (every sandboxed cell
-starts through it) and harness/data/stub_ld.c (NixOS 24.05+'s stub-ld).
+starts through it), harness/data/cell_start.c (what starts bubblewrap for a cell, joined to its
+cgroup and limited; harness/root/cell_user.py) and harness/data/stub_ld.c (NixOS 24.05+'s stub-ld).
 """
 
 from __future__ import annotations
