@@ -12,6 +12,8 @@ import pytest
 from harness import matrix as matrix_mod
 from harness.cli import main
 from harness.errors import MatrixError
+from harness.model import Cell, CellResult, Launch, Outcome, Strategy
+from harness.results import parity as parity_mod
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 DEBIAN, SANDBOX_PIN, VM_PIN = (str(DATA / n) for n in ("debian.jsonl", "sandbox-pin.jsonl", "vm-pin.jsonl"))
@@ -139,3 +141,16 @@ def test_a_bad_differs_entry_is_one_line_naming_file_line_and_key(tmp_path: Path
     text = str(err.value)
     line = head.count("\n") + 2  # the entry's line
     assert message in text and "\n" not in text and text.startswith(f"{path}:{line}: "), text
+
+
+@pytest.mark.parametrize("cell", [
+    Cell("c-hello", (Strategy.NONE,), "2.42", nixos="26.05"),  # a matrix of two releases (releases.yaml)
+    Cell("rust-spawn-env", (Strategy.NIX_LD,), "2.41", nix_ld="2.0.6", launch=Launch.BASH_PATH, libs="default",
+         name="dot-slash"),  # a matrix naming how the program is started (children.yaml)
+    Cell("c-hello", (Strategy.PATCHELF, Strategy.LD_LIBRARY_PATH), "2.40", env="cargo-run", nixpkgs="nixos-24.11"),
+], ids=lambda c: c.id)
+def test_a_result_is_compared_as_the_cell_it_was_of(cell: Cell) -> None:
+    """Before: the release and name axes were dropped, so every cell of such a matrix was "not comparable"."""
+    result = CellResult(cell_id=cell.id, outcome=Outcome.OK, evidence="", expected=Outcome.OK, bug=None,
+                        skip_reason=None, rc=0, duration=0.01, runner="sandbox", axes=cell.axes)
+    assert parity_mod.cell_of(result) == cell

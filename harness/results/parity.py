@@ -83,7 +83,8 @@ def cell_of(result: CellResult) -> Cell:
     if isinstance(strategy, str):
         raise ValueError(f"strategy {axes.get('strategy')!r}: {strategy}")
     cell = Cell(axes["binary"], strategy, axes["glibc"], axes.get("nix_ld"), axes.get("env", "nixos-login"),
-                Launch(axes.get("launch", Launch.DIRECT.value)), axes.get("libs", "none"), axes.get("nixpkgs"))
+                Launch(axes.get("launch", Launch.DIRECT.value)), axes.get("libs", "none"), axes.get("nixpkgs"),
+                nixos=axes.get("nixos"), name=axes.get("name"))
     if cell.id != result.cell_id:
         raise ValueError(f"its axes make {cell.id}")
     return cell
