@@ -4,6 +4,7 @@ legend, filters, one self-contained file. Rendered in a real browser: tests/test
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import grid_dom
@@ -82,6 +83,21 @@ def test_row_labels_are_complete() -> None:
     assert "<th class=strategy>nix-ld 2.0.6</th><th class=how></th><th class=libs>libs mkForce []</th>" in text
     assert "<th class=libs>libs default</th>" in text
     assert "<th class=how>via python</th>" in text
+
+
+def test_rows_of_two_releases_or_two_names_are_told_apart() -> None:
+    """Before: the NixOS release and the name a program was started by were left out of the labels, so
+    releases.yaml's c-hello rows under 23.11 and 26.05 read the same (the text grid had them)."""
+    old, new = (Cell("c-hello", (Strategy.NONE,), "2.42", nixos=v) for v in ("23.11", "26.05"))
+    dot = Cell("c-hello", (Strategy.NONE,), "2.42", launch=Launch.BASH_PATH, name="dot-slash")
+    text = html_grid.page([result(c, Outcome.MISSING_INTERPRETER, Outcome.MISSING_INTERPRETER)
+                           for c in (old, new, dot)], "releases")
+    for cell in (old, new, dot):
+        row, _ = report.row_and_column(result(cell, None, Outcome.OK))
+        how = ", ".join(f"{w} {v}" for w, v in report.how_started(cell.axes))
+        assert f'data-row="{escape(row)}"' in text and f"<th class=how>{escape(how)}</th>" in text
+    assert "<th class=how>NixOS 23.11</th>" in text and "<th class=how>NixOS 26.05</th>" in text
+    assert f"<th class=how>via bash-path, as {escape(report.naming_label('dot-slash'))}</th>" in text
 
 
 def test_details_hold_the_proving_line_its_output_the_command_and_a_show_line_that_works_anywhere() -> None:

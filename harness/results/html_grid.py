@@ -21,7 +21,16 @@ from pathlib import Path
 
 from harness import DATA
 from harness.model import CellResult
-from harness.results.report import MARK_BUG, MARK_MATCH, MARK_MISMATCH, mark, row_and_column, table
+from harness.results.report import (
+    MARK_BUG,
+    MARK_MATCH,
+    MARK_MISMATCH,
+    how_started,
+    mark,
+    row_and_column,
+    strategy_label,
+    table,
+)
 
 SKIPPED = "skipped"
 CONTEXT_LINES = 3  # lines of output shown before and after the proving line
@@ -111,16 +120,12 @@ def _cell(r: CellResult | None) -> str:
 
 
 def _label(r: CellResult) -> tuple[str, str, str]:
-    """A row's three label columns: strategy (and nix-ld), how it was started, the library set."""
+    """A row's three label columns: strategy (and nix-ld), how it was started (NixOS release,
+    environment, launch style, name), the library set."""
     axes = r.axes
-    strategy = axes.get("strategy", "?") + (f" {axes['nix_ld']}" if axes.get("nix_ld") else "")
-    how = []
-    if axes.get("env", "nixos-login") != "nixos-login":
-        how.append(f"env {axes['env']}")
-    if axes.get("launch", "direct") != "direct":
-        how.append(f"via {axes['launch']}")
     libs = axes.get("libs_label") or axes.get("libs", "")
-    return strategy, ", ".join(how), f"libs {libs}" if libs else ""
+    return (strategy_label(axes), ", ".join(f"{word} {value}" for word, value in how_started(axes)),
+            f"libs {libs}" if libs else "")
 
 
 def _groups(rows: dict[str, dict[str, CellResult]]) -> dict[str, list[tuple[str, dict[str, CellResult]]]]:

@@ -6,7 +6,7 @@ Comparing two runs is harness/results/guard.py; reading a results file back is h
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.model import CellResult, Outcome
@@ -37,23 +37,36 @@ def _column_order(label: str) -> tuple:
 def row_and_column(result: CellResult) -> tuple[str, str]:
     """Rows are binary x strategy (x nix-ld, x environment, x launch, x library set); columns are glibc builds."""
     axes = result.axes
-    strategy = axes.get("strategy", "?")
-    if axes.get("nix_ld"):
-        strategy += f" {axes['nix_ld']}"
-    row = f"{axes.get('binary', result.cell_id)}  {strategy}"
-    if axes.get("nixos"):  # the matrix runs more than one NixOS release (harness/root/release.py)
-        row += f"  NixOS {axes['nixos']}"
-    if axes.get("env", "nixos-login") != "nixos-login":
-        row += f"  [{axes['env']}]"
-    if axes.get("launch", "direct") != "direct":
-        row += f"  via {axes['launch']}"
-    if axes.get("name"):  # how the program was named, when not as its launch style names it
-        row += f"  as {naming_label(axes['name'])}"
+    row = f"{axes.get('binary', result.cell_id)}  {strategy_label(axes)}"
+    for word, value in how_started(axes):
+        row += f"  [{value}]" if word == "env" else f"  {word} {value}"
     if axes.get("libs_label"):  # what a NixOS user of the cell's release writes (harness/root/release.py)
         row += f"  libs {axes['libs_label']}"
     elif axes.get("libs", "none") != "none":
         row += f"  libs {axes['libs']}"
     return row, column(axes)
+
+
+def strategy_label(axes: Mapping[str, str]) -> str:
+    """The strategy, with its nix-ld version: ``nix-ld 2.0.6``."""
+    strategy = axes.get("strategy", "?")
+    return f"{strategy} {axes['nix_ld']}" if axes.get("nix_ld") else strategy
+
+
+def how_started(axes: Mapping[str, str]) -> list[tuple[str, str]]:
+    """What sets a row apart besides its binary, strategy and library set, in order, as (word, value):
+    the NixOS release (a matrix of more than one, harness/root/release.py), the environment, the
+    launch style, and how the program was named when not as its launch style names it."""
+    how = []
+    if axes.get("nixos"):
+        how.append(("NixOS", axes["nixos"]))
+    if axes.get("env", "nixos-login") != "nixos-login":
+        how.append(("env", axes["env"]))
+    if axes.get("launch", "direct") != "direct":
+        how.append(("via", axes["launch"]))
+    if axes.get("name"):
+        how.append(("as", naming_label(axes["name"])))
+    return how
 
 
 def naming_label(name: str) -> str:
