@@ -175,9 +175,6 @@ def release_of(matrix: Matrix, cell: Cell, glibc_sets: Mapping[str, GlibcSet]) -
     return RELEASES[matrix.release(cell) or CURRENT]
 
 
-
-
-
 def nixos_systems(matrix: Matrix, cells: Iterable[Cell], glibc_sets: dict[str, GlibcSet], options: RunOptions,
                   progress: Progress, own: Mapping[str, StorePath] | None = None
                   ) -> tuple[dict[str, SystemPaths], dict[tuple[str, tuple[str, ...]], LibrarySet], dict[str, Tools]]:
