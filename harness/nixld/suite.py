@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from harness.loader.elf import read_interpreter
 from harness.model import BuildRoot, BuiltBinary, StorePath
 from harness.progress import Progress
 from harness.provision import nixbase32
+from harness.provision.buildrun import failure, run_logged
 from harness.reproducers import BUILD_TIMEOUT, LOG_NAME, bwrap_argv
 
 from .source import SourceTree
@@ -67,26 +66,19 @@ def script() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _compile(tree: SourceTree, root: BuildRoot, out: Path, failed_log: Path) -> None:
+def _compile(tree: SourceTree, root: BuildRoot, out: Path, entry: Path, progress: Progress) -> None:
     missing = [name for name in (*TESTS, LIBRARY) if not (tree.path / "tests" / f"{name}.c").is_file()]
     if missing:
         raise LdmatrixError(f"nix-ld {tree.version} ({tree.origin}) has no tests/{missing[0]}.c: its own tests are "
                             "2.x's (name a 2.x source)")
     argv = bwrap_argv(root.path, tree.path, out, ("sh", "-ec", script()))
-    with (out / LOG_NAME).open("w") as log:
-        log.write(f"# nix-ld {tree.version} tests, {tree.origin} ({tree.nar_hash}), build root {root.suite}\n")
-        log.write(script())
-        log.flush()
-        try:
-            rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                timeout=BUILD_TIMEOUT).returncode
-        except subprocess.TimeoutExpired:
-            rc = None
+    log = out / LOG_NAME
+    log.write_text(f"# nix-ld {tree.version} tests, {tree.origin} ({tree.nar_hash}), build root {root.suite}\n"
+                   + script())
+    what = f"nix-ld {tree.version}'s test fixtures"
+    rc = run_logged(argv, log, progress, what, BUILD_TIMEOUT, lambda line: None)
     if rc != 0:
-        tail = (out / LOG_NAME).read_text(errors="replace").strip().splitlines()[-1:]
-        shutil.copyfile(out / LOG_NAME, failed_log)
-        raise LdmatrixError(f"building nix-ld {tree.version}'s test fixtures in {root.suite} failed (exit {rc}): "
-                            f"{tail[0] if tail else ''}; log: {failed_log}")
+        raise LdmatrixError(f"building {what} in {root.suite} failed {failure(log, entry, rc, BUILD_TIMEOUT)}")
 
 
 def fixtures(tree: SourceTree, root: BuildRoot, cache: Cache, progress: Progress) -> Fixtures:
@@ -98,7 +90,7 @@ def fixtures(tree: SourceTree, root: BuildRoot, cache: Cache, progress: Progress
 
     def fill(out: Path, scratch: Path) -> None:
         progress.step(f"building nix-ld {tree.version}'s test fixtures in {root.suite}")
-        _compile(tree, root, out, cache.builds / f"{entry.name}.failed.log")
+        _compile(tree, root, out, entry.path, progress)
 
     cache_entry.ensure(entry, made_from, fill, progress, f"nix-ld {tree.version}'s test fixtures",
                        volatile=(LOG_NAME,))
