@@ -8,7 +8,10 @@ paths, the same files (the same inodes), nothing more, in one mount.
 
 The key names each path's basename, host path and the inode of its top directory: an entry the
 cache made again (damaged, rebuilt) is another inode, so another farm. A farm is made in a
-``.tmp-`` directory and renamed into place, so one that exists is whole. Where hard links cannot
+``.tmp-`` directory and renamed into place, so one that exists is whole; one made by another run is
+compared with its store paths before this process first uses it (the same names, every file the
+same inode: a file planted, removed or replaced in it would be seen by the cells, while the
+entries' own checks pass), and a farm that differs is made again. Where hard links cannot
 be made (a store path on another file system, such as a Nix store's for ``--nixpkgs``), there is
 no farm and the runner binds each path as before.
 """
@@ -19,6 +22,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -64,10 +68,53 @@ def _link_tree(src: Path, dst: Path) -> None:
         os.chmod(path, mode)
 
 
+def _same_tree(made: str, src: str) -> bool:
+    """Whether the directory ``made`` holds what ``src`` holds: the same names, each directory alike,
+    everything else the same inode (a hard link). One directory read per directory: the inode a
+    directory read gives is what an lstat would, and an lstat decides where the two disagree."""
+    with os.scandir(src) as it:
+        want = {e.name: e for e in it}
+    with os.scandir(made) as it:
+        have = {e.name: e for e in it}
+    if want.keys() != have.keys():
+        return False
+    for name, w in want.items():
+        h = have[name]
+        if w.is_dir(follow_symlinks=False):
+            if not h.is_dir(follow_symlinks=False) or not _same_tree(h.path, w.path):
+                return False
+        elif h.is_dir(follow_symlinks=False) or (h.inode() != w.inode() and os.lstat(h.path).st_ino
+                                                  != os.lstat(w.path).st_ino):
+            return False
+    return True
+
+
+def _whole(final: Path, entries: list[tuple[str, Path]]) -> bool:
+    """Whether the farm ``final`` is what ``entries`` make."""
+    try:
+        if sorted(os.listdir(final)) != sorted(name for name, _ in entries):
+            return False
+        for name, host in entries:
+            if host.is_dir() and not host.is_symlink():
+                if not _same_tree(str(final / name), str(host)):
+                    return False
+            elif os.lstat(final / name).st_ino != os.lstat(host).st_ino:
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def _make(root: Path, key: str, entries: list[tuple[str, Path]]) -> Path | None:
     final = root / key
     if final.is_dir():
-        return final
+        if _whole(final, entries):
+            return final
+        from harness.cache import entry as cache_entry
+
+        print(f"ldmatrix: store farm {final} differs from its store paths; making it again", file=sys.stderr,
+              flush=True)
+        cache_entry.set_aside(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-pid{os.getpid()}-", dir=root))
     try:
         for name, host in entries:
